@@ -1,0 +1,146 @@
+"""Pure-PyTorch time stepping of the 2-D acoustic equation on the padded grid.
+
+The step (all fields on the padded grid, zero outside it; ``D1``/``D2`` centred first/second
+derivatives along an axis; ``w = v^2 dt^2``)::
+
+    psi_x <- b_x psi_x + a_x D1_x u                  (C-PML memory of du/dx)
+    L_x    = D2_x u + D1_x psi_x                      (stretched second derivative, new psi)
+    zeta_x <- b_x zeta_x + a_x L_x
+    (same along z)
+    u_next = 2 u - u_prev + w (L_x + zeta_x + L_z + zeta_z) + w_s f[n] / dh^2 at each source cell
+
+and the receivers record ``u`` at step n before the update, so ``data[:, n]`` is the field at
+``t = n dt``. The state is one tensor (6, nshots, NZ, NX): u_prev, u, psi_x, psi_z, zeta_x, zeta_z.
+The one-step adjoint is autograd's vector-Jacobian product of this same step, so it is the exact
+discrete adjoint by construction.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ...equations.stencils import FIRST_DERIVATIVE, SECOND_DERIVATIVE
+from ..setup import Problem
+
+U_PREV, U, PSI_X, PSI_Z, ZETA_X, ZETA_Z = range(6)
+NFIELDS = 6
+
+
+class EagerAcousticStepper:
+    """The stepper protocol (see :mod:`sweep.memory.protocol`) for the acoustic equation in PyTorch."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = p = problem
+        self.nt = p.nt
+        self.r = p.grid.radius
+        self.c1 = FIRST_DERIVATIVE[p.space_order]
+        self.c2 = SECOND_DERIVATIVE[p.space_order]
+        self.inv_dh = 1.0 / p.dh
+        self.inv_dh2 = 1.0 / p.dh**2
+        kw = dict(dtype=p.dtype, device=p.device)
+        self.ax = p.pml["ax"].to(**kw).view(1, 1, -1)
+        self.bx = p.pml["bx"].to(**kw).view(1, 1, -1)
+        self.az = p.pml["az"].to(**kw).view(1, -1, 1)
+        self.bz = p.pml["bz"].to(**kw).view(1, -1, 1)
+        self.w = p.w_padded  # (NZ, NX), v^2 dt^2, no grad
+        nshots = p.nshots
+        self.shot_of_src = torch.arange(nshots, device=p.device).view(-1, 1).expand_as(p.src_z)
+        self.shot_of_rec = torch.arange(nshots, device=p.device).view(-1, 1).expand_as(p.rec_z)
+        self._grad_w: torch.Tensor | None = None
+        self._grad_wavelet: torch.Tensor | None = None
+
+    # -- the protocol -------------------------------------------------------------------------
+    def initial(self) -> torch.Tensor:
+        p = self.problem
+        return torch.zeros((NFIELDS, p.nshots, *p.grid.shape), dtype=p.dtype, device=p.device)
+
+    def state_nbytes(self) -> int:
+        p = self.problem
+        return NFIELDS * p.nshots * p.grid.shape[0] * p.grid.shape[1] * p.dtype.itemsize
+
+    @torch.no_grad()
+    def advance(self, state: torch.Tensor, n0: int, n1: int, record: torch.Tensor | None = None,
+                keep: torch.Tensor | None = None) -> None:
+        """Steps n0 -> n1 in place; ``record[:, n]`` (nshots, nrec) gets step n's receivers;
+        ``keep[n - n0]`` gets the state at the start of step n."""
+        wavelet = self.problem.wavelet
+        for n in range(n0, n1):
+            if keep is not None:
+                keep[n - n0].copy_(state)
+            new, rec = self.step(state, self.w, wavelet[:, :, n])
+            if record is not None:
+                record[:, n] = rec
+            state.copy_(new)
+
+    def begin_adjoint(self, need_wavelet: bool, need_model: bool) -> None:
+        p = self.problem
+        self._grad_wavelet = torch.zeros_like(p.wavelet) if need_wavelet else None
+        self._grad_w = torch.zeros_like(self.w) if need_model else None
+
+    def adjoint(self, adj_state: torch.Tensor, state_n: torch.Tensor, n: int, grad_record_n: torch.Tensor) -> None:
+        """Apply the adjoint of step n in place to ``adj_state`` (the adjoint of the state after step n),
+        given the forward state at the start of step n and the adjoint (nshots, nrec) of its record;
+        accumulates the model and wavelet gradients."""
+        with torch.enable_grad():
+            s = state_n.detach().requires_grad_(True)
+            w = self.w.detach().requires_grad_(self._grad_w is not None)
+            f = self.problem.wavelet[:, :, n].detach().requires_grad_(self._grad_wavelet is not None)
+            new, rec = self.step(s, w, f)
+            inputs = [s] + [t for t in (w, f) if t.requires_grad]
+            grads = torch.autograd.grad((new, rec), inputs, (adj_state, grad_record_n), allow_unused=True)
+        adj_state.copy_(grads[0])
+        rest = list(grads[1:])
+        if self._grad_w is not None:
+            g = rest.pop(0)
+            if g is not None:
+                self._grad_w += g
+        if self._grad_wavelet is not None:
+            g = rest.pop(0)
+            if g is not None:
+                self._grad_wavelet[:, :, n] += g
+
+    def end_adjoint(self) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
+        """(gradient w.r.t. the wavelet (nshots, nsrc, nt), [gradient w.r.t. vp (nz, nx)])."""
+        grad_vp = None if self._grad_w is None else self.problem.vp_gradient(self._grad_w)
+        out = (self._grad_wavelet, [grad_vp])
+        self._grad_wavelet = self._grad_w = None
+        return out
+
+    # -- one time step ------------------------------------------------------------------------
+    def _d1_x(self, f: torch.Tensor) -> torch.Tensor:
+        r, nx = self.r, f.shape[-1]
+        fp = F.pad(f, (r, r))
+        return sum(c * (fp[..., r + k:r + k + nx] - fp[..., r - k:r - k + nx]) for k, c in enumerate(self.c1, 1)) * self.inv_dh
+
+    def _d1_z(self, f: torch.Tensor) -> torch.Tensor:
+        r, nz = self.r, f.shape[-2]
+        fp = F.pad(f, (0, 0, r, r))
+        return sum(c * (fp[..., r + k:r + k + nz, :] - fp[..., r - k:r - k + nz, :]) for k, c in enumerate(self.c1, 1)) * self.inv_dh
+
+    def _d2(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r, (nz, nx) = self.r, u.shape[-2:]
+        up = F.pad(u, (r, r, r, r))
+        centre = up[..., r:r + nz, r:r + nx]
+        dxx = self.c2[0] * centre
+        dzz = self.c2[0] * centre
+        for k, c in enumerate(self.c2[1:], 1):
+            dxx = dxx + c * (up[..., r:r + nz, r + k:r + k + nx] + up[..., r:r + nz, r - k:r - k + nx])
+            dzz = dzz + c * (up[..., r + k:r + k + nz, r:r + nx] + up[..., r - k:r - k + nz, r:r + nx])
+        return dxx * self.inv_dh2, dzz * self.inv_dh2
+
+    def step(self, state: torch.Tensor, w: torch.Tensor, f_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One leapfrog step: returns (state after the step, receivers at the start of it)."""
+        p = self.problem
+        u_prev, u, psi_x, psi_z, zeta_x, zeta_z = state.unbind(0)
+        rec = u[self.shot_of_rec, p.rec_z, p.rec_x]
+        psi_x = self.bx * psi_x + self.ax * self._d1_x(u)
+        psi_z = self.bz * psi_z + self.az * self._d1_z(u)
+        dxx, dzz = self._d2(u)
+        lap_x = dxx + self._d1_x(psi_x)
+        lap_z = dzz + self._d1_z(psi_z)
+        zeta_x = self.bx * zeta_x + self.ax * lap_x
+        zeta_z = self.bz * zeta_z + self.az * lap_z
+        u_next = 2 * u - u_prev + w * (lap_x + zeta_x + lap_z + zeta_z)
+        amp = w[p.src_z, p.src_x] * f_n * self.inv_dh2
+        u_next = u_next.index_put((self.shot_of_src, p.src_z, p.src_x), amp, accumulate=True)
+        return torch.stack((u, u_next, psi_x, psi_z, zeta_x, zeta_z)), rec

@@ -1,0 +1,191 @@
+"""Validation of one propagation call's inputs into a canonical :class:`Problem` every back-end reads."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..signal import max_frequency
+from .grid import PaddedGrid
+
+MIN_POINTS_PER_WAVELENGTH = 5.0
+
+
+@dataclass
+class Problem:
+    """Everything a back-end needs for one call, validated and in canonical shapes (no autograd links).
+
+    Attributes
+    ----------
+    grid : PaddedGrid
+    dh, dt : float
+        Grid spacing (m) and time step (s).
+    nt, space_order, nshots : int
+    dtype, device
+        Of the computation (the model's dtype).
+    vp : (nz, nx) tensor, m/s.
+    w_padded : (NZ, NX) tensor, ``v^2 dt^2`` on the padded grid (edge-replicated outside the model).
+    wavelet : (nshots, nsrc, nt) tensor.
+    src_z, src_x : (nshots, nsrc) int64 tensors, padded-grid indices.
+    rec_z, rec_x : (nshots, nrec) int64 tensors, padded-grid indices.
+    pml : dict of float64 tensors ``az``, ``bz`` (NZ,) and ``ax``, ``bx`` (NX,).
+    """
+
+    grid: PaddedGrid
+    dh: float
+    dt: float
+    nt: int
+    space_order: int
+    nshots: int
+    dtype: torch.dtype
+    device: torch.device
+    vp: torch.Tensor
+    w_padded: torch.Tensor
+    wavelet: torch.Tensor
+    src_z: torch.Tensor
+    src_x: torch.Tensor
+    rec_z: torch.Tensor
+    rec_x: torch.Tensor
+    pml: dict[str, torch.Tensor]
+
+    @property
+    def nrec(self) -> int:
+        return int(self.rec_z.shape[1])
+
+    @property
+    def nsrc(self) -> int:
+        return int(self.src_z.shape[1])
+
+    def vp_gradient(self, grad_w: torch.Tensor) -> torch.Tensor:
+        """Chain rule from a gradient w.r.t. ``w = v^2 dt^2`` on the padded grid (NZ, NX) to one w.r.t.
+        the physical vp (nz, nx). The padding is a fixed extension, so its gradient is dropped."""
+        g = self.grid
+        interior = grad_w[g.top:g.top + g.nz, g.left:g.left + g.nx]
+        return interior * (2.0 * self.dt**2) * self.vp
+
+
+def _as_index_array(value: object, name: str, ndims: tuple[int, ...]) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer grid indices, got dtype {arr.dtype}")
+    if arr.ndim not in ndims or arr.shape[-1] != 2:
+        shapes = " or ".join({2: "(nshots, 2)", 3: "(nshots, n, 2)"}[d] for d in ndims)
+        raise ValueError(f"{name} must have shape {shapes} of [x, z] indices, got {arr.shape}")
+    return arr.astype(np.int64)
+
+
+def _check_on_grid(arr: np.ndarray, name: str, nz: int, nx: int) -> None:
+    x, z = arr[..., 0], arr[..., 1]
+    bad = (x < 0) | (x >= nx) | (z < 0) | (z >= nz)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{name}{list(where)} = {arr[tuple(where)].tolist()} is off the grid: [x, z] must satisfy "
+            f"0 <= x < {nx} and 0 <= z < {nz}"
+        )
+
+
+def check_models(models: Sequence[object], names: Sequence[str], shape: tuple[int, int],
+                 device: torch.device) -> list[torch.Tensor]:
+    """Check count, type, shape, dtype, device and values of ``models``; returns them as tensors."""
+    if not isinstance(models, (list, tuple)):
+        raise TypeError(f"models must be a list of tensors in order {list(names)}, got {type(models).__name__}")
+    if len(models) != len(names):
+        raise ValueError(f"models must hold {len(names)} model(s) {list(names)}, got {len(models)}")
+    out = []
+    for name, m in zip(names, models):
+        if isinstance(m, np.ndarray):
+            m = torch.from_numpy(m).to(device)
+        if not isinstance(m, torch.Tensor):
+            raise TypeError(f"models: {name} must be a torch.Tensor or numpy array, got {type(m).__name__}")
+        if m.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"models: {name} must be float32 or float64, got {m.dtype}")
+        if tuple(m.shape) != tuple(shape):
+            raise ValueError(f"models: {name} must have shape {tuple(shape)} (nz, nx), got {tuple(m.shape)}")
+        if m.device != device:
+            raise ValueError(f"models: {name} is on {m.device} but the equation's device is {device}")
+        if not bool(torch.isfinite(m).all()):
+            raise ValueError(f"models: {name} contains NaN or inf")
+        if bool((m <= 0).any()):
+            raise ValueError(f"models: {name} must be positive everywhere, min is {float(m.min())}")
+        out.append(m)
+    if len({m.dtype for m in out}) > 1:
+        raise TypeError(f"models must share one dtype, got {[m.dtype for m in out]}")
+    return out
+
+
+def canonical_wavelet(wavelet: object, nt: int, nshots: int, nsrc: int, dtype: torch.dtype,
+                      device: torch.device) -> torch.Tensor:
+    """The wavelet as a (nshots, nsrc, nt) tensor, keeping its autograd link (expand, no copy)."""
+    if isinstance(wavelet, np.ndarray):
+        if wavelet.dtype.kind not in "fiu":
+            raise TypeError(f"wavelet must be a real numeric array, got dtype {wavelet.dtype}")
+        wavelet = torch.from_numpy(np.ascontiguousarray(wavelet))
+    if not isinstance(wavelet, torch.Tensor):
+        raise TypeError(f"wavelet must be a numpy array or torch.Tensor, got {type(wavelet).__name__}")
+    if wavelet.is_complex() or wavelet.dtype == torch.bool:
+        raise TypeError(f"wavelet must be real, got {wavelet.dtype}")
+    if wavelet.ndim not in (1, 2, 3) or wavelet.shape[-1] != nt:
+        raise ValueError(f"wavelet must have shape (nt,), (nshots, nt) or (nshots, nsrc, nt) with nt={nt}, "
+                         f"got {tuple(wavelet.shape)}")
+    expected = (nshots, nsrc, nt)[3 - wavelet.ndim:]
+    if tuple(wavelet.shape) != expected:
+        raise ValueError(f"wavelet shape {tuple(wavelet.shape)} does not match {expected} "
+                         f"(nshots={nshots}, nsrc={nsrc} from sources, nt={nt})")
+    if not bool(torch.isfinite(wavelet).all()):
+        raise ValueError("wavelet contains NaN or inf")
+    wavelet = wavelet.to(device=device, dtype=dtype)
+    return wavelet.reshape((1,) * (3 - wavelet.ndim) + tuple(wavelet.shape)).expand(nshots, nsrc, nt)
+
+
+def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_order: int, max_stable_dt: float,
+                  vp: torch.Tensor, wavelet: object, sources: object, receivers: object,
+                  pml_freq: float | None) -> tuple[Problem, torch.Tensor]:
+    """Validate a call's inputs; returns the :class:`Problem` and the canonical wavelet with its autograd link."""
+    src = _as_index_array(sources, "sources", (2, 3))
+    if src.ndim == 2:
+        src = src[:, None, :]
+    rec = _as_index_array(receivers, "receivers", (3,))
+    nshots = src.shape[0]
+    if nshots == 0 or src.shape[1] == 0 or rec.shape[1] == 0:
+        raise ValueError(f"need at least one shot, source and receiver; sources {src.shape}, receivers {rec.shape}")
+    if rec.shape[0] != nshots:
+        raise ValueError(f"receivers has {rec.shape[0]} shots but sources has {nshots}")
+    _check_on_grid(src, "sources", grid.nz, grid.nx)
+    _check_on_grid(rec, "receivers", grid.nz, grid.nx)
+
+    vmax = float(vp.max())
+    if dt > max_stable_dt:
+        raise ValueError(f"dt={dt} s is unstable for vmax={vmax:g} m/s, dh={dh} m, space_order={space_order}: "
+                         f"the largest stable dt is {max_stable_dt:.6g} s")
+    wav = canonical_wavelet(wavelet, nt, nshots, src.shape[1], vp.dtype, vp.device)
+    wav_np = wav.detach().cpu().numpy()
+    fmax = max_frequency(wav_np, dt)
+    if fmax > 0:
+        points = float(vp.min()) / fmax / dh
+        if points < MIN_POINTS_PER_WAVELENGTH:
+            warnings.warn(f"only {points:.1f} grid points per shortest wavelength (vmin={float(vp.min()):g} m/s, "
+                          f"fmax={fmax:.3g} Hz, dh={dh} m); below {MIN_POINTS_PER_WAVELENGTH:g} the result is "
+                          "dominated by numerical dispersion", stacklevel=3)
+    if pml_freq is None:
+        from ..signal import peak_frequency
+
+        pml_freq = peak_frequency(wav_np, dt)
+    dev = vp.device
+    vp_d = vp.detach()
+    w = torch.from_numpy(grid.pad_model(vp_d.cpu().numpy()).astype(np.float64) ** 2 * dt**2).to(dev, vp.dtype)
+    pml = {k: torch.from_numpy(v) for k, v in grid.pml_profiles(vmax, dh, dt, pml_freq).items()}
+    as_long = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+    problem = Problem(
+        grid=grid, dh=dh, dt=dt, nt=nt, space_order=space_order, nshots=nshots, dtype=vp.dtype, device=dev,
+        vp=vp_d, w_padded=w, wavelet=wav.detach(),
+        src_z=as_long(src[..., 1] + grid.top), src_x=as_long(src[..., 0] + grid.left),
+        rec_z=as_long(rec[..., 1] + grid.top), rec_x=as_long(rec[..., 0] + grid.left),
+        pml=pml,
+    )
+    return problem, wav

@@ -1,0 +1,191 @@
+"""PropTorch: the user-facing differentiable propagator."""
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Sequence
+
+import torch
+
+from ..equations import Acoustic
+from ..equations.stencils import stencil_radius
+from ..memory import MemoryReport, propagate
+from .grid import PaddedGrid
+from .options import CUDAOptions, EagerOptions, MemoryOptions
+from .setup import build_problem, check_models
+from .strategy import make_schedule, resolve_memory
+
+IMPLS = ("eager", "c")
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _count(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _compiled_available() -> bool:
+    try:
+        from .c import library_available
+    except ImportError:
+        return False
+    return library_available()
+
+
+_warned_fallback = False
+
+
+def _default_impl() -> str:
+    global _warned_fallback
+    if _compiled_available():
+        return "c"
+    if not _warned_fallback:
+        warnings.warn("the compiled back-end (impl='c') is not available; using impl='eager', which is slower",
+                      stacklevel=3)
+        _warned_fallback = True
+    return "eager"
+
+
+class PropTorch:
+    r"""Differentiable wave propagation of ``equation`` on a (nz, nx) grid.
+
+    Discretisation: leapfrog in time, centred differences of ``space_order`` in space, C-PML of ``abcn``
+    cells outside the physical grid (the model is edge-replicated into it, with no gradient through the
+    padding). The wavelet ``f`` drives :math:`p_{tt} - v^2 \nabla^2 p = v^2 f(t) \delta(\mathbf{x}-\mathbf{x}_s)`
+    with the delta spread over one cell (``1/dh^2``): the recorded pressure is ``f`` convolved with the
+    2-D Green's function :math:`H(t - r/v) / (2\pi\sqrt{t^2 - r^2/v^2})`. Sample ``n`` of the data is the
+    field at ``t = n dt``; wavelet sample ``n`` enters the step from ``n`` to ``n+1``.
+
+    Parameters
+    ----------
+    equation : Acoustic
+    shape : (int, int)
+        Physical grid (nz, nx).
+    dh : float
+        Grid spacing, m. dt : float, time step, s. nt : int, number of time steps.
+    abcn : int
+        Absorbing cells on each side (not on top with ``free_surface``).
+    free_surface : bool
+        Pressure-release top: the field vanishes on the rows above row 0.
+    space_order : {2, 4, 6, 8}
+    source_type, receiver_type : str or list of str, optional
+        Field names or aliases; default the equation's.
+    impl : {'eager', 'c'}, optional
+        Back-end; default ``'c'`` where built, else ``'eager'`` (with a one-time warning).
+    use_ckpt : bool, optional
+        ``True``: chunk checkpointing with ``ckpt_chunks``; ``False``: full storage; ``None``: the
+        back-end's default (chunk checkpointing).
+    ckpt_chunks : int
+        Chunk length in time steps.
+    memory : MemoryOptions, optional
+        The canonical strategy choice; conflicting explicit choices raise ValueError.
+    eager_options : EagerOptions, cuda_options : CUDAOptions
+    pml_freq : float, optional
+        Frequency (Hz) of the C-PML frequency shift; default the wavelet's peak frequency.
+    """
+
+    def __init__(self, equation: Acoustic, shape: Sequence[int], dh: float, dt: float, nt: int, *,
+                 abcn: int = 20, free_surface: bool = False, space_order: int = 4,
+                 source_type: str | Sequence[str] | None = None, receiver_type: str | Sequence[str] | None = None,
+                 impl: str | None = None, use_ckpt: bool | None = None, ckpt_chunks: int = 100,
+                 memory: MemoryOptions | None = None, eager_options: EagerOptions | None = None,
+                 cuda_options: CUDAOptions | None = None, pml_freq: float | None = None) -> None:
+        if not isinstance(equation, Acoustic):
+            raise TypeError(f"equation must be an Acoustic, got {type(equation).__name__}")
+        if not (isinstance(shape, (tuple, list)) and len(shape) == 2):
+            raise ValueError(f"shape must be (nz, nx), got {shape!r}")
+        self.shape = (_count("shape[0] (nz)", shape[0], 1), _count("shape[1] (nx)", shape[1], 1))
+        self.dh, self.dt = _positive("dh", dh), _positive("dt", dt)
+        self.nt = _count("nt", nt, 1)
+        self.abcn = _count("abcn", abcn, 0)
+        if not isinstance(free_surface, bool):
+            raise ValueError(f"free_surface must be a bool, got {free_surface!r}")
+        self.radius = stencil_radius(space_order)
+        self.space_order = space_order
+        self.equation = equation
+        self.source_fields = equation.resolve_fields(source_type, equation.default_source_fields, "source_type")
+        self.receiver_fields = equation.resolve_fields(receiver_type, equation.default_receiver_fields, "receiver_type")
+        if impl is not None and impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS} or None, got {impl!r}")
+        if use_ckpt is not None and not isinstance(use_ckpt, bool):
+            raise ValueError(f"use_ckpt must be True, False or None, got {use_ckpt!r}")
+        self.ckpt_chunks = _count("ckpt_chunks", ckpt_chunks, 1)
+        for name, value, kind in (("memory", memory, MemoryOptions), ("eager_options", eager_options, EagerOptions),
+                                  ("cuda_options", cuda_options, CUDAOptions)):
+            if value is not None and not isinstance(value, kind):
+                raise TypeError(f"{name} must be a {kind.__name__} or None, got {type(value).__name__}")
+        self.pml_freq = None if pml_freq is None else _positive("pml_freq", pml_freq)
+        self.eager_options = eager_options or EagerOptions()
+        if self.eager_options.use_compile:
+            raise NotImplementedError("EagerOptions(use_compile=True) is not implemented yet")
+        self.impl = impl if impl is not None else _default_impl()
+        if self.impl == "c" and not _compiled_available():
+            raise RuntimeError("impl='c': the compiled back-end is not built in this installation; "
+                               "reinstall with `pip install -e .` (needs gcc with OpenMP) or use impl='eager'")
+        self.cuda_options = cuda_options or CUDAOptions()
+        self.memory = resolve_memory(self.impl, memory, use_ckpt, self.ckpt_chunks, cuda_options)
+        self._schedule = make_schedule(self.memory)
+        self.grid = PaddedGrid(nz=self.shape[0], nx=self.shape[1], abcn=self.abcn, free_surface=free_surface,
+                               radius=self.radius)
+        self._last_report: MemoryReport | None = None
+
+    @property
+    def free_surface(self) -> bool:
+        return self.grid.free_surface
+
+    def max_stable_dt(self, vmax: float) -> float:
+        """Largest stable time step (s) on this grid for peak velocity ``vmax`` (m/s)."""
+        return self.equation.max_stable_dt(vmax, self.dh, self.space_order)
+
+    def _make_stepper(self, problem):
+        if self.impl == "c":
+            from .c import CAcousticStepper
+
+            return CAcousticStepper(problem)
+        from .eager.acoustic import EagerAcousticStepper
+
+        return EagerAcousticStepper(problem)
+
+    def __call__(self, wavelet, sources, receivers, models: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Propagate and record.
+
+        Parameters
+        ----------
+        wavelet : (nt,), (nshots, nt) or (nshots, nsrc, nt), numpy or torch
+            Source time function(s), one sample per time step.
+        sources : int (nshots, 2) or (nshots, nsrc, 2)
+            ``[x, z]`` grid indices (column, row) of the physical grid.
+        receivers : int (nshots, nrec, 2)
+            ``[x, z]`` grid indices.
+        models : list of (nz, nx) float32/float64 tensors in ``equation.MODEL_SPECS`` order
+            Gradients flow to those that require grad (and to the wavelet if it does).
+
+        Returns
+        -------
+        torch.Tensor, (nshots, nt, nrec, ncomp), the models' dtype and device.
+        """
+        names = [s.name for s in self.equation.MODEL_SPECS]
+        models = check_models(models, names, self.shape, self.equation.device)
+        vp = models[0]
+        problem, wav = build_problem(grid=self.grid, dh=self.dh, dt=self.dt, nt=self.nt,
+                                     space_order=self.space_order, max_stable_dt=self.max_stable_dt(float(vp.detach().max())),
+                                     vp=vp, wavelet=wavelet, sources=sources, receivers=receivers,
+                                     pml_freq=self.pml_freq)
+        stepper = self._make_stepper(problem)
+        report = MemoryReport(strategy=self._schedule.name)
+        self._last_report = report
+        data = propagate(stepper, self._schedule, report, problem.nshots, problem.nrec, wav, models)
+        return data.unsqueeze(-1).expand(*data.shape, len(self.receiver_fields))
+
+    def memory_report(self) -> MemoryReport:
+        """Storage footprint (every buffer, by location and dtype) and step counts of the last call;
+        the backward pass's replays and buffers are added to it when it runs."""
+        if self._last_report is None:
+            raise RuntimeError("memory_report(): the propagator has not been called yet")
+        return self._last_report

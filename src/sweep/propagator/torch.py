@@ -38,6 +38,19 @@ def _compiled_available() -> bool:
     return library_available()
 
 
+def _compiled_unavailable_message() -> str:
+    """Why impl='c' cannot run here (not built, or built but failing to load) and how to build it."""
+    reason = "the compiled back-end is not built in this installation"
+    try:
+        from .c import load_error
+    except ImportError as exc:
+        reason = f"the compiled back-end's Python module fails to import ({exc})"
+    else:
+        reason = load_error() or reason
+    return (f"impl='c': {reason}; reinstall with `pip install -e .` (needs gcc with OpenMP) "
+            "or use impl='eager'")
+
+
 _warned_fallback = False
 
 
@@ -126,8 +139,7 @@ class PropTorch:
             raise NotImplementedError("EagerOptions(use_compile=True) is not implemented yet")
         self.impl = impl if impl is not None else _default_impl()
         if self.impl == "c" and not _compiled_available():
-            raise RuntimeError("impl='c': the compiled back-end is not built in this installation; "
-                               "reinstall with `pip install -e .` (needs gcc with OpenMP) or use impl='eager'")
+            raise RuntimeError(_compiled_unavailable_message())
         self.cuda_options = cuda_options or CUDAOptions()
         self.memory = resolve_memory(self.impl, memory, use_ckpt, self.ckpt_chunks, cuda_options)
         self._schedule = make_schedule(self.memory)

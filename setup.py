@@ -1,0 +1,24 @@
+"""Build of the compiled CPU back-end (impl='c'): a plain shared library loaded with ctypes.
+
+Metadata lives in pyproject.toml; this file only adds the C kernels. The extension is optional: without
+a C compiler with OpenMP the install still succeeds and ``sweep`` falls back to impl='eager'.
+Set ``SWEEP_PORTABLE=1`` to build without ``-march=native`` (e.g. for a wheel run on other machines).
+"""
+import os
+
+from setuptools import Extension, setup
+
+native = [] if os.environ.get("SWEEP_PORTABLE") else ["-march=native"]
+
+setup(
+    ext_modules=[
+        Extension(
+            "sweep.propagator.c._sweep_acoustic",
+            sources=["src/sweep/propagator/c/acoustic.c"],
+            depends=["src/sweep/propagator/c/acoustic_impl.h"],
+            extra_compile_args=["-O3", "-fopenmp", "-std=gnu11", *native],
+            extra_link_args=["-fopenmp"],
+            optional=True,
+        )
+    ],
+)

@@ -1,0 +1,274 @@
+"""The compiled CPU back-end (``impl='c'``): C + OpenMP kernels with a hand-written discrete adjoint.
+
+The kernels (``acoustic.c``) are built into a plain shared library at install time (``pip install -e .``,
+see ``setup.py``) and loaded here with :mod:`ctypes`; nothing is compiled at first use. They implement
+the eager stepper's discrete step operation for operation (:mod:`sweep.propagator.eager.acoustic`), on
+the same state layout (6, nshots, NZ, NX): u_prev, u, psi_x, psi_z, zeta_x, zeta_z, so every memory
+strategy sees the same state size on either back-end.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib.machinery
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from ...equations.stencils import FIRST_DERIVATIVE, SECOND_DERIVATIVE
+from ..setup import Problem
+
+__all__ = ["CAcousticStepper", "build_instructions", "library_available", "load_error"]
+
+_LIB_NAME = "_sweep_acoustic"
+_ABI_VERSION = 1  # must match sweep_abi_version() in acoustic.c
+NFIELDS = 6
+
+
+class _Problem(ctypes.Structure):
+    """Mirror of ``sweep_problem`` in acoustic.c (field order and types must match)."""
+
+    _fields_ = [
+        ("nshots", ctypes.c_int64), ("nz", ctypes.c_int64), ("nx", ctypes.c_int64),
+        ("nsrc", ctypes.c_int64), ("nrec", ctypes.c_int64), ("nt", ctypes.c_int64),
+        ("radius", ctypes.c_int64),
+        ("xa", ctypes.c_int64), ("xb", ctypes.c_int64), ("za", ctypes.c_int64), ("zb", ctypes.c_int64),
+        ("c1", ctypes.c_double * 4), ("c2", ctypes.c_double * 5),
+        ("inv_dh", ctypes.c_double), ("inv_dh2", ctypes.c_double),
+        ("w", ctypes.c_void_p), ("ax", ctypes.c_void_p), ("bx", ctypes.c_void_p),
+        ("az", ctypes.c_void_p), ("bz", ctypes.c_void_p), ("wavelet", ctypes.c_void_p),
+        ("src_z", ctypes.c_void_p), ("src_x", ctypes.c_void_p),
+        ("rec_z", ctypes.c_void_p), ("rec_x", ctypes.c_void_p),
+    ]
+
+
+_lib: ctypes.CDLL | None = None
+_error: str | None = None
+_tried = False
+
+
+def build_instructions() -> str:
+    """How to get the compiled back-end (for error messages)."""
+    return ("reinstall sweep from its source tree with `pip install -e .` (or `pip install .`); the build "
+            "needs a C compiler with OpenMP (gcc or clang with libomp). Or use impl='eager'")
+
+
+def _find_library() -> Path | None:
+    """The built ``_sweep_acoustic`` shared library next to this file, or wherever the import system
+    (e.g. an editable install's finder) places it."""
+    here = Path(__file__).resolve().parent
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        candidate = here / f"{_LIB_NAME}{suffix}"
+        if candidate.is_file():
+            return candidate
+    try:
+        spec = importlib.util.find_spec(f"{__name__}.{_LIB_NAME}")
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin else None
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    ptr = ctypes.c_void_p
+    for sfx in ("f32", "f64"):
+        fwd = getattr(lib, f"sweep_acoustic_forward_{sfx}")
+        fwd.argtypes = [ctypes.POINTER(_Problem), ptr, ctypes.c_int64, ctypes.c_int64, ptr, ptr, ctypes.c_int]
+        fwd.restype = ctypes.c_int
+        adj = getattr(lib, f"sweep_acoustic_adjoint_{sfx}")
+        adj.argtypes = [ctypes.POINTER(_Problem), ptr, ptr, ctypes.c_int64, ptr, ctypes.c_int64, ptr, ptr, ptr,
+                        ctypes.c_int]
+        adj.restype = ctypes.c_int
+
+
+def _load() -> ctypes.CDLL | None:
+    """Load the library once; on failure remember why (see :func:`load_error`)."""
+    global _lib, _error, _tried
+    if _tried:
+        return _lib
+    _tried = True
+    path = _find_library()
+    if path is None:
+        _error = (f"the compiled library {_LIB_NAME}*.so was not built (not found in "
+                  f"{Path(__file__).resolve().parent})")
+        return None
+    try:
+        lib = ctypes.CDLL(str(path))
+        version = lib.sweep_abi_version()
+        if version != _ABI_VERSION:
+            _error = f"{path} is a stale build (ABI version {version}, expected {_ABI_VERSION})"
+            return None
+        _declare(lib)
+    except (OSError, AttributeError) as exc:
+        _error = f"{path} exists but failed to load: {exc}"
+        return None
+    _lib = lib
+    return _lib
+
+
+def library_available() -> bool:
+    """Whether the compiled kernels are built and load; never raises."""
+    try:
+        return _load() is not None
+    except Exception as exc:  # a broken install must fall back, not crash the import of sweep
+        global _error
+        _error = f"loading the compiled library raised {type(exc).__name__}: {exc}"
+        return False
+
+
+def load_error() -> str | None:
+    """Why the compiled back-end is unavailable, or None when it loads."""
+    library_available()
+    return _error
+
+
+def _interior(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int]:
+    """The index range [lo, hi) where the profile is absorption-free (a = 0, b = 1), which the kernels
+    treat without C-PML terms; (0, 0) when there is no such contiguous range (all cells get C-PML terms,
+    which is exact anyway)."""
+    free = ((a == 0) & (b == 1)).tolist()
+    if True not in free:
+        return 0, 0
+    lo = free.index(True)
+    hi = len(free) - free[::-1].index(True)
+    return (lo, hi) if all(free[lo:hi]) else (0, 0)
+
+
+class CAcousticStepper:
+    """The stepper protocol (see :mod:`sweep.memory.protocol`) for the acoustic equation, in C.
+
+    Parameters
+    ----------
+    problem : Problem
+        One validated propagation call; must be on the CPU, float32 or float64.
+
+    Notes
+    -----
+    ``advance`` runs a whole block of steps in one C call (OpenMP over shots and rows, with
+    ``torch.get_num_threads()`` threads); ``adjoint`` is the hand-written adjoint of one step. The
+    adjoint's psi/zeta components are only kept inside the absorbing layers: outside them the forward
+    auxiliaries are identically zero, so nothing there can reach a gradient. Results do not depend on
+    the number of threads (bit for bit): no sum is split across threads, and the model gradient is
+    accumulated per shot and summed over shots in a fixed order.
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        lib = _load()
+        if lib is None:
+            raise RuntimeError(f"impl='c' is not available: {_error}; {build_instructions()}")
+        if problem.device.type != "cpu":
+            raise ValueError(f"impl='c' runs on the CPU only, but the model is on {problem.device}; "
+                             "move the model to the CPU or use impl='eager'")
+        if problem.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"impl='c' supports float32 and float64, got {problem.dtype}")
+        self.problem = p = problem
+        self.nt = p.nt
+        sfx = "f32" if p.dtype == torch.float32 else "f64"
+        self._forward = getattr(lib, f"sweep_acoustic_forward_{sfx}")
+        self._adjoint = getattr(lib, f"sweep_acoustic_adjoint_{sfx}")
+        nz, nx = p.grid.shape
+        self._shape = (NFIELDS, p.nshots, nz, nx)
+        # Kept alive for the C side, which only holds their addresses.
+        as_real = lambda t: t.detach().to(device="cpu", dtype=p.dtype).contiguous()  # noqa: E731
+        self._w = as_real(p.w_padded)
+        self._ax, self._bx = as_real(p.pml["ax"]), as_real(p.pml["bx"])
+        self._az, self._bz = as_real(p.pml["az"]), as_real(p.pml["bz"])
+        self._wavelet = as_real(p.wavelet)
+        self._idx = [t.to(torch.int64).contiguous() for t in (p.src_z, p.src_x, p.rec_z, p.rec_x)]
+        xa, xb = _interior(self._ax, self._bx)
+        za, zb = _interior(self._az, self._bz)
+        c1, c2 = FIRST_DERIVATIVE[p.space_order], SECOND_DERIVATIVE[p.space_order]
+        self._struct = _Problem(
+            nshots=p.nshots, nz=nz, nx=nx, nsrc=p.nsrc, nrec=p.nrec, nt=p.nt, radius=p.grid.radius,
+            xa=xa, xb=xb, za=za, zb=zb,
+            c1=(ctypes.c_double * 4)(*c1, *[0.0] * (4 - len(c1))),
+            c2=(ctypes.c_double * 5)(*c2, *[0.0] * (5 - len(c2))),
+            inv_dh=1.0 / p.dh, inv_dh2=1.0 / p.dh**2,
+            w=self._w.data_ptr(), ax=self._ax.data_ptr(), bx=self._bx.data_ptr(), az=self._az.data_ptr(),
+            bz=self._bz.data_ptr(), wavelet=self._wavelet.data_ptr(),
+            src_z=self._idx[0].data_ptr(), src_x=self._idx[1].data_ptr(),
+            rec_z=self._idx[2].data_ptr(), rec_x=self._idx[3].data_ptr(),
+        )
+        self._pstruct = ctypes.byref(self._struct)
+        self._grad_w: torch.Tensor | None = None
+        self._grad_wavelet: torch.Tensor | None = None
+        self._scratch: torch.Tensor | None = None
+
+    # -- the protocol -------------------------------------------------------------------------
+    def initial(self) -> torch.Tensor:
+        return torch.zeros(self._shape, dtype=self.problem.dtype)
+
+    def state_nbytes(self) -> int:
+        return self._w.element_size() * NFIELDS * self._shape[1] * self._shape[2] * self._shape[3]
+
+    def _check(self, name: str, t: torch.Tensor, shape: tuple[int, ...]) -> None:
+        if tuple(t.shape) != shape or t.dtype != self.problem.dtype or t.device.type != "cpu" or not t.is_contiguous():
+            raise ValueError(f"{name} must be a contiguous CPU {self.problem.dtype} tensor of shape {shape}, got "
+                             f"{t.dtype} {tuple(t.shape)} on {t.device} (contiguous={t.is_contiguous()})")
+
+    @torch.no_grad()
+    def advance(self, state: torch.Tensor, n0: int, n1: int, record: torch.Tensor | None = None,
+                keep: torch.Tensor | None = None) -> None:
+        """Steps ``n0 -> n1`` in place (one C call); ``record[:, n]`` (nshots, nrec) gets step n's receiver
+        samples; ``keep[n - n0]`` gets the state at the start of step n."""
+        if not 0 <= n0 <= n1 <= self.nt:
+            raise ValueError(f"advance: need 0 <= n0 <= n1 <= nt={self.nt}, got n0={n0}, n1={n1}")
+        self._check("state", state, self._shape)
+        if n1 == n0:
+            return
+        rec_buf = None
+        if record is not None:
+            p = self.problem
+            shape = (p.nshots, p.nt, p.nrec)
+            if tuple(record.shape) != shape:
+                raise ValueError(f"record must have shape {shape}, got {tuple(record.shape)}")
+            fits = record.is_contiguous() and record.dtype == p.dtype and record.device.type == "cpu"
+            rec_buf = record if fits else torch.zeros(shape, dtype=p.dtype)
+        if keep is not None:
+            if keep.shape[0] < n1 - n0:
+                raise ValueError(f"keep holds {keep.shape[0]} states but advance({n0}, {n1}) keeps {n1 - n0}")
+            self._check("keep[0]", keep[0], self._shape)
+            if not keep.is_contiguous():
+                raise ValueError("keep must be contiguous")
+        self._forward(self._pstruct, state.data_ptr(), n0, n1,
+                      None if rec_buf is None else rec_buf.data_ptr(),
+                      None if keep is None else keep.data_ptr(), torch.get_num_threads())
+        if rec_buf is not None and rec_buf is not record:
+            record[:, n0:n1] = rec_buf[:, n0:n1]
+
+    def begin_adjoint(self, need_wavelet: bool, need_model: bool) -> None:
+        p = self.problem
+        nz, nx = self._shape[2:]
+        self._grad_wavelet = torch.zeros((p.nshots, p.nsrc, p.nt), dtype=p.dtype) if need_wavelet else None
+        # Per shot, so that threads working on different shots never add to the same cell.
+        self._grad_w = torch.zeros((p.nshots, nz, nx), dtype=p.dtype) if need_model else None
+        # The forward psi' recomputed in the layers (and zero elsewhere) for the model gradient.
+        self._scratch = torch.zeros((2, p.nshots, nz, nx), dtype=p.dtype)
+
+    @torch.no_grad()
+    def adjoint(self, adj_state: torch.Tensor, state_n: torch.Tensor, n: int, grad_record_n: torch.Tensor) -> None:
+        """Apply the adjoint of step n in place to ``adj_state`` (the adjoint of the state after step n),
+        given the forward state at the start of step n and the adjoint (nshots, nrec) of its record;
+        accumulates the model and wavelet gradients."""
+        if self._scratch is None:
+            raise RuntimeError("adjoint() called before begin_adjoint()")
+        self._check("adj_state", adj_state, self._shape)
+        self._check("state_n", state_n, self._shape)
+        g = grad_record_n
+        if g.dtype != self.problem.dtype or g.device.type != "cpu" or g.stride(-1) != 1:
+            g = g.to(device="cpu", dtype=self.problem.dtype).contiguous()
+        self._adjoint(self._pstruct, adj_state.data_ptr(), state_n.data_ptr(), n, g.data_ptr(), g.stride(0),
+                      None if self._grad_w is None else self._grad_w.data_ptr(),
+                      None if self._grad_wavelet is None else self._grad_wavelet.data_ptr(),
+                      self._scratch.data_ptr(), torch.get_num_threads())
+
+    def end_adjoint(self) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
+        """(gradient w.r.t. the wavelet (nshots, nsrc, nt), [gradient w.r.t. vp (nz, nx)])."""
+        grad_vp = None
+        if self._grad_w is not None:
+            total = self._grad_w[0].clone()
+            for shot in self._grad_w[1:]:  # fixed order: independent of the thread count
+                total += shot
+            grad_vp = self.problem.vp_gradient(total)
+        out = (self._grad_wavelet, [grad_vp])
+        self._grad_wavelet = self._grad_w = self._scratch = None
+        return out

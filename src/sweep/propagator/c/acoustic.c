@@ -1,0 +1,77 @@
+/* Compiled CPU kernels of the 2-D acoustic stepper: forward blocks of steps and the exact discrete
+ * adjoint of one step, in float32 and float64.
+ *
+ * The discretisation is the eager stepper's (sweep/propagator/eager/acoustic.py), operation for
+ * operation; see acoustic_impl.h for the passes. This file only instantiates the template twice and
+ * holds the shared helpers. Every exported symbol starts with `sweep_`; helpers are static (a global
+ * called `step` would resolve to libc's legacy step() when loaded through ctypes).
+ */
+#include <stdint.h>
+#include <string.h>
+#include <xmmintrin.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* One propagation problem, shared by both precisions. Arrays are C-contiguous; `real` arrays are in
+ * the kernel's precision (float or double); coefficients are double and rounded once to `real`, as
+ * PyTorch rounds a Python float multiplying a float32 tensor. */
+typedef struct {
+    int64_t nshots, nz, nx;          /* padded grid (NZ, NX) and shots */
+    int64_t nsrc, nrec, nt;
+    int64_t radius;                  /* stencil half-width r, 1..4 */
+    int64_t xa, xb, za, zb;          /* PML-free interior (a = 0, b = 1): columns [xa, xb), rows [za, zb) */
+    double c1[4];                    /* first derivative, offsets 1..r (1/dh) */
+    double c2[5];                    /* second derivative, offsets 0..r (1/dh^2) */
+    double inv_dh, inv_dh2;
+    const void *w;                   /* (NZ, NX) v^2 dt^2 */
+    const void *ax, *bx;             /* (NX,) C-PML coefficients */
+    const void *az, *bz;             /* (NZ,) */
+    const void *wavelet;             /* (nshots, nsrc, nt) */
+    const int64_t *src_z, *src_x;    /* (nshots, nsrc) padded-grid indices */
+    const int64_t *rec_z, *rec_x;    /* (nshots, nrec) */
+} sweep_problem;
+
+/* Flush subnormals to zero (FTZ | DAZ): decaying wavefield tails are otherwise ~3x slower on x86.
+ * Each OpenMP thread sets its own MXCSR and restores the value it found. */
+#define SWEEP_FTZ_DAZ 0x8040u
+
+static inline unsigned int enter_ftz(void) {
+    unsigned int old = _mm_getcsr();
+    _mm_setcsr(old | SWEEP_FTZ_DAZ);
+    return old;
+}
+
+static inline void leave_ftz(unsigned int old) { _mm_setcsr(old); }
+
+/* Column (or row) segments of one line of the grid: [0,s1) touches the outer edge (bounds-checked
+ * stencils), [s1,p1) and [p2,s4) lie within r cells of an absorbing layer (C-PML terms), [p1,p2) is the
+ * branch-free centre. */
+typedef struct { int64_t s1, p1, p2, s4; } segments;
+
+static inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+static segments make_segments(int64_t n, int64_t r, int64_t lo, int64_t hi) {
+    segments s;
+    s.s1 = r < n ? r : n;
+    s.s4 = n - r > s.s1 ? n - r : s.s1;
+    s.p1 = clamp64(lo + r, s.s1, s.s4);
+    s.p2 = clamp64(hi - r, s.p1, s.s4);
+    return s;
+}
+
+#define REAL float
+#define SFX(name) name##_f32
+#include "acoustic_impl.h"
+#undef REAL
+#undef SFX
+
+#define REAL double
+#define SFX(name) name##_f64
+#include "acoustic_impl.h"
+#undef REAL
+#undef SFX
+
+/* ABI version, checked by the Python loader so that a stale build is reported instead of misused. */
+int sweep_abi_version(void) { return 1; }

@@ -18,18 +18,20 @@ class _Propagate(torch.autograd.Function):
         store = DeviceStore(report)
         record = _new_record(stepper, wavelet, *shape)
         tape = schedule.forward(stepper, store, record)
-        ctx.run = (stepper, schedule, store, tape)
+        # Saved tensors follow autograd's lifetime rules: freed after a backward without retain_graph.
+        ctx.save_for_backward(*tape)
+        ctx.run = (stepper, schedule, store)
         return record
 
     @staticmethod
     def backward(ctx, grad_record):  # type: ignore[override]
-        stepper, schedule, store, tape = ctx.run
+        stepper, schedule, store = ctx.run
+        tape = ctx.saved_tensors
         need_wavelet = ctx.needs_input_grad[4]
         need_models = ctx.needs_input_grad[5:]
         stepper.begin_adjoint(need_wavelet=need_wavelet, need_model=any(need_models))
         schedule.backward(stepper, store, tape, grad_record.contiguous())
         grad_wavelet, grad_models = stepper.end_adjoint()
-        ctx.run = None  # free the tape as soon as it has been used
         grad_models = [g if need else None for g, need in zip(grad_models, need_models)]
         return (None, None, None, None, grad_wavelet if need_wavelet else None, *grad_models)
 

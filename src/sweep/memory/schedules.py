@@ -1,14 +1,14 @@
 """Adjoint schedules over the :class:`~sweep.memory.protocol.Stepper` protocol.
 
-Each schedule has a forward part (run all steps, keep what the reverse part needs) and a reverse part
-(walk the steps backwards calling ``stepper.adjoint``). They are written once and serve every back-end.
+Each schedule has a forward part (run all steps, keep what the reverse part needs and return it as a
+tuple of tensors, the "tape") and a reverse part (walk the steps backwards calling ``stepper.adjoint``).
+They are written once and serve every back-end.
 """
 from __future__ import annotations
 
 import torch
 
 from .protocol import Stepper
-from .report import MemoryReport
 from .store import DeviceStore
 
 
@@ -17,15 +17,16 @@ class FullStorage:
 
     name = "full"
 
-    def forward(self, stepper: Stepper, store: DeviceStore, record: torch.Tensor) -> object:
+    def forward(self, stepper: Stepper, store: DeviceStore, record: torch.Tensor) -> tuple[torch.Tensor, ...]:
         state = stepper.initial()
         kept = store.allocate("states", (stepper.nt, *state.shape), state)
         stepper.advance(state, 0, stepper.nt, record=record, keep=kept)
         store.report.forward_steps += stepper.nt
-        return kept
+        return (kept,)
 
-    def backward(self, stepper: Stepper, store: DeviceStore, tape: object, grad_record: torch.Tensor) -> None:
-        kept = tape
+    def backward(self, stepper: Stepper, store: DeviceStore, tape: tuple[torch.Tensor, ...],
+                 grad_record: torch.Tensor) -> None:
+        (kept,) = tape
         adj = torch.zeros_like(kept[0])
         for n in range(stepper.nt - 1, -1, -1):
             stepper.adjoint(adj, kept[n], n, grad_record[:, n])
@@ -43,7 +44,7 @@ class ChunkCheckpointing:
     def _bounds(self, nt: int) -> list[tuple[int, int]]:
         return [(n0, min(n0 + self.chunk, nt)) for n0 in range(0, nt, self.chunk)]
 
-    def forward(self, stepper: Stepper, store: DeviceStore, record: torch.Tensor) -> object:
+    def forward(self, stepper: Stepper, store: DeviceStore, record: torch.Tensor) -> tuple[torch.Tensor, ...]:
         state = stepper.initial()
         bounds = self._bounds(stepper.nt)
         checkpoints = store.allocate("checkpoints", (len(bounds), *state.shape), state)
@@ -51,10 +52,11 @@ class ChunkCheckpointing:
             checkpoints[c].copy_(state)
             stepper.advance(state, n0, n1, record=record)
         store.report.forward_steps += stepper.nt
-        return checkpoints
+        return (checkpoints,)
 
-    def backward(self, stepper: Stepper, store: DeviceStore, tape: object, grad_record: torch.Tensor) -> None:
-        checkpoints = tape
+    def backward(self, stepper: Stepper, store: DeviceStore, tape: tuple[torch.Tensor, ...],
+                 grad_record: torch.Tensor) -> None:
+        (checkpoints,) = tape
         bounds = self._bounds(stepper.nt)
         chunk_states = store.allocate("chunk_states", (min(self.chunk, stepper.nt), *checkpoints.shape[1:]), checkpoints)
         work = store.allocate("replay_state", tuple(checkpoints.shape[1:]), checkpoints)

@@ -1,6 +1,7 @@
 """Validation of one propagation call's inputs into a canonical :class:`Problem` every back-end reads."""
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -90,6 +91,12 @@ def _check_on_grid(arr: np.ndarray, name: str, nz: int, nx: int) -> None:
         )
 
 
+def _round_down(x: float, digits: int = 6) -> float:
+    """``x`` rounded towards zero to ``digits`` significant digits, so a quoted limit is itself within it."""
+    scale = 10.0 ** (math.floor(math.log10(x)) - digits + 1)
+    return math.floor(x / scale) * scale
+
+
 def check_models(models: Sequence[object], names: Sequence[str], shape: tuple[int, int],
                  device: torch.device) -> list[torch.Tensor]:
     """Check count, type, shape, dtype, device and values of ``models``; returns them as tensors."""
@@ -133,14 +140,15 @@ def canonical_wavelet(wavelet: object, nt: int, nshots: int, nsrc: int, dtype: t
     if wavelet.ndim not in (1, 2, 3) or wavelet.shape[-1] != nt:
         raise ValueError(f"wavelet must have shape (nt,), (nshots, nt) or (nshots, nsrc, nt) with nt={nt}, "
                          f"got {tuple(wavelet.shape)}")
-    expected = (nshots, nsrc, nt)[3 - wavelet.ndim:]
+    expected = {1: (nt,), 2: (nshots, nt), 3: (nshots, nsrc, nt)}[wavelet.ndim]
     if tuple(wavelet.shape) != expected:
         raise ValueError(f"wavelet shape {tuple(wavelet.shape)} does not match {expected} "
                          f"(nshots={nshots}, nsrc={nsrc} from sources, nt={nt})")
     if not bool(torch.isfinite(wavelet).all()):
         raise ValueError("wavelet contains NaN or inf")
     wavelet = wavelet.to(device=device, dtype=dtype)
-    return wavelet.reshape((1,) * (3 - wavelet.ndim) + tuple(wavelet.shape)).expand(nshots, nsrc, nt)
+    as_3d = {1: (1, 1, nt), 2: (nshots, 1, nt), 3: (nshots, nsrc, nt)}[wavelet.ndim]
+    return wavelet.reshape(as_3d).expand(nshots, nsrc, nt)
 
 
 def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_order: int, max_stable_dt: float,
@@ -159,17 +167,17 @@ def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_orde
     _check_on_grid(src, "sources", grid.nz, grid.nx)
     _check_on_grid(rec, "receivers", grid.nz, grid.nx)
 
-    vmax = float(vp.max())
+    vmax = float(vp.detach().max())
     if dt > max_stable_dt:
         raise ValueError(f"dt={dt} s is unstable for vmax={vmax:g} m/s, dh={dh} m, space_order={space_order}: "
-                         f"the largest stable dt is {max_stable_dt:.6g} s")
+                         f"the largest stable dt is {_round_down(max_stable_dt):.6g} s")
     wav = canonical_wavelet(wavelet, nt, nshots, src.shape[1], vp.dtype, vp.device)
     wav_np = wav.detach().cpu().numpy()
     fmax = max_frequency(wav_np, dt)
     if fmax > 0:
-        points = float(vp.min()) / fmax / dh
+        points = float(vp.detach().min()) / fmax / dh
         if points < MIN_POINTS_PER_WAVELENGTH:
-            warnings.warn(f"only {points:.1f} grid points per shortest wavelength (vmin={float(vp.min()):g} m/s, "
+            warnings.warn(f"only {points:.1f} grid points per shortest wavelength (vmin={float(vp.detach().min()):g} m/s, "
                           f"fmax={fmax:.3g} Hz, dh={dh} m); below {MIN_POINTS_PER_WAVELENGTH:g} the result is "
                           "dominated by numerical dispersion", stacklevel=3)
     if pml_freq is None:

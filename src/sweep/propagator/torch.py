@@ -100,7 +100,9 @@ class PropTorch:
         The canonical strategy choice; conflicting explicit choices raise ValueError.
     eager_options : EagerOptions, cuda_options : CUDAOptions
     pml_freq : float, optional
-        Frequency (Hz) of the C-PML frequency shift; default the wavelet's peak frequency.
+        Frequency (Hz) of the C-PML frequency shift; default the peak frequency of each call's wavelet.
+        The absorbing layer then depends on the wavelet (and its damping on the model's peak velocity),
+        held fixed in the gradient: pass ``pml_freq`` for data exactly linear in the wavelet.
     """
 
     def __init__(self, equation: Acoustic, shape: Sequence[int], dh: float, dt: float, nt: int, *,

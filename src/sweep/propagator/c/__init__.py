@@ -23,6 +23,10 @@ __all__ = ["CAcousticStepper", "build_instructions", "library_available", "load_
 _LIB_NAME = "_sweep_acoustic"
 _ABI_VERSION = 1  # must match sweep_abi_version() in acoustic.c
 NFIELDS = 6
+#: Fewest grid cells (over all shots) per OpenMP thread. A step has several barriers; on tiny grids a
+#: second thread costs more in synchronisation than it saves, and on a busy machine a spinning barrier
+#: waiting for a descheduled thread can cost milliseconds.
+MIN_CELLS_PER_THREAD = 16384
 
 
 class _Problem(ctypes.Structure):
@@ -144,7 +148,8 @@ class CAcousticStepper:
     Notes
     -----
     ``advance`` runs a whole block of steps in one C call (OpenMP over shots and rows, with
-    ``torch.get_num_threads()`` threads); ``adjoint`` is the hand-written adjoint of one step. The
+    ``torch.get_num_threads()`` threads, fewer on tiny grids: see ``MIN_CELLS_PER_THREAD``);
+    ``adjoint`` is the hand-written adjoint of one step. The
     adjoint's psi/zeta components are only kept inside the absorbing layers: outside them the forward
     auxiliaries are identically zero, so nothing there can reach a gradient. Results do not depend on
     the number of threads (bit for bit): no sum is split across threads, and the model gradient is
@@ -193,6 +198,11 @@ class CAcousticStepper:
         self._grad_wavelet: torch.Tensor | None = None
         self._scratch: torch.Tensor | None = None
 
+    def _threads(self) -> int:
+        """``torch.get_num_threads()``, capped so that each thread has at least MIN_CELLS_PER_THREAD cells."""
+        cells = self._shape[1] * self._shape[2] * self._shape[3]
+        return max(1, min(torch.get_num_threads(), cells // max(1, MIN_CELLS_PER_THREAD)))
+
     # -- the protocol -------------------------------------------------------------------------
     def initial(self) -> torch.Tensor:
         return torch.zeros(self._shape, dtype=self.problem.dtype)
@@ -231,7 +241,7 @@ class CAcousticStepper:
                 raise ValueError("keep must be contiguous")
         self._forward(self._pstruct, state.data_ptr(), n0, n1,
                       None if rec_buf is None else rec_buf.data_ptr(),
-                      None if keep is None else keep.data_ptr(), torch.get_num_threads())
+                      None if keep is None else keep.data_ptr(), self._threads())
         if rec_buf is not None and rec_buf is not record:
             record[:, n0:n1] = rec_buf[:, n0:n1]
 
@@ -259,7 +269,7 @@ class CAcousticStepper:
         self._adjoint(self._pstruct, adj_state.data_ptr(), state_n.data_ptr(), n, g.data_ptr(), g.stride(0),
                       None if self._grad_w is None else self._grad_w.data_ptr(),
                       None if self._grad_wavelet is None else self._grad_wavelet.data_ptr(),
-                      self._scratch.data_ptr(), torch.get_num_threads())
+                      self._scratch.data_ptr(), self._threads())
 
     def end_adjoint(self) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
         """(gradient w.r.t. the wavelet (nshots, nsrc, nt), [gradient w.r.t. vp (nz, nx)])."""

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): ``python -m sweep.bench.speed`` times the seed shot against Deepwave."""

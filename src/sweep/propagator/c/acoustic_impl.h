@@ -301,7 +301,7 @@ ALWAYS_INLINE void SFX(adj_span)(const SFX(consts) *K, REAL *restrict a0, const 
                                  const REAL *restrict a5, const REAL *restrict fu, const REAL *restrict fpx,
                                  const REAL *restrict fpz, const REAL *restrict fzx, const REAL *restrict fzz,
                                  REAL *restrict gw, int64_t i, int64_t j0, int64_t j1, const int SAFE,
-                                 const int DOX, const int DOZ, const int R) {
+                                 const int DOX, const int DOZ, const int R, const int GRAD) {
     const int64_t nz = K->nz, nx = K->nx;
     const REAL *restrict w = K->w, *restrict ax = K->ax, *restrict az = K->az;
 #pragma GCC ivdep
@@ -333,7 +333,7 @@ ALWAYS_INLINE void SFX(adj_span)(const SFX(consts) *K, REAL *restrict a0, const 
             for (int k = 2; k <= R; k++) d = d + K->c1[k] * (APZ(i + k, j) - APZ(i - k, j));
             t = t - d * K->inv_dh;
         }
-        if (gw) gw[c] += a1[c] * SFX(rhs)(K, fu, fpx, fpz, fzx, 0, fzz, 0, i, j, SAFE, DOX, DOZ, R);
+        if (GRAD) gw[c] += a1[c] * SFX(rhs)(K, fu, fpx, fpz, fzx, 0, fzz, 0, i, j, SAFE, DOX, DOZ, R);
         a0[c] = t;
     }
 }
@@ -343,7 +343,14 @@ ALWAYS_INLINE void SFX(adj_row_r)(const SFX(consts) *K, REAL *a0, const REAL *a1
                                   const REAL *fzx, const REAL *fzz, REAL *gw, int64_t i, const segments *rs,
                                   const segments *cs, const int R) {
     const int64_t nx = K->nx;
-#define SPAN(j0, j1, S, X, Z) SFX(adj_span)(K, a0, a1, a2, a3, a4, a5, fu, fpx, fpz, fzx, fzz, gw, i, j0, j1, S, X, Z, R)
+    /* The model gradient is a compile-time switch: a run-time test in the loop defeats vectorisation. */
+#define SPAN(j0, j1, S, X, Z)                                                                            \
+    do {                                                                                                 \
+        if (gw)                                                                                          \
+            SFX(adj_span)(K, a0, a1, a2, a3, a4, a5, fu, fpx, fpz, fzx, fzz, gw, i, j0, j1, S, X, Z, R, 1); \
+        else                                                                                             \
+            SFX(adj_span)(K, a0, a1, a2, a3, a4, a5, fu, fpx, fpz, fzx, fzz, gw, i, j0, j1, S, X, Z, R, 0); \
+    } while (0)
     if (i < rs->s1 || i >= rs->s4) {
         SPAN(0, nx, 1, 1, 1);
         return;

@@ -69,7 +69,7 @@ def born_forward(vp, dvp, problem):
         w[g.top:g.top + g.nz, g.left:g.left + g.nx] = v**2 * DT**2
         state, records = stepper.initial(), []
         for n in range(NT):
-            state, rec = stepper.step(state, w, problem.wavelet[:, :, n])
+            state, rec, _ = stepper.step(state, w, problem.wavelet[:, :, n])
             records.append(rec)
         return torch.stack(records, dim=1)
 

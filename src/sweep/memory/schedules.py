@@ -1,8 +1,8 @@
 """Adjoint schedules over the :class:`~sweep.memory.protocol.Stepper` protocol.
 
 Each schedule has a forward part (run all steps, keep what the reverse part needs and return it as a
-tuple of tensors, the "tape") and a reverse part (walk the steps backwards calling ``stepper.adjoint``).
-They are written once and serve every back-end.
+tuple of tensors, the "tape") and a reverse part (walk the steps backwards calling
+``stepper.adjoint``). They are written once and serve every back-end.
 """
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from .store import DeviceStore
 
 
 class FullStorage:
-    """Keep the state at the start of every step: no recomputation, ``nt`` states of memory."""
+    """Keep every step's snapshot: no recomputation, ``nt`` snapshots of memory."""
 
     name = "full"
 
     def forward(self, stepper: Stepper, store: DeviceStore, record: torch.Tensor) -> tuple[torch.Tensor, ...]:
         state = stepper.initial()
-        kept = store.allocate("states", (stepper.nt, *state.shape), state)
+        kept = store.allocate("snapshots", (stepper.nt, *stepper.snapshot_shape), state)
         stepper.advance(state, 0, stepper.nt, record=record, keep=kept)
         store.report.forward_steps += stepper.nt
         return (kept,)
@@ -27,15 +27,15 @@ class FullStorage:
     def backward(self, stepper: Stepper, store: DeviceStore, tape: tuple[torch.Tensor, ...],
                  grad_record: torch.Tensor) -> None:
         (kept,) = tape
-        adj = torch.zeros_like(kept[0])
-        for n in range(stepper.nt - 1, -1, -1):
-            stepper.adjoint(adj, kept[n], n, grad_record[:, n])
+        adj = torch.zeros_like(stepper.initial())
+        stepper.adjoint(adj, kept, 0, stepper.nt, grad_record)
         store.report.adjoint_steps += stepper.nt
 
 
 class ChunkCheckpointing:
     """Keep the state every ``chunk`` steps; in reverse, replay one chunk at a time (keeping its
-    states) and walk it backwards. Memory: ``ceil(nt / chunk) + chunk`` states; one replayed forward."""
+    snapshots) and walk it backwards. Memory: ``ceil(nt / chunk)`` states + ``chunk`` snapshots + one
+    working state; one replayed forward pass."""
 
     def __init__(self, chunk: int) -> None:
         self.chunk = chunk
@@ -57,15 +57,13 @@ class ChunkCheckpointing:
     def backward(self, stepper: Stepper, store: DeviceStore, tape: tuple[torch.Tensor, ...],
                  grad_record: torch.Tensor) -> None:
         (checkpoints,) = tape
-        bounds = self._bounds(stepper.nt)
-        chunk_states = store.allocate("chunk_states", (min(self.chunk, stepper.nt), *checkpoints.shape[1:]), checkpoints)
+        chunk_snapshots = store.allocate("chunk_snapshots", (min(self.chunk, stepper.nt), *stepper.snapshot_shape),
+                                         checkpoints)
         work = store.allocate("replay_state", tuple(checkpoints.shape[1:]), checkpoints)
         adj = torch.zeros_like(work)
-        for c in range(len(bounds) - 1, -1, -1):
-            n0, n1 = bounds[c]
+        for c, (n0, n1) in reversed(list(enumerate(self._bounds(stepper.nt)))):
             work.copy_(checkpoints[c])
-            stepper.advance(work, n0, n1, keep=chunk_states)
+            stepper.advance(work, n0, n1, keep=chunk_snapshots)
             store.report.replayed_steps += n1 - n0
-            for n in range(n1 - 1, n0 - 1, -1):
-                stepper.adjoint(adj, chunk_states[n - n0], n, grad_record[:, n])
+            stepper.adjoint(adj, chunk_snapshots, n0, n1, grad_record)
             store.report.adjoint_steps += n1 - n0

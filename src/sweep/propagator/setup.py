@@ -61,11 +61,9 @@ class Problem:
         return int(self.src_z.shape[1])
 
     def vp_gradient(self, grad_w: torch.Tensor) -> torch.Tensor:
-        """Chain rule from a gradient w.r.t. ``w = v^2 dt^2`` on the padded grid (NZ, NX) to one w.r.t.
-        the physical vp (nz, nx). The padding is a fixed extension, so its gradient is dropped."""
-        g = self.grid
-        interior = grad_w[g.top:g.top + g.nz, g.left:g.left + g.nx]
-        return interior * (2.0 * self.dt**2) * self.vp
+        """Chain rule from a gradient w.r.t. ``w = v^2 dt^2`` on the physical grid (nz, nx) to one w.r.t.
+        vp (nz, nx). The padding is a fixed extension and has no gradient."""
+        return grad_w * (2.0 * self.dt**2) * self.vp
 
 
 def _as_index_array(value: object, name: str, ndims: tuple[int, ...]) -> np.ndarray:

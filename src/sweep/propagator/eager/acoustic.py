@@ -7,12 +7,14 @@ derivatives along an axis; ``w = v^2 dt^2``)::
     L_x    = D2_x u + D1_x psi_x                      (stretched second derivative, new psi)
     zeta_x <- b_x zeta_x + a_x L_x
     (same along z)
-    u_next = 2 u - u_prev + w (L_x + zeta_x + L_z + zeta_z) + w_s f[n] / dh^2 at each source cell
+    S      = L_x + zeta_x + L_z + zeta_z, plus f[n] / dh^2 at each source cell
+    u_next = 2 u - u_prev + w S
 
 and the receivers record ``u`` at step n before the update, so ``data[:, n]`` is the field at
 ``t = n dt``. The state is one tensor (6, nshots, NZ, NX): u_prev, u, psi_x, psi_z, zeta_x, zeta_z.
-The one-step adjoint is autograd's vector-Jacobian product of this same step, so it is the exact
-discrete adjoint by construction.
+The snapshot of step n is ``S`` on the physical grid (nshots, nz, nx): ``du_next / dw``, all the
+reverse pass needs from the forward pass. The step is affine in the state and the wavelet, so its
+adjoint is one vector-Jacobian product (autograd's, of this same step), the exact discrete adjoint.
 """
 from __future__ import annotations
 
@@ -48,62 +50,62 @@ class EagerAcousticStepper:
         self.shot_of_rec = torch.arange(nshots, device=p.device).view(-1, 1).expand_as(p.rec_z)
         self._grad_w: torch.Tensor | None = None
         self._grad_wavelet: torch.Tensor | None = None
+        self._vjp = None
 
     # -- the protocol -------------------------------------------------------------------------
     def initial(self) -> torch.Tensor:
         p = self.problem
         return torch.zeros((NFIELDS, p.nshots, *p.grid.shape), dtype=p.dtype, device=p.device)
 
-    def state_nbytes(self) -> int:
+    @property
+    def snapshot_shape(self) -> tuple[int, int, int]:
         p = self.problem
-        return NFIELDS * p.nshots * p.grid.shape[0] * p.grid.shape[1] * p.dtype.itemsize
+        return (p.nshots, p.grid.nz, p.grid.nx)
+
+    def _physical(self, field: torch.Tensor) -> torch.Tensor:
+        g = self.problem.grid
+        return field[..., g.top:g.top + g.nz, g.left:g.left + g.nx]
 
     @torch.no_grad()
     def advance(self, state: torch.Tensor, n0: int, n1: int, record: torch.Tensor | None = None,
                 keep: torch.Tensor | None = None) -> None:
         """Steps n0 -> n1 in place; ``record[:, n]`` (nshots, nrec) gets step n's receivers;
-        ``keep[n - n0]`` gets the state at the start of step n."""
+        ``keep[n - n0]`` (nshots, nz, nx) gets step n's snapshot."""
         wavelet = self.problem.wavelet
         for n in range(n0, n1):
-            if keep is not None:
-                keep[n - n0].copy_(state)
-            new, rec = self.step(state, self.w, wavelet[:, :, n])
+            new, rec, sensitivity = self.step(state, self.w, wavelet[:, :, n])
             if record is not None:
                 record[:, n] = rec
+            if keep is not None:
+                keep[n - n0].copy_(self._physical(sensitivity))
             state.copy_(new)
 
     def begin_adjoint(self, need_wavelet: bool, need_model: bool) -> None:
         p = self.problem
         self._grad_wavelet = torch.zeros_like(p.wavelet) if need_wavelet else None
-        self._grad_w = torch.zeros_like(self.w) if need_model else None
+        self._grad_w = torch.zeros(p.grid.nz, p.grid.nx, dtype=p.dtype, device=p.device) if need_model else None
+        # The step is affine in (state, wavelet sample): one VJP function, built once, is its transpose.
+        zero_state = self.initial()
+        zero_f = torch.zeros_like(p.wavelet[:, :, 0])
+        _, self._vjp = torch.func.vjp(lambda s, f: self.step(s, self.w, f)[:2], zero_state, zero_f)
 
-    def adjoint(self, adj_state: torch.Tensor, state_n: torch.Tensor, n: int, grad_record_n: torch.Tensor) -> None:
-        """Apply the adjoint of step n in place to ``adj_state`` (the adjoint of the state after step n),
-        given the forward state at the start of step n and the adjoint (nshots, nrec) of its record;
-        accumulates the model and wavelet gradients."""
-        with torch.enable_grad():
-            s = state_n.detach().requires_grad_(True)
-            w = self.w.detach().requires_grad_(self._grad_w is not None)
-            f = self.problem.wavelet[:, :, n].detach().requires_grad_(self._grad_wavelet is not None)
-            new, rec = self.step(s, w, f)
-            inputs = [s] + [t for t in (w, f) if t.requires_grad]
-            grads = torch.autograd.grad((new, rec), inputs, (adj_state, grad_record_n), allow_unused=True)
-        adj_state.copy_(grads[0])
-        rest = list(grads[1:])
-        if self._grad_w is not None:
-            g = rest.pop(0)
-            if g is not None:
-                self._grad_w += g
-        if self._grad_wavelet is not None:
-            g = rest.pop(0)
-            if g is not None:
-                self._grad_wavelet[:, :, n] += g
+    @torch.no_grad()
+    def adjoint(self, adj_state: torch.Tensor, kept: torch.Tensor, n0: int, n1: int,
+                grad_record: torch.Tensor) -> None:
+        """Reverse steps n1-1 .. n0 in place on ``adj_state``; ``kept[n - n0]`` is step n's snapshot."""
+        for n in range(n1 - 1, n0 - 1, -1):
+            if self._grad_w is not None:
+                self._grad_w += (self._physical(adj_state[U]) * kept[n - n0]).sum(0)
+            adj_s, adj_f = self._vjp((adj_state, grad_record[:, n]))
+            if self._grad_wavelet is not None:
+                self._grad_wavelet[:, :, n] += adj_f
+            adj_state.copy_(adj_s)
 
     def end_adjoint(self) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
         """(gradient w.r.t. the wavelet (nshots, nsrc, nt), [gradient w.r.t. vp (nz, nx)])."""
         grad_vp = None if self._grad_w is None else self.problem.vp_gradient(self._grad_w)
         out = (self._grad_wavelet, [grad_vp])
-        self._grad_wavelet = self._grad_w = None
+        self._grad_wavelet = self._grad_w = self._vjp = None
         return out
 
     # -- one time step ------------------------------------------------------------------------
@@ -128,8 +130,10 @@ class EagerAcousticStepper:
             dzz = dzz + c * (up[..., r + k:r + k + nz, r:r + nx] + up[..., r - k:r - k + nz, r:r + nx])
         return dxx * self.inv_dh2, dzz * self.inv_dh2
 
-    def step(self, state: torch.Tensor, w: torch.Tensor, f_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One leapfrog step: returns (state after the step, receivers at the start of it)."""
+    def step(self, state: torch.Tensor, w: torch.Tensor,
+             f_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One leapfrog step: (state after it, receivers (nshots, nrec) at its start, ``S`` = du_next/dw
+        on the padded grid)."""
         p = self.problem
         u_prev, u, psi_x, psi_z, zeta_x, zeta_z = state.unbind(0)
         rec = u[self.shot_of_rec, p.rec_z, p.rec_x]
@@ -140,7 +144,7 @@ class EagerAcousticStepper:
         lap_z = dzz + self._d1_z(psi_z)
         zeta_x = self.bx * zeta_x + self.ax * lap_x
         zeta_z = self.bz * zeta_z + self.az * lap_z
-        u_next = 2 * u - u_prev + w * (lap_x + zeta_x + lap_z + zeta_z)
-        amp = w[p.src_z, p.src_x] * f_n * self.inv_dh2
-        u_next = u_next.index_put((self.shot_of_src, p.src_z, p.src_x), amp, accumulate=True)
-        return torch.stack((u, u_next, psi_x, psi_z, zeta_x, zeta_z)), rec
+        sensitivity = (lap_x + zeta_x + lap_z + zeta_z).index_put(
+            (self.shot_of_src, p.src_z, p.src_x), f_n * self.inv_dh2, accumulate=True)
+        u_next = 2 * u - u_prev + w * sensitivity
+        return torch.stack((u, u_next, psi_x, psi_z, zeta_x, zeta_z)), rec, sensitivity

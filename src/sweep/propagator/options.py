@@ -114,7 +114,8 @@ class EagerOptions:
     Parameters
     ----------
     use_compile : bool
-        Compile the time step with ``torch.compile``.
+        Run the forward time steps through ``torch.compile`` (the first call compiles: tens of
+        seconds on a CPU; later calls with the same shapes reuse it).
     """
 
     use_compile: bool = False

@@ -137,8 +137,6 @@ class PropTorch:
                 raise TypeError(f"{name} must be a {kind.__name__} or None, got {type(value).__name__}")
         self.pml_freq = None if pml_freq is None else _positive("pml_freq", pml_freq)
         self.eager_options = eager_options or EagerOptions()
-        if self.eager_options.use_compile:
-            raise NotImplementedError("EagerOptions(use_compile=True) is not implemented yet")
         self.impl = impl if impl is not None else _default_impl()
         if self.impl == "c" and not _compiled_available():
             raise RuntimeError(_compiled_unavailable_message())
@@ -164,7 +162,7 @@ class PropTorch:
             return CAcousticStepper(problem)
         from .eager.acoustic import EagerAcousticStepper
 
-        return EagerAcousticStepper(problem)
+        return EagerAcousticStepper(problem, use_compile=self.eager_options.use_compile)
 
     def __call__(self, wavelet, sources, receivers, models: Sequence[torch.Tensor]) -> torch.Tensor:
         """Propagate and record.

@@ -18,6 +18,8 @@ adjoint is one vector-Jacobian product (autograd's, of this same step), the exac
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 
@@ -28,10 +30,31 @@ U_PREV, U, PSI_X, PSI_Z, ZETA_X, ZETA_Z = range(6)
 NFIELDS = 6
 
 
-class EagerAcousticStepper:
-    """The stepper protocol (see :mod:`sweep.memory.protocol`) for the acoustic equation in PyTorch."""
+_compiled_step = None
 
-    def __init__(self, problem: Problem) -> None:
+
+def _compiled():
+    """``EagerAcousticStepper.step`` through ``torch.compile``, built once per process (the first call
+    compiles, later calls with the same shapes reuse it)."""
+    global _compiled_step
+    if _compiled_step is None:
+        _compiled_step = torch.compile(EagerAcousticStepper.step, dynamic=False)
+    return _compiled_step
+
+
+class EagerAcousticStepper:
+    """The stepper protocol (see :mod:`sweep.memory.protocol`) for the acoustic equation in PyTorch.
+
+    Parameters
+    ----------
+    problem : Problem
+    use_compile : bool
+        Run the forward steps through ``torch.compile`` (the adjoint keeps the plain step, whose
+        transpose autograd builds once per call).
+    """
+
+    def __init__(self, problem: Problem, use_compile: bool = False) -> None:
+        self.use_compile = use_compile
         self.problem = p = problem
         self.nt = p.nt
         self.r = p.grid.radius
@@ -72,8 +95,9 @@ class EagerAcousticStepper:
         """Steps n0 -> n1 in place; ``record[:, n]`` (nshots, nrec) gets step n's receivers;
         ``keep[n - n0]`` (nshots, nz, nx) gets step n's snapshot."""
         wavelet = self.problem.wavelet
+        step = partial(_compiled(), self) if self.use_compile else self.step
         for n in range(n0, n1):
-            new, rec, sensitivity = self.step(state, self.w, wavelet[:, :, n])
+            new, rec, sensitivity = step(state, self.w, wavelet[:, :, n])
             if record is not None:
                 record[:, n] = rec
             if keep is not None:

@@ -21,7 +21,7 @@ from ..setup import Problem
 __all__ = ["CAcousticStepper", "build_instructions", "library_available", "load_error"]
 
 _LIB_NAME = "_sweep_acoustic"
-_ABI_VERSION = 1  # must match sweep_abi_version() in acoustic.c
+_ABI_VERSION = 2  # must match sweep_abi_version() in acoustic.c
 NFIELDS = 6
 #: Fewest grid cells (over all shots) per OpenMP thread. A step has several barriers; on tiny grids a
 #: second thread costs more in synchronisation than it saves, and on a busy machine a spinning barrier
@@ -43,6 +43,9 @@ class _Problem(ctypes.Structure):
         ("az", ctypes.c_void_p), ("bz", ctypes.c_void_p), ("wavelet", ctypes.c_void_p),
         ("src_z", ctypes.c_void_p), ("src_x", ctypes.c_void_p),
         ("rec_z", ctypes.c_void_p), ("rec_x", ctypes.c_void_p),
+        ("ptop", ctypes.c_int64), ("pleft", ctypes.c_int64), ("pnz", ctypes.c_int64), ("pnx", ctypes.c_int64),
+        ("src_ptr", ctypes.c_void_p), ("src_order", ctypes.c_void_p),
+        ("rec_ptr", ctypes.c_void_p), ("rec_order", ctypes.c_void_p),
     ]
 
 
@@ -79,7 +82,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         fwd.argtypes = [ctypes.POINTER(_Problem), ptr, ctypes.c_int64, ctypes.c_int64, ptr, ptr, ctypes.c_int]
         fwd.restype = ctypes.c_int
         adj = getattr(lib, f"sweep_acoustic_adjoint_{sfx}")
-        adj.argtypes = [ctypes.POINTER(_Problem), ptr, ptr, ctypes.c_int64, ptr, ctypes.c_int64, ptr, ptr, ptr,
+        adj.argtypes = [ctypes.POINTER(_Problem), ptr, ptr, ctypes.c_int64, ctypes.c_int64, ptr, ptr, ptr,
                         ctypes.c_int]
         adj.restype = ctypes.c_int
 
@@ -137,6 +140,18 @@ def _interior(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int]:
     return (lo, hi) if all(free[lo:hi]) else (0, 0)
 
 
+def _by_row(z: torch.Tensor, nz: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """CSR of points (nshots, n) by padded row: (ptr (nshots*nz + 1,), order (nshots*n,)), the flat
+    indices q = shot*n + k of row ``shot*nz + i`` being ``order[ptr[row]:ptr[row + 1]]``, ascending."""
+    nshots, n = z.shape
+    rows = (torch.arange(nshots).view(-1, 1) * nz + z.to(torch.int64)).reshape(-1)
+    order = torch.sort(rows, stable=True).indices.to(torch.int64).contiguous()
+    counts = torch.bincount(rows, minlength=nshots * nz)
+    ptr = torch.zeros(nshots * nz + 1, dtype=torch.int64)
+    ptr[1:] = torch.cumsum(counts, 0)
+    return ptr.contiguous(), order
+
+
 class CAcousticStepper:
     """The stepper protocol (see :mod:`sweep.memory.protocol`) for the acoustic equation, in C.
 
@@ -149,7 +164,8 @@ class CAcousticStepper:
     -----
     ``advance`` runs a whole block of steps in one C call (OpenMP over shots and rows, with
     ``torch.get_num_threads()`` threads, fewer on tiny grids: see ``MIN_CELLS_PER_THREAD``);
-    ``adjoint`` is the hand-written adjoint of one step. The
+    ``adjoint`` is the hand-written adjoint of a block of steps, also one C call, which needs no forward
+    state: only the snapshots (S = du_next/dw on the physical grid) for the model gradient. The
     adjoint's psi/zeta components are only kept inside the absorbing layers: outside them the forward
     auxiliaries are identically zero, so nothing there can reach a gradient. Results do not depend on
     the number of threads (bit for bit): no sum is split across threads, and the model gradient is
@@ -178,7 +194,10 @@ class CAcousticStepper:
         self._ax, self._bx = as_real(p.pml["ax"]), as_real(p.pml["bx"])
         self._az, self._bz = as_real(p.pml["az"]), as_real(p.pml["bz"])
         self._wavelet = as_real(p.wavelet)
-        self._idx = [t.to(torch.int64).contiguous() for t in (p.src_z, p.src_x, p.rec_z, p.rec_x)]
+        self._idx = [t.to(device="cpu", dtype=torch.int64).contiguous() for t in (p.src_z, p.src_x, p.rec_z, p.rec_x)]
+        self._csr = [*_by_row(self._idx[0], nz), *_by_row(self._idx[2], nz)]
+        g = p.grid
+        self._snapshot_shape = (p.nshots, g.nz, g.nx)
         xa, xb = _interior(self._ax, self._bx)
         za, zb = _interior(self._az, self._bz)
         c1, c2 = FIRST_DERIVATIVE[p.space_order], SECOND_DERIVATIVE[p.space_order]
@@ -192,11 +211,14 @@ class CAcousticStepper:
             bz=self._bz.data_ptr(), wavelet=self._wavelet.data_ptr(),
             src_z=self._idx[0].data_ptr(), src_x=self._idx[1].data_ptr(),
             rec_z=self._idx[2].data_ptr(), rec_x=self._idx[3].data_ptr(),
+            ptop=g.top, pleft=g.left, pnz=g.nz, pnx=g.nx,
+            src_ptr=self._csr[0].data_ptr(), src_order=self._csr[1].data_ptr(),
+            rec_ptr=self._csr[2].data_ptr(), rec_order=self._csr[3].data_ptr(),
         )
         self._pstruct = ctypes.byref(self._struct)
         self._grad_w: torch.Tensor | None = None
         self._grad_wavelet: torch.Tensor | None = None
-        self._scratch: torch.Tensor | None = None
+        self._adjoint_open = False
 
     def _threads(self) -> int:
         """``torch.get_num_threads()``, capped so that each thread has at least MIN_CELLS_PER_THREAD cells."""
@@ -207,6 +229,11 @@ class CAcousticStepper:
     def initial(self) -> torch.Tensor:
         return torch.zeros(self._shape, dtype=self.problem.dtype)
 
+    @property
+    def snapshot_shape(self) -> tuple[int, int, int]:
+        """(nshots, nz, nx): a step's snapshot S = du_next/dw on the physical grid."""
+        return self._snapshot_shape
+
     def state_nbytes(self) -> int:
         return self._w.element_size() * NFIELDS * self._shape[1] * self._shape[2] * self._shape[3]
 
@@ -215,11 +242,17 @@ class CAcousticStepper:
             raise ValueError(f"{name} must be a contiguous CPU {self.problem.dtype} tensor of shape {shape}, got "
                              f"{t.dtype} {tuple(t.shape)} on {t.device} (contiguous={t.is_contiguous()})")
 
+    def _check_kept(self, name: str, kept: torch.Tensor, count: int) -> None:
+        if kept.ndim != 4 or kept.shape[0] < count:
+            raise ValueError(f"{name} must hold at least {count} snapshots of shape {self._snapshot_shape}, "
+                             f"got shape {tuple(kept.shape)}")
+        self._check(name, kept, (kept.shape[0], *self._snapshot_shape))
+
     @torch.no_grad()
     def advance(self, state: torch.Tensor, n0: int, n1: int, record: torch.Tensor | None = None,
                 keep: torch.Tensor | None = None) -> None:
         """Steps ``n0 -> n1`` in place (one C call); ``record[:, n]`` (nshots, nrec) gets step n's receiver
-        samples; ``keep[n - n0]`` gets the state at the start of step n."""
+        samples; ``keep[n - n0]`` (``snapshot_shape``) gets step n's snapshot."""
         if not 0 <= n0 <= n1 <= self.nt:
             raise ValueError(f"advance: need 0 <= n0 <= n1 <= nt={self.nt}, got n0={n0}, n1={n1}")
         self._check("state", state, self._shape)
@@ -234,42 +267,47 @@ class CAcousticStepper:
             fits = record.is_contiguous() and record.dtype == p.dtype and record.device.type == "cpu"
             rec_buf = record if fits else torch.zeros(shape, dtype=p.dtype)
         if keep is not None:
-            if keep.shape[0] < n1 - n0:
-                raise ValueError(f"keep holds {keep.shape[0]} states but advance({n0}, {n1}) keeps {n1 - n0}")
-            self._check("keep[0]", keep[0], self._shape)
-            if not keep.is_contiguous():
-                raise ValueError("keep must be contiguous")
-        self._forward(self._pstruct, state.data_ptr(), n0, n1,
-                      None if rec_buf is None else rec_buf.data_ptr(),
-                      None if keep is None else keep.data_ptr(), self._threads())
+            self._check_kept("keep", keep, n1 - n0)
+        status = self._forward(self._pstruct, state.data_ptr(), n0, n1,
+                               None if rec_buf is None else rec_buf.data_ptr(),
+                               None if keep is None else keep.data_ptr(), self._threads())
+        if status != 0:
+            raise MemoryError("impl='c': the forward kernel could not allocate its row buffers")
         if rec_buf is not None and rec_buf is not record:
             record[:, n0:n1] = rec_buf[:, n0:n1]
 
     def begin_adjoint(self, need_wavelet: bool, need_model: bool) -> None:
         p = self.problem
-        nz, nx = self._shape[2:]
         self._grad_wavelet = torch.zeros((p.nshots, p.nsrc, p.nt), dtype=p.dtype) if need_wavelet else None
         # Per shot, so that threads working on different shots never add to the same cell.
-        self._grad_w = torch.zeros((p.nshots, nz, nx), dtype=p.dtype) if need_model else None
-        # The forward psi' recomputed in the layers (and zero elsewhere) for the model gradient.
-        self._scratch = torch.zeros((2, p.nshots, nz, nx), dtype=p.dtype)
+        self._grad_w = torch.zeros(self._snapshot_shape, dtype=p.dtype) if need_model else None
+        self._adjoint_open = True
 
     @torch.no_grad()
-    def adjoint(self, adj_state: torch.Tensor, state_n: torch.Tensor, n: int, grad_record_n: torch.Tensor) -> None:
-        """Apply the adjoint of step n in place to ``adj_state`` (the adjoint of the state after step n),
-        given the forward state at the start of step n and the adjoint (nshots, nrec) of its record;
-        accumulates the model and wavelet gradients."""
-        if self._scratch is None:
+    def adjoint(self, adj_state: torch.Tensor, kept: torch.Tensor, n0: int, n1: int,
+                grad_record: torch.Tensor) -> None:
+        """Reverse steps ``n1 - 1`` down to ``n0`` in place on ``adj_state`` (one C call), given
+        ``kept[n - n0]`` = step n's snapshot and the adjoint (nshots, nt, nrec) of all the data;
+        accumulates the model and wavelet gradients. Needs no forward state."""
+        if not self._adjoint_open:
             raise RuntimeError("adjoint() called before begin_adjoint()")
+        if not 0 <= n0 <= n1 <= self.nt:
+            raise ValueError(f"adjoint: need 0 <= n0 <= n1 <= nt={self.nt}, got n0={n0}, n1={n1}")
         self._check("adj_state", adj_state, self._shape)
-        self._check("state_n", state_n, self._shape)
-        g = grad_record_n
-        if g.dtype != self.problem.dtype or g.device.type != "cpu" or g.stride(-1) != 1:
-            g = g.to(device="cpu", dtype=self.problem.dtype).contiguous()
-        self._adjoint(self._pstruct, adj_state.data_ptr(), state_n.data_ptr(), n, g.data_ptr(), g.stride(0),
+        if n1 == n0:
+            return
+        p = self.problem
+        if self._grad_w is not None:
+            self._check_kept("kept", kept, n1 - n0)
+        g = grad_record
+        if tuple(g.shape) != (p.nshots, p.nt, p.nrec):
+            raise ValueError(f"grad_record must have shape {(p.nshots, p.nt, p.nrec)}, got {tuple(g.shape)}")
+        if g.dtype != p.dtype or g.device.type != "cpu" or not g.is_contiguous():
+            g = g.to(device="cpu", dtype=p.dtype).contiguous()
+        self._adjoint(self._pstruct, adj_state.data_ptr(), None if self._grad_w is None else kept.data_ptr(),
+                      n0, n1, g.data_ptr(),
                       None if self._grad_w is None else self._grad_w.data_ptr(),
-                      None if self._grad_wavelet is None else self._grad_wavelet.data_ptr(),
-                      self._scratch.data_ptr(), self._threads())
+                      None if self._grad_wavelet is None else self._grad_wavelet.data_ptr(), self._threads())
 
     def end_adjoint(self) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
         """(gradient w.r.t. the wavelet (nshots, nsrc, nt), [gradient w.r.t. vp (nz, nx)])."""
@@ -280,5 +318,6 @@ class CAcousticStepper:
                 total += shot
             grad_vp = self.problem.vp_gradient(total)
         out = (self._grad_wavelet, [grad_vp])
-        self._grad_wavelet = self._grad_w = self._scratch = None
+        self._grad_wavelet = self._grad_w = None
+        self._adjoint_open = False
         return out

@@ -1,5 +1,5 @@
 /* Compiled CPU kernels of the 2-D acoustic stepper: forward blocks of steps and the exact discrete
- * adjoint of one step, in float32 and float64.
+ * adjoint of a block of steps, in float32 and float64.
  *
  * The discretisation is the eager stepper's (sweep/propagator/eager/acoustic.py), operation for
  * operation; see acoustic_impl.h for the passes. This file only instantiates the template twice and
@@ -7,6 +7,7 @@
  * called `step` would resolve to libc's legacy step() when loaded through ctypes).
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xmmintrin.h>
 
@@ -31,7 +32,20 @@ typedef struct {
     const void *wavelet;             /* (nshots, nsrc, nt) */
     const int64_t *src_z, *src_x;    /* (nshots, nsrc) padded-grid indices */
     const int64_t *rec_z, *rec_x;    /* (nshots, nrec) */
+    int64_t ptop, pleft, pnz, pnx;   /* physical window of the padded grid (the snapshot's grid) */
+    /* Sources / receivers by row: those of padded row i of shot s are src_order[src_ptr[s*NZ+i] ..
+     * src_ptr[s*NZ+i+1]) (flat indices q = s*nsrc + k, ascending), likewise rec_*. */
+    const int64_t *src_ptr, *src_order;   /* (nshots*NZ + 1,), (nshots*nsrc,) */
+    const int64_t *rec_ptr, *rec_order;   /* (nshots*NZ + 1,), (nshots*nrec,) */
 } sweep_problem;
+
+static inline int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 
 /* Flush subnormals to zero (FTZ | DAZ): decaying wavefield tails are otherwise ~3x slower on x86.
  * Each OpenMP thread sets its own MXCSR and restores the value it found. */
@@ -74,4 +88,4 @@ static segments make_segments(int64_t n, int64_t r, int64_t lo, int64_t hi) {
 #undef SFX
 
 /* ABI version, checked by the Python loader so that a stale build is reported instead of misused. */
-int sweep_abi_version(void) { return 1; }
+int sweep_abi_version(void) { return 2; }

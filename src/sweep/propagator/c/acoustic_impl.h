@@ -5,13 +5,14 @@
  *   psi_x' = b_x psi_x + a_x D1x u                      (x-PML columns; zero elsewhere)
  *   L_x    = D2x u + D1x psi_x'
  *   zeta_x' = b_x zeta_x + a_x L_x                      (x-PML columns)
- *   (same along z), S = L_x + zeta_x' + L_z + zeta_z'
- *   u_next = 2 u - u_prev + w S,  u_next[src] += w[src] f[n] / dh^2
- * State (6, nshots, NZ, NX): u_prev, u, psi_x, psi_z, zeta_x, zeta_z.
+ *   (same along z), S = L_x + zeta_x' + L_z + zeta_z' (+ f[n] / dh^2 at each source cell)
+ *   u_next = 2 u - u_prev + w S
+ * State (6, nshots, NZ, NX): u_prev, u, psi_x, psi_z, zeta_x, zeta_z. The snapshot of step n is S on
+ * the physical grid (nshots, nz, nx): du_next/dw, all the model gradient needs.
  *
  * The auxiliaries psi/zeta vanish wherever a = 0 and b = 1 (they start at zero and stay there), so the
- * kernels only touch them in the absorbing layers, and the adjoint is the adjoint of the step restricted
- * to that invariant subspace (states whose auxiliaries vanish outside the layers): its psi/zeta outputs
+ * kernels only touch them in the absorbing layers (and write zeta = 0 on the r cells next to them), and
+ * the adjoint is the adjoint of the step restricted to that invariant subspace: its psi/zeta outputs
  * outside the layers are left untouched (zero for every state the schedules produce).
  *
  * Adjoint of one step, with (A0..A5) the adjoint of the state after the step and s = w A1:
@@ -20,7 +21,14 @@
  *   A0' = -A1
  *   A1' = A0 + 2 A1 + D2x Lh_x + D2z Lh_z - D1x(a_x P_x) - D1z(a_z P_z),  A1'[rec] += grad_rec
  *   A2' = b_x P_x,  A4' = b_x (A4 + s)                   (likewise z)
- *   grad_w += A1 S (+ A1[src] f / dh^2),  grad_f[src] += A1[src] w[src] / dh^2
+ *   grad_w += A1 S,  grad_f[src] += A1[src] w[src] / dh^2
+ * It needs no forward state. Within a block the two wavefield adjoints are not swapped: A1' overwrites
+ * A0's slot and the other slot keeps A1 = -A0', so after the first step the "A0" slot holds -A0 (the
+ * sign is folded into the update, exactly) and one pass at the end of the block restores the layout.
+ *
+ * Parallelism: OpenMP over (shot, row) with a static schedule, the same split in every pass, so each
+ * thread owns the same rows throughout; sources and receivers are handled by the owner of their row in
+ * a fixed order, and the model gradient is accumulated per shot. No sum depends on the thread count.
  */
 
 typedef struct {
@@ -48,51 +56,85 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
 #define LD(f, i, j) ((SAFE && ((i) < 0 || (i) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : (f)[(i) * nx + (j)])
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
+/* Dispatch on the stencil radius so that every inner loop has a compile-time length. */
+#define SWEEP_RADIUS_DISPATCH(r, call)                                                                   \
+    switch (r) {                                                                                         \
+    case 1: call(1); break;                                                                              \
+    case 2: call(2); break;                                                                              \
+    case 3: call(3); break;                                                                              \
+    default: call(4); break;                                                                             \
+    }
+
+/* Split the columns [j0, j1) of row i into bounds-checked edges and an unchecked middle, and run
+ * BODY(a, b, SAFE) on each piece. A row within r of the top or bottom edge is checked throughout. */
+#define SPLIT_SAFE(j0, j1, BODY)                                                                          \
+    do {                                                                                                  \
+        const int64_t j0_ = (j0), j1_ = (j1);                                                             \
+        if (j0_ < j1_) {                                                                                  \
+            if (i < R || i >= nz - R) {                                                                   \
+                BODY(j0_, j1_, 1);                                                                        \
+            } else {                                                                                      \
+                const int64_t m0_ = j0_ > R ? j0_ : (R < j1_ ? R : j1_);                                  \
+                const int64_t m1_ = j1_ < nx - R ? (j1_ > m0_ ? j1_ : m0_) : (nx - R > m0_ ? nx - R : m0_); \
+                if (j0_ < m0_) BODY(j0_, m0_, 1);                                                         \
+                if (m0_ < m1_) BODY(m0_, m1_, 0);                                                         \
+                if (m1_ < j1_) BODY(m1_, j1_, 1);                                                         \
+            }                                                                                             \
+        }                                                                                                 \
+    } while (0)
+
 /* ---- forward ---------------------------------------------------------------------------------- */
 
-/* psi' = b psi + a D1 u on the absorbing cells of row i: x-PML columns, and the whole row if it is a
- * z-PML row. `pin` and `pout` may alias (pointwise update). */
-ALWAYS_INLINE void SFX(psi_row_r)(const SFX(consts) *K, const REAL *u, const REAL *pxin, REAL *pxout,
-                                  const REAL *pzin, REAL *pzout, int64_t i, int64_t xa, int64_t xb,
-                                  int64_t za, int64_t zb, const int R) {
+ALWAYS_INLINE void SFX(psi_x_span)(const SFX(consts) *K, const REAL *restrict u, REAL *restrict px, int64_t i,
+                                   int64_t j0, int64_t j1, const int SAFE, const int R) {
     const int64_t nz = K->nz, nx = K->nx;
     const REAL inv_dh = K->inv_dh;
-    {
-        const int SAFE = 1;
-        for (int64_t j = xa > 0 ? 0 : xb; j < nx; j = (j + 1 == xa) ? xb : j + 1) {
-            const int64_t c = i * nx + j;
-            REAL d = K->c1[1] * (LD(u, i, j + 1) - LD(u, i, j - 1));
-            for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LD(u, i, j + k) - LD(u, i, j - k));
-            pxout[c] = K->bx[j] * pxin[c] + K->ax[j] * (d * inv_dh);
-        }
-    }
-    if (i >= za && i < zb) return;
-    const REAL a = K->az[i], b = K->bz[i];
-    if (i < R || i >= nz - R) {
-        const int SAFE = 1;
-        for (int64_t j = 0; j < nx; j++) {
-            const int64_t c = i * nx + j;
-            REAL d = K->c1[1] * (LD(u, i + 1, j) - LD(u, i - 1, j));
-            for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LD(u, i + k, j) - LD(u, i - k, j));
-            pzout[c] = b * pzin[c] + a * (d * inv_dh);
-        }
-    } else {
-        const int SAFE = 0;
-        for (int64_t j = 0; j < nx; j++) {
-            const int64_t c = i * nx + j;
-            REAL d = K->c1[1] * (LD(u, i + 1, j) - LD(u, i - 1, j));
-            for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LD(u, i + k, j) - LD(u, i - k, j));
-            pzout[c] = b * pzin[c] + a * (d * inv_dh);
-        }
+    const REAL *restrict ax = K->ax, *restrict bx = K->bx;
+    (void)nz;
+    for (int64_t j = j0; j < j1; j++) {
+        const int64_t c = i * nx + j;
+        REAL d = K->c1[1] * (LD(u, i, j + 1) - LD(u, i, j - 1));
+        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LD(u, i, j + k) - LD(u, i, j - k));
+        px[c] = bx[j] * px[c] + ax[j] * (d * inv_dh);
     }
 }
 
+ALWAYS_INLINE void SFX(psi_z_span)(const SFX(consts) *K, const REAL *restrict u, REAL *restrict pz, int64_t i,
+                                   int64_t j0, int64_t j1, const int SAFE, const int R) {
+    const int64_t nz = K->nz, nx = K->nx;
+    const REAL inv_dh = K->inv_dh, a = K->az[i], b = K->bz[i];
+    (void)nz;
+    for (int64_t j = j0; j < j1; j++) {
+        const int64_t c = i * nx + j;
+        REAL d = K->c1[1] * (LD(u, i + 1, j) - LD(u, i - 1, j));
+        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LD(u, i + k, j) - LD(u, i - k, j));
+        pz[c] = b * pz[c] + a * (d * inv_dh);
+    }
+}
+
+/* psi' = b psi + a D1 u on the absorbing cells of row i: x-PML columns, and the whole row if it is a
+ * z-PML row. */
+ALWAYS_INLINE void SFX(psi_row_r)(const SFX(consts) *K, const REAL *u, REAL *px, REAL *pz, int64_t i,
+                                  int64_t xa, int64_t xb, int64_t za, int64_t zb, const int R) {
+    const int64_t nz = K->nz, nx = K->nx;
+#define PX(a, b, S) SFX(psi_x_span)(K, u, px, i, a, b, S, R)
+#define PZ(a, b, S) SFX(psi_z_span)(K, u, pz, i, a, b, S, R)
+    if (xa < xb) {
+        SPLIT_SAFE(0, xa, PX);
+        SPLIT_SAFE(xb, nx, PX);
+    } else {
+        SPLIT_SAFE(0, nx, PX);
+    }
+    if (!(i >= za && i < zb)) SPLIT_SAFE(0, nx, PZ);
+#undef PX
+#undef PZ
+}
+
 /* S = L_x + zeta_x' + L_z + zeta_z' at (i, j) from u and the new psi; writes the new zeta when the
- * cell is near a layer (DOX / DOZ) and `zx`/`zz` are given. */
+ * cell is near a layer (DOX / DOZ). */
 ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *restrict u, const REAL *restrict px,
-                            const REAL *restrict pz, const REAL *zxin, REAL *zxout, const REAL *zzin,
-                            REAL *zzout, int64_t i, int64_t j, const int SAFE, const int DOX, const int DOZ,
-                            const int R) {
+                            const REAL *restrict pz, REAL *restrict zx, REAL *restrict zz, int64_t i, int64_t j,
+                            const int SAFE, const int DOX, const int DOZ, const int R) {
     const int64_t nz = K->nz, nx = K->nx;
     const int64_t c = i * nx + j;
     const REAL uc = u[c];
@@ -107,8 +149,8 @@ ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *restrict u, const 
         REAL d = K->c1[1] * (LD(px, i, j + 1) - LD(px, i, j - 1));
         for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LD(px, i, j + k) - LD(px, i, j - k));
         lx = lx + d * K->inv_dh;
-        const REAL zn = K->bx[j] * zxin[c] + K->ax[j] * lx;
-        if (zxout) zxout[c] = zn;
+        const REAL zn = K->bx[j] * zx[c] + K->ax[j] * lx;
+        zx[c] = zn;
         s = lx + zn;
     } else {
         s = lx;
@@ -117,8 +159,8 @@ ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *restrict u, const 
         REAL d = K->c1[1] * (LD(pz, i + 1, j) - LD(pz, i - 1, j));
         for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LD(pz, i + k, j) - LD(pz, i - k, j));
         lz = lz + d * K->inv_dh;
-        const REAL zn = K->bz[i] * zzin[c] + K->az[i] * lz;
-        if (zzout) zzout[c] = zn;
+        const REAL zn = K->bz[i] * zz[c] + K->az[i] * lz;
+        zz[c] = zn;
         s = s + lz;
         s = s + zn;
     } else {
@@ -127,75 +169,74 @@ ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *restrict u, const 
     return s;
 }
 
+/* u_prev <- u_next on [j0, j1) of row i; S into srow[j] when KEEP. */
 ALWAYS_INLINE void SFX(fwd_span)(const SFX(consts) *K, const REAL *restrict u, REAL *restrict up,
                                  const REAL *restrict px, const REAL *restrict pz, REAL *restrict zx,
-                                 REAL *restrict zz, int64_t i, int64_t j0, int64_t j1, const int SAFE,
-                                 const int DOX, const int DOZ, const int R) {
+                                 REAL *restrict zz, REAL *restrict srow, int64_t i, int64_t j0, int64_t j1,
+                                 const int SAFE, const int DOX, const int DOZ, const int KEEP, const int R) {
     const REAL *restrict w = K->w;
     const int64_t nx = K->nx;
 #pragma GCC ivdep
     for (int64_t j = j0; j < j1; j++) {
         const int64_t c = i * nx + j;
-        const REAL s = SFX(rhs)(K, u, px, pz, zx, zx, zz, zz, i, j, SAFE, DOX, DOZ, R);
+        const REAL s = SFX(rhs)(K, u, px, pz, zx, zz, i, j, SAFE, DOX, DOZ, R);
+        if (KEEP) srow[j] = s;
         up[c] = 2 * u[c] - up[c] + w[c] * s;
     }
 }
 
-/* u_prev <- u_next on row i (and the new zeta near the layers). */
-ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up, const REAL *px,
-                                  const REAL *pz, REAL *zx, REAL *zz, int64_t i, const segments *rs,
-                                  const segments *cs, const int R) {
+ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up, const REAL *px, const REAL *pz,
+                                  REAL *zx, REAL *zz, REAL *srow, int64_t i, const segments *rs, const segments *cs,
+                                  const int KEEP, const int R) {
     const int64_t nx = K->nx;
+#define FS(j0, j1, S, X, Z) SFX(fwd_span)(K, u, up, px, pz, zx, zz, srow, i, j0, j1, S, X, Z, KEEP, R)
     if (i < rs->s1 || i >= rs->s4) {
-        SFX(fwd_span)(K, u, up, px, pz, zx, zz, i, 0, nx, 1, 1, 1, R);
+        FS(0, nx, 1, 1, 1);
         return;
     }
-    SFX(fwd_span)(K, u, up, px, pz, zx, zz, i, 0, cs->s1, 1, 1, 1, R);
+    FS(0, cs->s1, 1, 1, 1);
     if (i < rs->p1 || i >= rs->p2) {
-        SFX(fwd_span)(K, u, up, px, pz, zx, zz, i, cs->s1, cs->p1, 0, 1, 1, R);
-        SFX(fwd_span)(K, u, up, px, pz, zx, zz, i, cs->p1, cs->p2, 0, 0, 1, R);
-        SFX(fwd_span)(K, u, up, px, pz, zx, zz, i, cs->p2, cs->s4, 0, 1, 1, R);
+        FS(cs->s1, cs->p1, 0, 1, 1);
+        FS(cs->p1, cs->p2, 0, 0, 1);
+        FS(cs->p2, cs->s4, 0, 1, 1);
     } else {
-        SFX(fwd_span)(K, u, up, px, pz, zx, zz, i, cs->s1, cs->p1, 0, 1, 0, R);
-        SFX(fwd_span)(K, u, up, px, pz, zx, zz, i, cs->p1, cs->p2, 0, 0, 0, R);
-        SFX(fwd_span)(K, u, up, px, pz, zx, zz, i, cs->p2, cs->s4, 0, 1, 0, R);
+        FS(cs->s1, cs->p1, 0, 1, 0);
+        FS(cs->p1, cs->p2, 0, 0, 0);
+        FS(cs->p2, cs->s4, 0, 1, 0);
     }
-    SFX(fwd_span)(K, u, up, px, pz, zx, zz, i, cs->s4, nx, 1, 1, 1, R);
+    FS(cs->s4, nx, 1, 1, 1);
+#undef FS
 }
 
-/* Dispatch on the stencil radius so that every inner loop has a compile-time length. */
-#define SWEEP_RADIUS_DISPATCH(r, call)                                                                   \
-    switch (r) {                                                                                         \
-    case 1: call(1); break;                                                                              \
-    case 2: call(2); break;                                                                              \
-    case 3: call(3); break;                                                                              \
-    default: call(4); break;                                                                             \
-    }
-
-static void SFX(psi_row)(const SFX(consts) *K, int r, const REAL *u, const REAL *pxin, REAL *pxout,
-                         const REAL *pzin, REAL *pzout, int64_t i, int64_t xa, int64_t xb, int64_t za,
-                         int64_t zb) {
-#define CALL(R) SFX(psi_row_r)(K, u, pxin, pxout, pzin, pzout, i, xa, xb, za, zb, R)
+static void SFX(psi_row)(const SFX(consts) *K, int r, const REAL *u, REAL *px, REAL *pz, int64_t i, int64_t xa,
+                         int64_t xb, int64_t za, int64_t zb) {
+#define CALL(R) SFX(psi_row_r)(K, u, px, pz, i, xa, xb, za, zb, R)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
 
-static void SFX(fwd_row)(const SFX(consts) *K, int r, const REAL *u, REAL *up, const REAL *px,
-                         const REAL *pz, REAL *zx, REAL *zz, int64_t i, const segments *rs,
-                         const segments *cs) {
-#define CALL(R) SFX(fwd_row_r)(K, u, up, px, pz, zx, zz, i, rs, cs, R)
+static void SFX(fwd_row)(const SFX(consts) *K, int r, const REAL *u, REAL *up, const REAL *px, const REAL *pz,
+                         REAL *zx, REAL *zz, REAL *srow, int64_t i, const segments *rs, const segments *cs) {
+#define CALL(R)                                                                \
+    do {                                                                       \
+        if (srow)                                                              \
+            SFX(fwd_row_r)(K, u, up, px, pz, zx, zz, srow, i, rs, cs, 1, R);   \
+        else                                                                   \
+            SFX(fwd_row_r)(K, u, up, px, pz, zx, zz, srow, i, rs, cs, 0, R);   \
+    } while (0)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
 
 /* Steps n0 -> n1 in place on `state` (6, nshots, NZ, NX). `record` (nshots, nt, nrec), if not NULL,
- * gets u at the receivers at the start of each step; `keep` (n1 - n0, 6, nshots, NZ, NX), if not NULL,
- * gets the state at the start of each step. Returns 0. */
+ * gets u at the receivers at the start of each step; `keep` (n1 - n0, nshots, nz, nx), if not NULL,
+ * gets each step's snapshot S on the physical grid. Returns 0. */
 int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0, int64_t n1, REAL *record,
                                 REAL *keep, int nthreads) {
     SFX(consts) K;
     SFX(load_consts)(P, &K);
     const int64_t ns = P->nshots, nz = P->nz, nx = P->nx, plane = nz * nx, fs = ns * plane;
+    const int64_t pnz = P->pnz, pnx = P->pnx, top = P->ptop, left = P->pleft, pplane = pnz * pnx;
     const int r = (int)P->radius;
     const segments rs = make_segments(nz, r, P->za, P->zb), cs = make_segments(nx, r, P->xa, P->xb);
     REAL *const s0 = state, *const s1 = state + fs;
@@ -203,48 +244,58 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
                 *const zz = state + 5 * fs;
     const REAL *wav = (const REAL *)P->wavelet;
     const REAL *w = K.w;
+    const int64_t nrec = P->nrec, nt = P->nt;
+    if (record) /* step n0's samples: u at the start of the block */
+        for (int64_t q = 0; q < ns * nrec; q++) {
+            const int64_t sh = q / nrec;
+            record[(sh * nt + n0) * nrec + q % nrec] = s1[sh * plane + P->rec_z[q] * nx + P->rec_x[q]];
+        }
+    /* Per-thread rows: S of the current row, and u_prev of a row with sources. */
+    REAL *rows = (REAL *)malloc(2 * (size_t)nthreads * (size_t)nx * sizeof(REAL));
+    if (!rows) return 1;
 #pragma omp parallel num_threads(nthreads)
     {
         const unsigned int mxcsr = enter_ftz();
+        REAL *const srow = rows + 2 * (size_t)thread_id() * (size_t)nx, *const uold = srow + nx;
         for (int64_t n = n0; n < n1; n++) {
             /* u_next overwrites u_prev, so the two wavefields swap slots every step. */
             REAL *const up = ((n - n0) & 1) ? s1 : s0;
             const REAL *const u = ((n - n0) & 1) ? s0 : s1;
-            if (keep) {
-                REAL *kp = keep + (n - n0) * 6 * fs;
-#pragma omp for schedule(static)
-                for (int64_t q = 0; q < 6 * ns * nz; q++) {
-                    const int64_t f = q / (ns * nz), row = q % (ns * nz);
-                    const REAL *src = (f == 0 ? up : f == 1 ? u : state + f * fs) + row * nx;
-                    memcpy(kp + q * nx, src, (size_t)nx * sizeof(REAL));
-                }
-            }
-            if (record) {
-#pragma omp for schedule(static)
-                for (int64_t q = 0; q < ns * P->nrec; q++) {
-                    const int64_t sh = q / P->nrec;
-                    record[(sh * P->nt + n) * P->nrec + q % P->nrec] =
-                        u[sh * plane + P->rec_z[q] * nx + P->rec_x[q]];
-                }
-            }
+            REAL *const kp = keep ? keep + (n - n0) * ns * pplane : 0;
 #pragma omp for collapse(2) schedule(static)
             for (int64_t sh = 0; sh < ns; sh++)
                 for (int64_t i = 0; i < nz; i++) {
                     const int64_t o = sh * plane;
-                    SFX(psi_row)(&K, r, u + o, px + o, px + o, pz + o, pz + o, i, P->xa, P->xb, P->za, P->zb);
+                    SFX(psi_row)(&K, r, u + o, px + o, pz + o, i, P->xa, P->xb, P->za, P->zb);
                 }
 #pragma omp for collapse(2) schedule(static)
             for (int64_t sh = 0; sh < ns; sh++)
                 for (int64_t i = 0; i < nz; i++) {
-                    const int64_t o = sh * plane;
-                    SFX(fwd_row)(&K, r, u + o, up + o, px + o, pz + o, zx + o, zz + o, i, &rs, &cs);
+                    const int64_t o = sh * plane, row = sh * nz + i;
+                    const int64_t q0 = P->src_ptr[row], q1 = P->src_ptr[row + 1];
+                    const int phys = i >= top && i < top + pnz;
+                    if (q0 < q1) memcpy(uold, up + o + i * nx, (size_t)nx * sizeof(REAL));
+                    SFX(fwd_row)(&K, r, u + o, up + o, px + o, pz + o, zx + o, zz + o,
+                                 (q0 < q1 || (kp && phys)) ? srow : 0, i, &rs, &cs);
+                    if (q0 < q1) {
+                        /* Sources in a fixed order (several may share a cell): S += f / dh^2, then redo
+                         * u_next there from the saved u_prev. */
+                        for (int64_t t = q0; t < q1; t++) {
+                            const int64_t q = P->src_order[t];
+                            srow[P->src_x[q]] += wav[q * nt + n] * K.inv_dh2;
+                        }
+                        for (int64_t t = q0; t < q1; t++) {
+                            const int64_t j = P->src_x[P->src_order[t]], c = o + i * nx + j;
+                            up[c] = 2 * u[c] - uold[j] + w[i * nx + j] * srow[j];
+                        }
+                    }
+                    if (kp && phys) memcpy(kp + sh * pplane + (i - top) * pnx, srow + left, (size_t)pnx * sizeof(REAL));
+                    if (record && n + 1 < n1)
+                        for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
+                            const int64_t q = P->rec_order[t];
+                            record[(sh * nt + n + 1) * nrec + q % nrec] = up[o + i * nx + P->rec_x[q]];
+                        }
                 }
-            /* Sources in a fixed serial order: several may share a cell. */
-#pragma omp single
-            for (int64_t q = 0; q < ns * P->nsrc; q++) {
-                const int64_t c = P->src_z[q] * nx + P->src_x[q];
-                up[(q / P->nsrc) * plane + c] += w[c] * wav[q * P->nt + n] * K.inv_dh2;
-            }
         }
         if ((n1 - n0) & 1) {
             /* An odd number of steps left u in slot 0: swap back to (u_prev, u). */
@@ -260,6 +311,7 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
         }
         leave_ftz(mxcsr);
     }
+    free(rows);
     return 0;
 }
 
@@ -275,33 +327,55 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
 #define APX(i, j) ((SAFE && ((i) < 0 || (i) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : ax[j] * a2[(i) * nx + (j)])
 #define APZ(i, j) ((SAFE && ((i) < 0 || (i) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : az[i] * a3[(i) * nx + (j)])
 
-/* Pass 1 on row i's absorbing cells: the forward psi' into scratch (for S), and P = A2 - D1 Lh into A2/A3. */
-ALWAYS_INLINE void SFX(adj_psi_row_r)(const SFX(consts) *K, const REAL *a1, REAL *a2, REAL *a3, const REAL *a4,
-                                      const REAL *a5, int64_t i, int64_t xa, int64_t xb, int64_t za, int64_t zb,
-                                      const int R) {
+ALWAYS_INLINE void SFX(adj_px_span)(const SFX(consts) *K, const REAL *restrict a1, REAL *restrict a2,
+                                    const REAL *restrict a4, int64_t i, int64_t j0, int64_t j1, const int SAFE,
+                                    const int R) {
     const int64_t nz = K->nz, nx = K->nx;
-    const REAL *w = K->w, *ax = K->ax, *az = K->az;
-    const int SAFE = 1;
-    for (int64_t j = xa > 0 ? 0 : xb; j < nx; j = (j + 1 == xa) ? xb : j + 1) {
+    const REAL *restrict w = K->w, *restrict ax = K->ax;
+    (void)nz;
+    for (int64_t j = j0; j < j1; j++) {
         REAL d = K->c1[1] * (LHX(i, j + 1) - LHX(i, j - 1));
         for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LHX(i, j + k) - LHX(i, j - k));
         a2[i * nx + j] = a2[i * nx + j] - d * K->inv_dh;
     }
-    if (i >= za && i < zb) return;
-    for (int64_t j = 0; j < nx; j++) {
+}
+
+ALWAYS_INLINE void SFX(adj_pz_span)(const SFX(consts) *K, const REAL *restrict a1, REAL *restrict a3,
+                                    const REAL *restrict a5, int64_t i, int64_t j0, int64_t j1, const int SAFE,
+                                    const int R) {
+    const int64_t nz = K->nz, nx = K->nx;
+    const REAL *restrict w = K->w, *restrict az = K->az;
+    (void)nz;
+    for (int64_t j = j0; j < j1; j++) {
         REAL d = K->c1[1] * (LHZ(i + 1, j) - LHZ(i - 1, j));
         for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LHZ(i + k, j) - LHZ(i - k, j));
         a3[i * nx + j] = a3[i * nx + j] - d * K->inv_dh;
     }
 }
 
-/* Pass 2 on [j0, j1) of row i: A0 <- A1' (before the receiver term) and grad_w += A1 S. */
+/* Pass 1 on row i's absorbing cells: P = A2 - D1 Lh into A2/A3. */
+ALWAYS_INLINE void SFX(adj_psi_row_r)(const SFX(consts) *K, const REAL *a1, REAL *a2, REAL *a3, const REAL *a4,
+                                      const REAL *a5, int64_t i, int64_t xa, int64_t xb, int64_t za, int64_t zb,
+                                      const int R) {
+    const int64_t nz = K->nz, nx = K->nx;
+#define PX(a, b, S) SFX(adj_px_span)(K, a1, a2, a4, i, a, b, S, R)
+#define PZ(a, b, S) SFX(adj_pz_span)(K, a1, a3, a5, i, a, b, S, R)
+    if (xa < xb) {
+        SPLIT_SAFE(0, xa, PX);
+        SPLIT_SAFE(xb, nx, PX);
+    } else {
+        SPLIT_SAFE(0, nx, PX);
+    }
+    if (!(i >= za && i < zb)) SPLIT_SAFE(0, nx, PZ);
+#undef PX
+#undef PZ
+}
+
+/* Pass 2 on [j0, j1) of row i: X <- sigma X + 2 A1 + ... (A1' before the receiver term). */
 ALWAYS_INLINE void SFX(adj_span)(const SFX(consts) *K, REAL *restrict a0, const REAL *restrict a1,
                                  const REAL *restrict a2, const REAL *restrict a3, const REAL *restrict a4,
-                                 const REAL *restrict a5, const REAL *restrict fu, const REAL *restrict fpx,
-                                 const REAL *restrict fpz, const REAL *restrict fzx, const REAL *restrict fzz,
-                                 REAL *restrict gw, int64_t i, int64_t j0, int64_t j1, const int SAFE,
-                                 const int DOX, const int DOZ, const int R, const int GRAD) {
+                                 const REAL *restrict a5, const REAL sigma, int64_t i, int64_t j0, int64_t j1,
+                                 const int SAFE, const int DOX, const int DOZ, const int R) {
     const int64_t nz = K->nz, nx = K->nx;
     const REAL *restrict w = K->w, *restrict ax = K->ax, *restrict az = K->az;
 #pragma GCC ivdep
@@ -322,7 +396,7 @@ ALWAYS_INLINE void SFX(adj_span)(const SFX(consts) *K, REAL *restrict a0, const 
             tz = K->c2[0] * SW(i, j);
             for (int k = 1; k <= R; k++) tz = tz + K->c2[k] * (SW(i + k, j) + SW(i - k, j));
         }
-        REAL t = a0[c] + 2 * a1[c] + tx * K->inv_dh2 + tz * K->inv_dh2;
+        REAL t = sigma * a0[c] + 2 * a1[c] + tx * K->inv_dh2 + tz * K->inv_dh2;
         if (DOX) {
             REAL d = K->c1[1] * (APX(i, j + 1) - APX(i, j - 1));
             for (int k = 2; k <= R; k++) d = d + K->c1[k] * (APX(i, j + k) - APX(i, j - k));
@@ -333,24 +407,15 @@ ALWAYS_INLINE void SFX(adj_span)(const SFX(consts) *K, REAL *restrict a0, const 
             for (int k = 2; k <= R; k++) d = d + K->c1[k] * (APZ(i + k, j) - APZ(i - k, j));
             t = t - d * K->inv_dh;
         }
-        if (GRAD) gw[c] += a1[c] * SFX(rhs)(K, fu, fpx, fpz, fzx, 0, fzz, 0, i, j, SAFE, DOX, DOZ, R);
         a0[c] = t;
     }
 }
 
 ALWAYS_INLINE void SFX(adj_row_r)(const SFX(consts) *K, REAL *a0, const REAL *a1, const REAL *a2, const REAL *a3,
-                                  const REAL *a4, const REAL *a5, const REAL *fu, const REAL *fpx, const REAL *fpz,
-                                  const REAL *fzx, const REAL *fzz, REAL *gw, int64_t i, const segments *rs,
+                                  const REAL *a4, const REAL *a5, REAL sigma, int64_t i, const segments *rs,
                                   const segments *cs, const int R) {
     const int64_t nx = K->nx;
-    /* The model gradient is a compile-time switch: a run-time test in the loop defeats vectorisation. */
-#define SPAN(j0, j1, S, X, Z)                                                                            \
-    do {                                                                                                 \
-        if (gw)                                                                                          \
-            SFX(adj_span)(K, a0, a1, a2, a3, a4, a5, fu, fpx, fpz, fzx, fzz, gw, i, j0, j1, S, X, Z, R, 1); \
-        else                                                                                             \
-            SFX(adj_span)(K, a0, a1, a2, a3, a4, a5, fu, fpx, fpz, fzx, fzz, gw, i, j0, j1, S, X, Z, R, 0); \
-    } while (0)
+#define SPAN(j0, j1, S, X, Z) SFX(adj_span)(K, a0, a1, a2, a3, a4, a5, sigma, i, j0, j1, S, X, Z, R)
     if (i < rs->s1 || i >= rs->s4) {
         SPAN(0, nx, 1, 1, 1);
         return;
@@ -377,88 +442,108 @@ static void SFX(adj_psi_row)(const SFX(consts) *K, int r, const REAL *a1, REAL *
 }
 
 static void SFX(adj_row)(const SFX(consts) *K, int r, REAL *a0, const REAL *a1, const REAL *a2, const REAL *a3,
-                         const REAL *a4, const REAL *a5, const REAL *fu, const REAL *fpx, const REAL *fpz,
-                         const REAL *fzx, const REAL *fzz, REAL *gw, int64_t i, const segments *rs,
+                         const REAL *a4, const REAL *a5, REAL sigma, int64_t i, const segments *rs,
                          const segments *cs) {
-#define CALL(R) SFX(adj_row_r)(K, a0, a1, a2, a3, a4, a5, fu, fpx, fpz, fzx, fzz, gw, i, rs, cs, R)
+#define CALL(R) SFX(adj_row_r)(K, a0, a1, a2, a3, a4, a5, sigma, i, rs, cs, R)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
 
-/* Adjoint of step n in place on `adj` (6, nshots, NZ, NX), given the forward state `fstate` at the start
- * of step n and the adjoint `grad_rec` of its receiver samples (element [shot, rec] at
- * grad_rec[shot * grad_rec_stride + rec]). Accumulates into `grad_w` (nshots, NZ, NX; per shot, so
- * that no two threads add to one cell) and `grad_wavelet` (nshots, nsrc, nt) when not NULL.
- * `scratch` (2, nshots, NZ, NX) must be zero outside the absorbing layers (it holds the forward psi'
- * there). Returns 0. */
-int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *fstate, int64_t n,
-                                const REAL *grad_rec, int64_t grad_rec_stride, REAL *grad_w,
-                                REAL *grad_wavelet, REAL *scratch, int nthreads) {
+/* Adjoint steps n1-1 down to n0 in place on `adj` (6, nshots, NZ, NX): on entry the adjoint of the state
+ * after step n1-1, on return that of the state at step n0. `kept` (n1 - n0, nshots, nz, nx) holds the
+ * snapshots (only read when `grad_w` is given); `grad_rec` (nshots, nt, nrec) the adjoint of the data.
+ * Accumulates into `grad_w` (nshots, nz, nx; per shot, so that no two threads add to one cell) and
+ * `grad_wavelet` (nshots, nsrc, nt) when not NULL. Returns 0. */
+int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *kept, int64_t n0, int64_t n1,
+                                const REAL *grad_rec, REAL *grad_w, REAL *grad_wavelet, int nthreads) {
     SFX(consts) K;
     SFX(load_consts)(P, &K);
     const int64_t ns = P->nshots, nz = P->nz, nx = P->nx, plane = nz * nx, fs = ns * plane;
+    const int64_t pnz = P->pnz, pnx = P->pnx, top = P->ptop, left = P->pleft, pplane = pnz * pnx;
+    const int64_t nrec = P->nrec, nt = P->nt;
     const int r = (int)P->radius;
     const segments rs = make_segments(nz, r, P->za, P->zb), cs = make_segments(nx, r, P->xa, P->xb);
-    REAL *const a0 = adj, *const a1 = adj + fs, *const a2 = adj + 2 * fs, *const a3 = adj + 3 * fs,
-                *const a4 = adj + 4 * fs, *const a5 = adj + 5 * fs;
-    const REAL *const fu = fstate + fs, *const fpx = fstate + 2 * fs, *const fpz = fstate + 3 * fs,
-               *const fzx = fstate + 4 * fs, *const fzz = fstate + 5 * fs;
-    REAL *const spx = scratch, *const spz = scratch + fs;
-    const REAL *wav = (const REAL *)P->wavelet;
+    REAL *const a2 = adj + 2 * fs, *const a3 = adj + 3 * fs, *const a4 = adj + 4 * fs, *const a5 = adj + 5 * fs;
     const REAL *w = K.w, *bx = K.bx, *bz = K.bz;
+    const int64_t xa = P->xa, xb = P->xb, za = P->za, zb = P->zb;
+    if (n1 <= n0) return 0;
 #pragma omp parallel num_threads(nthreads)
     {
         const unsigned int mxcsr = enter_ftz();
-        /* Sources first, while A1 is still the adjoint of u_next; serial because they may share cells. */
-#pragma omp single
-        for (int64_t q = 0; q < ns * P->nsrc; q++) {
-            const int64_t sh = q / P->nsrc, c = P->src_z[q] * nx + P->src_x[q];
-            const REAL g = a1[sh * plane + c] * K.inv_dh2;
-            if (grad_wavelet) grad_wavelet[q * P->nt + n] += g * w[c];
-            if (grad_w) grad_w[sh * plane + c] += g * wav[q * P->nt + n];
-        }
+        for (int64_t n = n1 - 1; n >= n0; n--) {
+            const int64_t k = n1 - 1 - n;
+            REAL *const X = (k & 1) ? adj + fs : adj;       /* sigma A0, overwritten by A1' */
+            const REAL *const Y = (k & 1) ? adj : adj + fs; /* A1 */
+            const REAL sigma = k == 0 ? (REAL)1 : (REAL)-1;
+            const REAL *const kp = kept ? kept + (n - n0) * ns * pplane : 0;
+            /* Pass 1: P = A2 - D1 Lh in the layers; the wavelet gradient at the sources of the row. */
 #pragma omp for collapse(2) schedule(static)
-        for (int64_t sh = 0; sh < ns; sh++)
-            for (int64_t i = 0; i < nz; i++) {
-                const int64_t o = sh * plane;
-                if (grad_w)
-                    SFX(psi_row)(&K, r, fu + o, fpx + o, spx + o, fpz + o, spz + o, i, P->xa, P->xb, P->za, P->zb);
-                SFX(adj_psi_row)(&K, r, a1 + o, a2 + o, a3 + o, a4 + o, a5 + o, i, P->xa, P->xb, P->za, P->zb);
-            }
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t sh = 0; sh < ns; sh++)
-            for (int64_t i = 0; i < nz; i++) {
-                const int64_t o = sh * plane;
-                SFX(adj_row)(&K, r, a0 + o, a1 + o, a2 + o, a3 + o, a4 + o, a5 + o, fu + o, spx + o, spz + o,
-                             fzx + o, fzz + o, grad_w ? grad_w + o : 0, i, &rs, &cs);
-            }
-        /* Pass 3, pointwise: (A0, A1) <- (-A1, A1'), and the auxiliaries' adjoints in the layers. */
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t sh = 0; sh < ns; sh++)
-            for (int64_t i = 0; i < nz; i++) {
-                const int64_t o = sh * plane + i * nx;
-                for (int64_t j = P->xa > 0 ? 0 : P->xb; j < nx; j = (j + 1 == P->xa) ? P->xb : j + 1) {
-                    const int64_t c = o + j;
-                    a4[c] = bx[j] * (a4[c] + w[i * nx + j] * a1[c]);
-                    a2[c] = bx[j] * a2[c];
+            for (int64_t sh = 0; sh < ns; sh++)
+                for (int64_t i = 0; i < nz; i++) {
+                    const int64_t o = sh * plane, row = sh * nz + i;
+                    SFX(adj_psi_row)(&K, r, Y + o, a2 + o, a3 + o, a4 + o, a5 + o, i, xa, xb, za, zb);
+                    if (grad_wavelet)
+                        for (int64_t t = P->src_ptr[row]; t < P->src_ptr[row + 1]; t++) {
+                            const int64_t q = P->src_order[t], c = i * nx + P->src_x[q];
+                            grad_wavelet[q * nt + n] += Y[o + c] * w[c] * K.inv_dh2;
+                        }
                 }
-                if (i < P->za || i >= P->zb) {
-                    for (int64_t j = 0; j < nx; j++) {
-                        const int64_t c = o + j;
-                        a5[c] = bz[i] * (a5[c] + w[i * nx + j] * a1[c]);
-                        a3[c] = bz[i] * a3[c];
+            /* Pass 2: A1' into X's slot, the receivers' adjoint, and grad_w += A1 S. */
+#pragma omp for collapse(2) schedule(static)
+            for (int64_t sh = 0; sh < ns; sh++)
+                for (int64_t i = 0; i < nz; i++) {
+                    const int64_t o = sh * plane, row = sh * nz + i;
+                    SFX(adj_row)(&K, r, X + o, Y + o, a2 + o, a3 + o, a4 + o, a5 + o, sigma, i, &rs, &cs);
+                    for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
+                        const int64_t q = P->rec_order[t];
+                        X[o + i * nx + P->rec_x[q]] += grad_rec[(sh * nt + n) * nrec + q % nrec];
+                    }
+                    if (grad_w && i >= top && i < top + pnz) {
+                        REAL *restrict g = grad_w + sh * pplane + (i - top) * pnx;
+                        const REAL *restrict s = kp + sh * pplane + (i - top) * pnx;
+                        const REAL *restrict y = Y + o + i * nx + left;
+                        for (int64_t j = 0; j < pnx; j++) g[j] += y[j] * s[j];
                     }
                 }
-                for (int64_t j = 0; j < nx; j++) {
-                    const REAL v = a1[o + j];
-                    a1[o + j] = a0[o + j];
-                    a0[o + j] = -v;
+            /* Pass 3, pointwise in the layers: A4' = b (A4 + w A1), A2' = b P (likewise z). */
+#pragma omp for collapse(2) schedule(static)
+            for (int64_t sh = 0; sh < ns; sh++)
+                for (int64_t i = 0; i < nz; i++) {
+                    const int64_t o = sh * plane + i * nx;
+                    const REAL *restrict y = Y + o, *restrict wr = w + i * nx;
+                    REAL *restrict p2 = a2 + o, *restrict p4 = a4 + o;
+                    const int64_t xa_ = xa < xb ? xa : nx, xb_ = xa < xb ? xb : nx;
+                    for (int64_t j = 0; j < xa_; j++) {
+                        p4[j] = bx[j] * (p4[j] + wr[j] * y[j]);
+                        p2[j] = bx[j] * p2[j];
+                    }
+                    for (int64_t j = xb_; j < nx; j++) {
+                        p4[j] = bx[j] * (p4[j] + wr[j] * y[j]);
+                        p2[j] = bx[j] * p2[j];
+                    }
+                    if (i < za || i >= zb) {
+                        REAL *restrict p3 = a3 + o, *restrict p5 = a5 + o;
+                        const REAL b = bz[i];
+                        for (int64_t j = 0; j < nx; j++) {
+                            p5[j] = b * (p5[j] + wr[j] * y[j]);
+                            p3[j] = b * p3[j];
+                        }
+                    }
                 }
+        }
+        /* Restore the layout (A0, A1): after k >= 1 steps one slot holds A1 and the other -A0. */
+#pragma omp for schedule(static)
+        for (int64_t q = 0; q < ns * nz; q++) {
+            REAL *restrict s0 = adj + q * nx, *restrict s1 = adj + fs + q * nx;
+            if ((n1 - n0) & 1) {
+                for (int64_t j = 0; j < nx; j++) {
+                    const REAL t = s0[j];
+                    s0[j] = -s1[j];
+                    s1[j] = t;
+                }
+            } else {
+                for (int64_t j = 0; j < nx; j++) s0[j] = -s0[j];
             }
-#pragma omp single
-        for (int64_t q = 0; q < ns * P->nrec; q++) {
-            const int64_t sh = q / P->nrec;
-            a1[sh * plane + P->rec_z[q] * nx + P->rec_x[q]] += grad_rec[sh * grad_rec_stride + q % P->nrec];
         }
         leave_ftz(mxcsr);
     }
@@ -471,5 +556,6 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *f
 #undef SW
 #undef APX
 #undef APZ
+#undef SPLIT_SAFE
 #undef ALWAYS_INLINE
 #undef SWEEP_RADIUS_DISPATCH

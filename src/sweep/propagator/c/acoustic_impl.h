@@ -35,6 +35,7 @@ typedef struct {
     int64_t nz, nx;
     REAL c1[5], c2[5], inv_dh, inv_dh2;
     const REAL *w, *ax, *bx, *az, *bz;
+    const REAL *zero; /* a row of nx zeros: stands for the rows outside the grid */
 } SFX(consts);
 
 static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
@@ -50,7 +51,18 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
     K->bx = (const REAL *)P->bx;
     K->az = (const REAL *)P->az;
     K->bz = (const REAL *)P->bz;
+    K->zero = 0;
 }
+
+/* rows[R + k] = row i + k of field f (k = -R..R), or the zero row outside the grid: stencils along z
+ * then need no bounds checks, so that the top and bottom rows vectorise like the others. */
+#define ROWS(name, f, i, R)                                                                               \
+    const REAL *name##_a[9];                                                                              \
+    for (int k_ = -(R); k_ <= (R); k_++) {                                                                \
+        const int64_t ii_ = (i) + k_;                                                                     \
+        name##_a[(R) + k_] = (ii_ >= 0 && ii_ < K->nz) ? (f) + ii_ * K->nx : K->zero;                     \
+    }                                                                                                     \
+    const REAL *const *const name = name##_a + (R)
 
 /* Field value at (i, j), zero outside the padded grid when SAFE (a compile-time constant). */
 #define LD(f, i, j) ((SAFE && ((i) < 0 || (i) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : (f)[(i) * nx + (j)])
@@ -85,8 +97,10 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
 
 /* ---- forward ---------------------------------------------------------------------------------- */
 
-ALWAYS_INLINE void SFX(psi_x_span)(const SFX(consts) *K, const REAL *restrict u, REAL *restrict px, int64_t i,
+ALWAYS_INLINE void SFX(psi_x_span)(const SFX(consts) *K_, const REAL *restrict u, REAL *restrict px, int64_t i,
                                    int64_t j0, int64_t j1, const int SAFE, const int R) {
+    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
+    const SFX(consts) Kl = *K_, *const K = &Kl;
     const int64_t nz = K->nz, nx = K->nx;
     const REAL inv_dh = K->inv_dh;
     const REAL *restrict ax = K->ax, *restrict bx = K->bx;
@@ -99,15 +113,19 @@ ALWAYS_INLINE void SFX(psi_x_span)(const SFX(consts) *K, const REAL *restrict u,
     }
 }
 
-ALWAYS_INLINE void SFX(psi_z_span)(const SFX(consts) *K, const REAL *restrict u, REAL *restrict pz, int64_t i,
+ALWAYS_INLINE void SFX(psi_z_span)(const SFX(consts) *K_, const REAL *restrict u, REAL *restrict pz, int64_t i,
                                    int64_t j0, int64_t j1, const int SAFE, const int R) {
+    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
+    const SFX(consts) Kl = *K_, *const K = &Kl;
     const int64_t nz = K->nz, nx = K->nx;
     const REAL inv_dh = K->inv_dh, a = K->az[i], b = K->bz[i];
     (void)nz;
+    (void)SAFE;
+    ROWS(ur, u, i, R);
     for (int64_t j = j0; j < j1; j++) {
         const int64_t c = i * nx + j;
-        REAL d = K->c1[1] * (LD(u, i + 1, j) - LD(u, i - 1, j));
-        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LD(u, i + k, j) - LD(u, i - k, j));
+        REAL d = K->c1[1] * (ur[1][j] - ur[-1][j]);
+        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (ur[k][j] - ur[-k][j]);
         pz[c] = b * pz[c] + a * (d * inv_dh);
     }
 }
@@ -125,23 +143,25 @@ ALWAYS_INLINE void SFX(psi_row_r)(const SFX(consts) *K, const REAL *u, REAL *px,
     } else {
         SPLIT_SAFE(0, nx, PX);
     }
-    if (!(i >= za && i < zb)) SPLIT_SAFE(0, nx, PZ);
+    if (!(i >= za && i < zb)) PZ(0, nx, 0); /* rows outside the grid: see ROWS */
 #undef PX
 #undef PZ
 }
 
 /* S = L_x + zeta_x' + L_z + zeta_z' at (i, j) from u and the new psi; writes the new zeta when the
  * cell is near a layer (DOX / DOZ). */
-ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *restrict u, const REAL *restrict px,
-                            const REAL *restrict pz, REAL *restrict zx, REAL *restrict zz, int64_t i, int64_t j,
+ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *restrict u, const REAL *const *ur,
+                            const REAL *restrict px, const REAL *const *pr, REAL *restrict zx,
+                            REAL *restrict zz, int64_t i, int64_t j,
                             const int SAFE, const int DOX, const int DOZ, const int R) {
     const int64_t nz = K->nz, nx = K->nx;
     const int64_t c = i * nx + j;
     const REAL uc = u[c];
+    (void)nz;
     REAL dxx = K->c2[0] * uc, dzz = K->c2[0] * uc;
     for (int k = 1; k <= R; k++) {
         dxx = dxx + K->c2[k] * (LD(u, i, j + k) + LD(u, i, j - k));
-        dzz = dzz + K->c2[k] * (LD(u, i + k, j) + LD(u, i - k, j));
+        dzz = dzz + K->c2[k] * (ur[k][j] + ur[-k][j]);
     }
     REAL lx = dxx * K->inv_dh2, lz = dzz * K->inv_dh2;
     REAL s;
@@ -156,8 +176,8 @@ ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *restrict u, const 
         s = lx;
     }
     if (DOZ) {
-        REAL d = K->c1[1] * (LD(pz, i + 1, j) - LD(pz, i - 1, j));
-        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LD(pz, i + k, j) - LD(pz, i - k, j));
+        REAL d = K->c1[1] * (pr[1][j] - pr[-1][j]);
+        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (pr[k][j] - pr[-k][j]);
         lz = lz + d * K->inv_dh;
         const REAL zn = K->bz[i] * zz[c] + K->az[i] * lz;
         zz[c] = zn;
@@ -170,16 +190,20 @@ ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *restrict u, const 
 }
 
 /* u_prev <- u_next on [j0, j1) of row i; S into srow[j] when KEEP. */
-ALWAYS_INLINE void SFX(fwd_span)(const SFX(consts) *K, const REAL *restrict u, REAL *restrict up,
+ALWAYS_INLINE void SFX(fwd_span)(const SFX(consts) *K_, const REAL *restrict u, REAL *restrict up,
                                  const REAL *restrict px, const REAL *restrict pz, REAL *restrict zx,
                                  REAL *restrict zz, REAL *restrict srow, int64_t i, int64_t j0, int64_t j1,
                                  const int SAFE, const int DOX, const int DOZ, const int KEEP, const int R) {
+    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
+    const SFX(consts) Kl = *K_, *const K = &Kl;
     const REAL *restrict w = K->w;
     const int64_t nx = K->nx;
+    ROWS(ur, u, i, R);
+    ROWS(pr, DOZ ? pz : u, i, R);
 #pragma GCC ivdep
     for (int64_t j = j0; j < j1; j++) {
         const int64_t c = i * nx + j;
-        const REAL s = SFX(rhs)(K, u, px, pz, zx, zz, i, j, SAFE, DOX, DOZ, R);
+        const REAL s = SFX(rhs)(K, u, ur, px, pr, zx, zz, i, j, SAFE, DOX, DOZ, R);
         if (KEEP) srow[j] = s;
         up[c] = 2 * u[c] - up[c] + w[c] * s;
     }
@@ -189,22 +213,21 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
                                   REAL *zx, REAL *zz, REAL *srow, int64_t i, const segments *rs, const segments *cs,
                                   const int KEEP, const int R) {
     const int64_t nx = K->nx;
+    /* Only the columns near the left and right edges need bounds checks (rows: see ROWS). */
 #define FS(j0, j1, S, X, Z) SFX(fwd_span)(K, u, up, px, pz, zx, zz, srow, i, j0, j1, S, X, Z, KEEP, R)
-    if (i < rs->s1 || i >= rs->s4) {
-        FS(0, nx, 1, 1, 1);
-        return;
-    }
-    FS(0, cs->s1, 1, 1, 1);
     if (i < rs->p1 || i >= rs->p2) {
+        FS(0, cs->s1, 1, 1, 1);
         FS(cs->s1, cs->p1, 0, 1, 1);
         FS(cs->p1, cs->p2, 0, 0, 1);
         FS(cs->p2, cs->s4, 0, 1, 1);
+        FS(cs->s4, nx, 1, 1, 1);
     } else {
+        FS(0, cs->s1, 1, 1, 0);
         FS(cs->s1, cs->p1, 0, 1, 0);
         FS(cs->p1, cs->p2, 0, 0, 0);
         FS(cs->p2, cs->s4, 0, 1, 0);
+        FS(cs->s4, nx, 1, 1, 0);
     }
-    FS(cs->s4, nx, 1, 1, 1);
 #undef FS
 }
 
@@ -252,7 +275,13 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
         }
     /* Per-thread rows: S of the current row, and u_prev of a row with sources. */
     REAL *rows = (REAL *)malloc(2 * (size_t)nthreads * (size_t)nx * sizeof(REAL));
-    if (!rows) return 1;
+    REAL *zero = (REAL *)calloc((size_t)nx, sizeof(REAL));
+    if (!rows || !zero) {
+        free(rows);
+        free(zero);
+        return 1;
+    }
+    K.zero = zero;
 #pragma omp parallel num_threads(nthreads)
     {
         const unsigned int mxcsr = enter_ftz();
@@ -312,6 +341,7 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
         leave_ftz(mxcsr);
     }
     free(rows);
+    free(zero);
     return 0;
 }
 
@@ -327,9 +357,11 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
 #define APX(i, j) ((SAFE && ((i) < 0 || (i) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : ax[j] * a2[(i) * nx + (j)])
 #define APZ(i, j) ((SAFE && ((i) < 0 || (i) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : az[i] * a3[(i) * nx + (j)])
 
-ALWAYS_INLINE void SFX(adj_px_span)(const SFX(consts) *K, const REAL *restrict a1, REAL *restrict a2,
+ALWAYS_INLINE void SFX(adj_px_span)(const SFX(consts) *K_, const REAL *restrict a1, REAL *restrict a2,
                                     const REAL *restrict a4, int64_t i, int64_t j0, int64_t j1, const int SAFE,
                                     const int R) {
+    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
+    const SFX(consts) Kl = *K_, *const K = &Kl;
     const int64_t nz = K->nz, nx = K->nx;
     const REAL *restrict w = K->w, *restrict ax = K->ax;
     (void)nz;
@@ -340,9 +372,11 @@ ALWAYS_INLINE void SFX(adj_px_span)(const SFX(consts) *K, const REAL *restrict a
     }
 }
 
-ALWAYS_INLINE void SFX(adj_pz_span)(const SFX(consts) *K, const REAL *restrict a1, REAL *restrict a3,
+ALWAYS_INLINE void SFX(adj_pz_span)(const SFX(consts) *K_, const REAL *restrict a1, REAL *restrict a3,
                                     const REAL *restrict a5, int64_t i, int64_t j0, int64_t j1, const int SAFE,
                                     const int R) {
+    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
+    const SFX(consts) Kl = *K_, *const K = &Kl;
     const int64_t nz = K->nz, nx = K->nx;
     const REAL *restrict w = K->w, *restrict az = K->az;
     (void)nz;
@@ -372,10 +406,12 @@ ALWAYS_INLINE void SFX(adj_psi_row_r)(const SFX(consts) *K, const REAL *a1, REAL
 }
 
 /* Pass 2 on [j0, j1) of row i: X <- sigma X + 2 A1 + ... (A1' before the receiver term). */
-ALWAYS_INLINE void SFX(adj_span)(const SFX(consts) *K, REAL *restrict a0, const REAL *restrict a1,
+ALWAYS_INLINE void SFX(adj_span)(const SFX(consts) *K_, REAL *restrict a0, const REAL *restrict a1,
                                  const REAL *restrict a2, const REAL *restrict a3, const REAL *restrict a4,
                                  const REAL *restrict a5, const REAL sigma, int64_t i, int64_t j0, int64_t j1,
                                  const int SAFE, const int DOX, const int DOZ, const int R) {
+    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
+    const SFX(consts) Kl = *K_, *const K = &Kl;
     const int64_t nz = K->nz, nx = K->nx;
     const REAL *restrict w = K->w, *restrict ax = K->ax, *restrict az = K->az;
 #pragma GCC ivdep
@@ -557,5 +593,6 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
 #undef APX
 #undef APZ
 #undef SPLIT_SAFE
+#undef ROWS
 #undef ALWAYS_INLINE
 #undef SWEEP_RADIUS_DISPATCH

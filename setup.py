@@ -18,7 +18,7 @@ setup(
             "sweep.propagator.c._sweep_acoustic",
             sources=["src/sweep/propagator/c/acoustic.c"],
             depends=["src/sweep/propagator/c/acoustic_impl.h"],
-            extra_compile_args=["-O3", "-fopenmp", "-std=gnu11", *native],
+            extra_compile_args=["-O3", "-funroll-loops", "-fopenmp", "-std=gnu11", *native],
             extra_link_args=["-fopenmp"],
             optional=True,
         )

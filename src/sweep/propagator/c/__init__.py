@@ -234,9 +234,6 @@ class CAcousticStepper:
         """(nshots, nz, nx): a step's snapshot S = du_next/dw on the physical grid."""
         return self._snapshot_shape
 
-    def state_nbytes(self) -> int:
-        return self._w.element_size() * NFIELDS * self._shape[1] * self._shape[2] * self._shape[3]
-
     def _check(self, name: str, t: torch.Tensor, shape: tuple[int, ...]) -> None:
         if tuple(t.shape) != shape or t.dtype != self.problem.dtype or t.device.type != "cpu" or not t.is_contiguous():
             raise ValueError(f"{name} must be a contiguous CPU {self.problem.dtype} tensor of shape {shape}, got "

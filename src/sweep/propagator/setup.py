@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..signal import max_frequency
+from ..signal import max_frequency, peak_frequency
 from .grid import PaddedGrid
 
 MIN_POINTS_PER_WAVELENGTH = 5.0
@@ -179,8 +179,6 @@ def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_orde
                           f"fmax={fmax:.3g} Hz, dh={dh} m); below {MIN_POINTS_PER_WAVELENGTH:g} the result is "
                           "dominated by numerical dispersion", stacklevel=3)
     if pml_freq is None:
-        from ..signal import peak_frequency
-
         pml_freq = peak_frequency(wav_np, dt)
     dev = vp.device
     vp_d = vp.detach()

@@ -83,6 +83,16 @@ def layer_masks(stepper: CAcousticStepper) -> torch.Tensor:
     return torch.stack([ones, ones, mx, mz, mx, mz]).unsqueeze(1)
 
 
+def random_test_vectors(stepper: CAcousticStepper, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Random float64 (state x, adjoint state y, data adjoint g) for dot-product tests, the states
+    restricted to the kernels' subspace (see :func:`layer_masks`)."""
+    mask = layer_masks(stepper)
+    x = torch.randn(stepper.initial().shape, dtype=torch.float64, generator=gen) * mask
+    y = torch.randn(x.shape, dtype=torch.float64, generator=gen) * mask
+    g = torch.randn((2, NT, RECEIVERS.shape[1]), dtype=torch.float64, generator=gen)
+    return x, y, g
+
+
 @pytest.mark.parametrize("free_surface", [False, True])
 @pytest.mark.parametrize("space_order", [2, 8])
 def test_adjoint_dot_product(space_order, free_surface):
@@ -92,10 +102,7 @@ def test_adjoint_dot_product(space_order, free_surface):
     st = make_stepper(torch.float64, space_order, free_surface)
     gen = torch.Generator().manual_seed(3)
     n0, n1 = 7, 12
-    mask = layer_masks(st)
-    x = torch.randn(st.initial().shape, dtype=torch.float64, generator=gen) * mask
-    y = torch.randn(x.shape, dtype=torch.float64, generator=gen) * mask
-    g = torch.randn((2, NT, RECEIVERS.shape[1]), dtype=torch.float64, generator=gen)
+    x, y, g = random_test_vectors(st, gen)
 
     state, record = x.clone(), torch.zeros_like(g)
     st.advance(state, n0, n1, record=record)
@@ -120,10 +127,7 @@ def test_model_gradient_dot_product(space_order, free_surface):
     p, grid = st.problem, st.problem.grid
     gen = torch.Generator().manual_seed(5)
     n0, n1 = 3, 9
-    mask = layer_masks(st)
-    x = torch.randn(st.initial().shape, dtype=torch.float64, generator=gen) * mask
-    y = torch.randn(x.shape, dtype=torch.float64, generator=gen) * mask
-    g = torch.randn((2, NT, RECEIVERS.shape[1]), dtype=torch.float64, generator=gen)
+    x, y, g = random_test_vectors(st, gen)
     dw = torch.randn((NZ, NX), dtype=torch.float64, generator=gen)
 
     def objective(h: float) -> float:

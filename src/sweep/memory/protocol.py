@@ -1,6 +1,6 @@
 """The seam: the only thing the memory layer knows about a back-end.
 
-A strategy is a schedule of these calls; it never looks inside a state or a snapshot.
+A strategy is a schedule of these calls; it never looks inside a state, a snapshot or a strip.
 """
 from __future__ import annotations
 
@@ -12,25 +12,40 @@ import torch
 class Stepper(Protocol):
     """A time stepper for one propagation call (one equation on one back-end).
 
-    Two kinds of tensors cross the seam, both opaque to the memory layer:
+    Four kinds of tensors cross the seam, all opaque to the memory layer:
 
     - a *state*: everything needed to continue stepping from step ``n`` (wavefields and
       absorbing-layer auxiliaries), one tensor shaped like ``initial()``;
     - a *snapshot* of step ``n`` (shape ``snapshot_shape``): what the reverse pass needs from the
       forward pass at that step, usually much smaller than a state (for the acoustic equation the
-      sensitivity of the new wavefield to the model on the physical grid).
+      sensitivity of the new wavefield to the model on the physical grid);
+    - a *strip* of step ``n`` (shape ``strip_shape``): the values boundary saving keeps per step so
+      that the physical wavefield can be rebuilt backwards in time (acoustic: ``u_{n-1}`` on the
+      physical cells within one stencil radius of an absorbing edge);
+    - *rebuild fields* (shape ``rebuild_shape``): what that reverse-time rebuild walks on (acoustic:
+      ``u_n`` and ``u_{n-1}`` on the physical grid).
     """
 
     nt: int
     snapshot_shape: tuple[int, ...]
+    strip_shape: tuple[int, ...]
+    rebuild_shape: tuple[int, ...]
 
     def initial(self) -> torch.Tensor:
         """A new state at step 0."""
 
     def advance(self, state: torch.Tensor, n0: int, n1: int, record: torch.Tensor | None = None,
-                keep: torch.Tensor | None = None) -> None:
+                keep: torch.Tensor | None = None, strips: torch.Tensor | None = None) -> None:
         """Steps ``n0 -> n1`` in place. ``record[:, n]`` (nshots, nrec) receives step n's receiver
-        samples; ``keep[n - n0]`` receives step n's snapshot."""
+        samples; ``keep[n - n0]`` receives step n's snapshot; ``strips[n - n0]`` step n's strip."""
+
+    def save_fields(self, state: torch.Tensor, out: torch.Tensor) -> None:
+        """Copy the rebuild fields of ``state`` (at step n) into ``out`` (``rebuild_shape``)."""
+
+    def retreat(self, fields: torch.Tensor, strips: torch.Tensor, n0: int, n1: int, keep: torch.Tensor) -> None:
+        """Reverse-time rebuild of steps ``n1 - 1`` down to ``n0`` in place on ``fields`` (the rebuild
+        fields at step ``n1`` on entry, at step ``n0`` on return), given ``strips[n - n0]`` = step n's
+        strip; ``keep[n - n0]`` receives step n's snapshot, as ``advance`` would have written it."""
 
     def begin_adjoint(self, need_wavelet: bool, need_model: bool) -> None:
         """Start accumulating gradients for the inputs that need them."""

@@ -58,6 +58,23 @@ class PaddedGrid:
         """Padded (NZ, NX), halo not included."""
         return self.nz + self.top + self.bottom, self.nx + self.left + self.right
 
+    @property
+    def absorbing_edges(self) -> dict[str, bool]:
+        """Which edges of the physical grid touch an absorbing layer (none when ``abcn == 0``; not the
+        top with a free surface, where the rows above row 0 are held at zero)."""
+        return {"top": self.top > 0, "bottom": self.bottom > 0, "left": self.left > 0, "right": self.right > 0}
+
+    def strip_cells(self) -> np.ndarray:
+        """Flat indices ``i * nx + j`` (ascending, int64) of the physical cells within ``radius`` of an
+        absorbing edge: the cells boundary saving stores every step. Their count is
+        ``nz*nx - (nz - r*top - r*bottom) * (nx - r*left - r*right)`` (edges as in ``absorbing_edges``).
+        Every other physical cell's stencil reads physical cells (or the zero rows above a free
+        surface) only, so the wavefield there can be rebuilt backwards in time without the layer."""
+        r, e = self.radius, self.absorbing_edges
+        inside = np.zeros((self.nz, self.nx), dtype=bool)
+        inside[r * e["top"]:self.nz - r * e["bottom"], r * e["left"]:self.nx - r * e["right"]] = True
+        return np.flatnonzero(~inside).astype(np.int64)
+
     def pad_model(self, model: np.ndarray) -> np.ndarray:
         """Edge-replicate a (..., nz, nx) array to the padded shape (the fixed PML extension)."""
         widths = [(0, 0)] * (model.ndim - 2) + [(self.top, self.bottom), (self.left, self.right)]

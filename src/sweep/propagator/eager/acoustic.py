@@ -71,6 +71,9 @@ class EagerAcousticStepper:
         nshots = p.nshots
         self.shot_of_src = torch.arange(nshots, device=p.device).view(-1, 1).expand_as(p.src_z)
         self.shot_of_rec = torch.arange(nshots, device=p.device).view(-1, 1).expand_as(p.rec_z)
+        g = p.grid
+        self.strip_cells = torch.from_numpy(g.strip_cells()).to(p.device)
+        self._src_phys = (self.shot_of_src, p.src_z - g.top, p.src_x - g.left)
         self._grad_w: torch.Tensor | None = None
         self._grad_wavelet: torch.Tensor | None = None
         self._vjp = None
@@ -85,24 +88,72 @@ class EagerAcousticStepper:
         p = self.problem
         return (p.nshots, p.grid.nz, p.grid.nx)
 
+    @property
+    def strip_shape(self) -> tuple[int, int]:
+        """(nshots, ncells): a step's boundary strip, u_{n-1} on ``grid.strip_cells()``."""
+        return (self.problem.nshots, int(self.strip_cells.numel()))
+
+    @property
+    def rebuild_shape(self) -> tuple[int, int, int, int]:
+        """(2, nshots, nz, nx): u_n and u_{n-1} on the physical grid."""
+        return (2, *self.snapshot_shape)
+
     def _physical(self, field: torch.Tensor) -> torch.Tensor:
         g = self.problem.grid
         return field[..., g.top:g.top + g.nz, g.left:g.left + g.nx]
 
+    def _strip(self, field: torch.Tensor) -> torch.Tensor:
+        """(nshots, ncells): ``field`` (nshots, nz, nx) on the strip cells."""
+        return field.reshape(field.shape[0], -1)[:, self.strip_cells]
+
     @torch.no_grad()
     def advance(self, state: torch.Tensor, n0: int, n1: int, record: torch.Tensor | None = None,
-                keep: torch.Tensor | None = None) -> None:
+                keep: torch.Tensor | None = None, strips: torch.Tensor | None = None) -> None:
         """Steps n0 -> n1 in place; ``record[:, n]`` (nshots, nrec) gets step n's receivers;
-        ``keep[n - n0]`` (nshots, nz, nx) gets step n's snapshot."""
+        ``keep[n - n0]`` (nshots, nz, nx) gets step n's snapshot; ``strips[n - n0]`` (``strip_shape``)
+        gets u_{n-1} on the strip cells."""
         wavelet = self.problem.wavelet
         step = partial(_compiled(), self) if self.use_compile else self.step
         for n in range(n0, n1):
+            if strips is not None:
+                strips[n - n0].copy_(self._strip(self._physical(state[U_PREV])))
             new, rec, sensitivity = step(state, self.w, wavelet[:, :, n])
             if record is not None:
                 record[:, n] = rec
             if keep is not None:
                 keep[n - n0].copy_(self._physical(sensitivity))
             state.copy_(new)
+
+    def save_fields(self, state: torch.Tensor, out: torch.Tensor) -> None:
+        """(u_n, u_{n-1}) of ``state`` on the physical grid into ``out`` (``rebuild_shape``)."""
+        out[0].copy_(self._physical(state[U]))
+        out[1].copy_(self._physical(state[U_PREV]))
+
+    @torch.no_grad()
+    def retreat(self, fields: torch.Tensor, strips: torch.Tensor, n0: int, n1: int, keep: torch.Tensor) -> None:
+        """Reverse-time rebuild of steps n1-1 .. n0 in place on ``fields`` ((u_{n1}, u_{n1-1}) on entry,
+        (u_{n0}, u_{n0-1}) on return); ``strips[n - n0]`` is step n's strip (u_{n-1} on the strip cells);
+        ``keep[n - n0]`` gets step n's snapshot S_n.
+
+        Away from the strips S_n is the Laplacian of u_n (+ f[n]/dh^2 at the sources), computed by the
+        forward's own operations, so it repeats the forward's rounding, and
+        u_{n-1} = 2 u_n - u_{n+1} + w S_n. On the strip cells u_{n-1} is the stored strip and
+        S_n = (u_{n+1} - (2 u_n - u_{n-1})) / w, the forward update solved for S."""
+        p = self.problem
+        w = self._physical(self.w)
+        w_strip = w.reshape(-1)[self.strip_cells]
+        for n in range(n1 - 1, n0 - 1, -1):
+            u_next, u = fields[0], fields[1]  # (u_{n+1}, u_n) here, (u_n, u_{n-1}) after the step
+            dxx, dzz = self._d2(u)
+            sensitivity = (dxx + dzz).index_put(self._src_phys, p.wavelet[:, :, n] * self.inv_dh2, accumulate=True)
+            u_prev = 2 * u - u_next + w * sensitivity
+            flat_prev = u_prev.view(u_prev.shape[0], -1)
+            flat_prev[:, self.strip_cells] = strips[n - n0]
+            strip_s = (self._strip(u_next) - (2 * self._strip(u) - strips[n - n0])) / w_strip
+            sensitivity.view(sensitivity.shape[0], -1)[:, self.strip_cells] = strip_s
+            keep[n - n0].copy_(sensitivity)
+            fields[0].copy_(u)
+            fields[1].copy_(u_prev)
 
     def begin_adjoint(self, need_wavelet: bool, need_model: bool) -> None:
         p = self.problem

@@ -4,7 +4,8 @@ The kernels (``acoustic.c``) are built into a plain shared library at install ti
 see ``setup.py``) and loaded here with :mod:`ctypes`; nothing is compiled at first use. They implement
 the eager stepper's discrete step operation for operation (:mod:`sweep.propagator.eager.acoustic`), on
 the same state layout (6, nshots, NZ, NX): u_prev, u, psi_x, psi_z, zeta_x, zeta_z, so every memory
-strategy sees the same state size on either back-end.
+strategy sees the same state size on either back-end, and the same boundary strips and rebuild fields
+(``strip_shape``, ``rebuild_shape``) for boundary saving.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from ..setup import Problem
 __all__ = ["CAcousticStepper", "build_instructions", "library_available", "load_error"]
 
 _LIB_NAME = "_sweep_acoustic"
-_ABI_VERSION = 2  # must match sweep_abi_version() in acoustic.c
+_ABI_VERSION = 3  # must match sweep_abi_version() in acoustic.c
 NFIELDS = 6
 #: Fewest grid cells (over all shots) per OpenMP thread. A step has several barriers; on tiny grids a
 #: second thread costs more in synchronisation than it saves, and on a busy machine a spinning barrier
@@ -46,6 +47,7 @@ class _Problem(ctypes.Structure):
         ("ptop", ctypes.c_int64), ("pleft", ctypes.c_int64), ("pnz", ctypes.c_int64), ("pnx", ctypes.c_int64),
         ("src_ptr", ctypes.c_void_p), ("src_order", ctypes.c_void_p),
         ("rec_ptr", ctypes.c_void_p), ("rec_order", ctypes.c_void_p),
+        ("strip_idx", ctypes.c_void_p), ("nstrip", ctypes.c_int64),
     ]
 
 
@@ -79,8 +81,11 @@ def _declare(lib: ctypes.CDLL) -> None:
     ptr = ctypes.c_void_p
     for sfx in ("f32", "f64"):
         fwd = getattr(lib, f"sweep_acoustic_forward_{sfx}")
-        fwd.argtypes = [ctypes.POINTER(_Problem), ptr, ctypes.c_int64, ctypes.c_int64, ptr, ptr, ctypes.c_int]
+        fwd.argtypes = [ctypes.POINTER(_Problem), ptr, ctypes.c_int64, ctypes.c_int64, ptr, ptr, ptr, ctypes.c_int]
         fwd.restype = ctypes.c_int
+        back = getattr(lib, f"sweep_acoustic_retreat_{sfx}")
+        back.argtypes = [ctypes.POINTER(_Problem), ptr, ptr, ctypes.c_int64, ctypes.c_int64, ptr, ctypes.c_int]
+        back.restype = ctypes.c_int
         adj = getattr(lib, f"sweep_acoustic_adjoint_{sfx}")
         adj.argtypes = [ctypes.POINTER(_Problem), ptr, ptr, ctypes.c_int64, ctypes.c_int64, ptr, ptr, ptr,
                         ctypes.c_int]
@@ -170,6 +175,11 @@ class CAcousticStepper:
     auxiliaries are identically zero, so nothing there can reach a gradient. Results do not depend on
     the number of threads (bit for bit): no sum is split across threads, and the model gradient is
     accumulated per shot and summed over shots in a fixed order.
+
+    Boundary saving: ``advance(..., strips=)`` gathers each step's strip (u_{n-1} on
+    ``grid.strip_cells()``) inside the same C call, and ``retreat`` rebuilds the physical wavefield
+    backwards from them (one C call per block), its interior S_n computed by the forward's own
+    arithmetic, as the eager stepper does.
     """
 
     def __init__(self, problem: Problem) -> None:
@@ -186,6 +196,7 @@ class CAcousticStepper:
         sfx = "f32" if p.dtype == torch.float32 else "f64"
         self._forward = getattr(lib, f"sweep_acoustic_forward_{sfx}")
         self._adjoint = getattr(lib, f"sweep_acoustic_adjoint_{sfx}")
+        self._retreat = getattr(lib, f"sweep_acoustic_retreat_{sfx}")
         nz, nx = p.grid.shape
         self._shape = (NFIELDS, p.nshots, nz, nx)
         # Kept alive for the C side, which only holds their addresses.
@@ -198,6 +209,8 @@ class CAcousticStepper:
         self._csr = [*_by_row(self._idx[0], nz), *_by_row(self._idx[2], nz)]
         g = p.grid
         self._snapshot_shape = (p.nshots, g.nz, g.nx)
+        self._strip_idx = torch.from_numpy(g.strip_cells()).contiguous()
+        self._strip_shape = (p.nshots, int(self._strip_idx.numel()))
         xa, xb = _interior(self._ax, self._bx)
         za, zb = _interior(self._az, self._bz)
         c1, c2 = FIRST_DERIVATIVE[p.space_order], SECOND_DERIVATIVE[p.space_order]
@@ -214,6 +227,7 @@ class CAcousticStepper:
             ptop=g.top, pleft=g.left, pnz=g.nz, pnx=g.nx,
             src_ptr=self._csr[0].data_ptr(), src_order=self._csr[1].data_ptr(),
             rec_ptr=self._csr[2].data_ptr(), rec_order=self._csr[3].data_ptr(),
+            strip_idx=self._strip_idx.data_ptr(), nstrip=self._strip_shape[1],
         )
         self._pstruct = ctypes.byref(self._struct)
         self._grad_w: torch.Tensor | None = None
@@ -234,6 +248,16 @@ class CAcousticStepper:
         """(nshots, nz, nx): a step's snapshot S = du_next/dw on the physical grid."""
         return self._snapshot_shape
 
+    @property
+    def strip_shape(self) -> tuple[int, int]:
+        """(nshots, ncells): a step's boundary strip, u_{n-1} on ``grid.strip_cells()``."""
+        return self._strip_shape
+
+    @property
+    def rebuild_shape(self) -> tuple[int, int, int, int]:
+        """(2, nshots, nz, nx): u_n and u_{n-1} on the physical grid."""
+        return (2, *self._snapshot_shape)
+
     def _check(self, name: str, t: torch.Tensor, shape: tuple[int, ...]) -> None:
         if tuple(t.shape) != shape or t.dtype != self.problem.dtype or t.device.type != "cpu" or not t.is_contiguous():
             raise ValueError(f"{name} must be a contiguous CPU {self.problem.dtype} tensor of shape {shape}, got "
@@ -245,11 +269,18 @@ class CAcousticStepper:
                              f"got shape {tuple(kept.shape)}")
         self._check(name, kept, (kept.shape[0], *self._snapshot_shape))
 
+    def _check_strips(self, strips: torch.Tensor, count: int) -> None:
+        if strips.ndim != 3 or strips.shape[0] < count:
+            raise ValueError(f"strips must hold at least {count} strips of shape {self._strip_shape}, "
+                             f"got shape {tuple(strips.shape)}")
+        self._check("strips", strips, (strips.shape[0], *self._strip_shape))
+
     @torch.no_grad()
     def advance(self, state: torch.Tensor, n0: int, n1: int, record: torch.Tensor | None = None,
-                keep: torch.Tensor | None = None) -> None:
+                keep: torch.Tensor | None = None, strips: torch.Tensor | None = None) -> None:
         """Steps ``n0 -> n1`` in place (one C call); ``record[:, n]`` (nshots, nrec) gets step n's receiver
-        samples; ``keep[n - n0]`` (``snapshot_shape``) gets step n's snapshot."""
+        samples; ``keep[n - n0]`` (``snapshot_shape``) gets step n's snapshot; ``strips[n - n0]``
+        (``strip_shape``) gets step n's strip, u_{n-1} on the strip cells."""
         if not 0 <= n0 <= n1 <= self.nt:
             raise ValueError(f"advance: need 0 <= n0 <= n1 <= nt={self.nt}, got n0={n0}, n1={n1}")
         self._check("state", state, self._shape)
@@ -265,13 +296,43 @@ class CAcousticStepper:
             rec_buf = record if fits else torch.zeros(shape, dtype=p.dtype)
         if keep is not None:
             self._check_kept("keep", keep, n1 - n0)
+        if strips is not None:
+            self._check_strips(strips, n1 - n0)
         status = self._forward(self._pstruct, state.data_ptr(), n0, n1,
                                None if rec_buf is None else rec_buf.data_ptr(),
-                               None if keep is None else keep.data_ptr(), self._threads())
+                               None if keep is None else keep.data_ptr(),
+                               None if strips is None else strips.data_ptr(), self._threads())
         if status != 0:
             raise MemoryError("impl='c': the forward kernel could not allocate its row buffers")
         if rec_buf is not None and rec_buf is not record:
             record[:, n0:n1] = rec_buf[:, n0:n1]
+
+    def save_fields(self, state: torch.Tensor, out: torch.Tensor) -> None:
+        """(u_n, u_{n-1}) of ``state`` on the physical grid into ``out`` (``rebuild_shape``)."""
+        self._check("state", state, self._shape)
+        self._check("out", out, self.rebuild_shape)
+        g = self.problem.grid
+        physical = state[:2, :, g.top:g.top + g.nz, g.left:g.left + g.nx]
+        out[0].copy_(physical[1])
+        out[1].copy_(physical[0])
+
+    @torch.no_grad()
+    def retreat(self, fields: torch.Tensor, strips: torch.Tensor, n0: int, n1: int, keep: torch.Tensor) -> None:
+        """Reverse-time rebuild of steps ``n1 - 1`` down to ``n0`` in place on ``fields`` (one C call):
+        (u_{n1}, u_{n1-1}) on entry, (u_{n0}, u_{n0-1}) on return; ``strips[n - n0]`` is step n's strip;
+        ``keep[n - n0]`` gets step n's snapshot S_n, bit for bit the forward's on the interior cells
+        when the fields are the forward's."""
+        if not 0 <= n0 <= n1 <= self.nt:
+            raise ValueError(f"retreat: need 0 <= n0 <= n1 <= nt={self.nt}, got n0={n0}, n1={n1}")
+        self._check("fields", fields, self.rebuild_shape)
+        if n1 == n0:
+            return
+        self._check_strips(strips, n1 - n0)
+        self._check_kept("keep", keep, n1 - n0)
+        status = self._retreat(self._pstruct, fields.data_ptr(), strips.data_ptr(), n0, n1, keep.data_ptr(),
+                               self._threads())
+        if status != 0:
+            raise MemoryError("impl='c': the retreat kernel could not allocate its row buffers")
 
     def begin_adjoint(self, need_wavelet: bool, need_model: bool) -> None:
         p = self.problem

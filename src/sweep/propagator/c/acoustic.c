@@ -1,10 +1,12 @@
-/* Compiled CPU kernels of the 2-D acoustic stepper: forward blocks of steps and the exact discrete
- * adjoint of a block of steps, in float32 and float64.
+/* Compiled CPU kernels of the 2-D acoustic stepper: forward blocks of steps, the exact discrete
+ * adjoint of a block of steps, and the reverse-time rebuild of the physical wavefield from boundary
+ * strips, in float32 and float64.
  *
  * The discretisation is the eager stepper's (sweep/propagator/eager/acoustic.py), operation for
- * operation; see acoustic_impl.h for the passes. This file only instantiates the template twice and
- * holds the shared helpers. Every exported symbol starts with `sweep_`; helpers are static (a global
- * called `step` would resolve to libc's legacy step() when loaded through ctypes).
+ * operation; see acoustic_impl.h for the passes and acoustic_retreat.h for the rebuild. This file only
+ * instantiates the templates twice and holds the shared helpers. Every exported symbol starts with
+ * `sweep_`; helpers are static (a global called `step` would resolve to libc's legacy step() when loaded
+ * through ctypes).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,6 +39,9 @@ typedef struct {
      * src_ptr[s*NZ+i+1]) (flat indices q = s*nsrc + k, ascending), likewise rec_*. */
     const int64_t *src_ptr, *src_order;   /* (nshots*NZ + 1,), (nshots*nsrc,) */
     const int64_t *rec_ptr, *rec_order;   /* (nshots*NZ + 1,), (nshots*nrec,) */
+    /* Boundary strip: flat indices i*pnx + j into the physical grid, ascending (grid.strip_cells()). */
+    const int64_t *strip_idx;
+    int64_t nstrip;
 } sweep_problem;
 
 static inline int thread_id(void) {
@@ -59,10 +64,13 @@ static inline unsigned int enter_ftz(void) {
 
 static inline void leave_ftz(unsigned int old) { _mm_setcsr(old); }
 
-/* Column (or row) segments of one line of the grid: [0,s1) touches the outer edge (bounds-checked
- * stencils), [s1,p1) and [p2,s4) lie within r cells of an absorbing layer (C-PML terms), [p1,p2) is the
- * branch-free centre. */
-typedef struct { int64_t s1, p1, p2, s4; } segments;
+/* Column (or row) segments of one line of the grid, [lo, hi) being its absorption-free range (empty when
+ * there is none): [0,s1) touches the outer edge (bounds-checked stencils), [s1,p1) and [p2,s4) lie
+ * within r cells of an absorbing layer (C-PML terms), [p1,p2) is the branch-free centre. The cells that
+ * need C-PML terms are exactly those with index < c0 or >= c1: not the edge cells on a side without a
+ * layer (a free surface, abcn = 0), whose zero C-PML terms would still change the rounding (gcc fuses
+ * other products into FMAs) and so the reverse-time rebuild's match with the forward. */
+typedef struct { int64_t s1, p1, p2, s4, c0, c1; } segments;
 
 static inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
@@ -72,20 +80,37 @@ static segments make_segments(int64_t n, int64_t r, int64_t lo, int64_t hi) {
     s.s4 = n - r > s.s1 ? n - r : s.s1;
     s.p1 = clamp64(lo + r, s.s1, s.s4);
     s.p2 = clamp64(hi - r, s.p1, s.s4);
+    s.c0 = (lo == 0 && lo < hi) ? 0 : lo + r;
+    s.c1 = (hi == n && lo < hi) ? n : hi - r;
     return s;
+}
+
+/* Whether the ascending array a[0..n) holds v. */
+static inline int sorted_contains(const int64_t *a, int64_t n, int64_t v) {
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && a[lo] == v;
 }
 
 #define REAL float
 #define SFX(name) name##_f32
 #include "acoustic_impl.h"
+#include "acoustic_retreat.h"
 #undef REAL
 #undef SFX
 
 #define REAL double
 #define SFX(name) name##_f64
 #include "acoustic_impl.h"
+#include "acoustic_retreat.h"
 #undef REAL
 #undef SFX
 
 /* ABI version, checked by the Python loader so that a stale build is reported instead of misused. */
-int sweep_abi_version(void) { return 2; }
+int sweep_abi_version(void) { return 3; }

@@ -95,6 +95,17 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
         }                                                                                                 \
     } while (0)
 
+/* Exchange the n values of a and b; an orphaned `omp for`: call it from every thread of a parallel region
+ * (the kernels ping-pong two wavefields between slots and restore their layout after an odd count). */
+static inline void SFX(swap_slots)(REAL *restrict a, REAL *restrict b, int64_t n) {
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < n; c++) {
+        const REAL t = a[c];
+        a[c] = b[c];
+        b[c] = t;
+    }
+}
+
 /* ---- forward ---------------------------------------------------------------------------------- */
 
 ALWAYS_INLINE void SFX(psi_x_span)(const SFX(consts) *K_, const REAL *restrict u, REAL *restrict px, int64_t i,
@@ -213,21 +224,25 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
                                   REAL *zx, REAL *zz, REAL *srow, int64_t i, const segments *rs, const segments *cs,
                                   const int KEEP, const int R) {
     const int64_t nx = K->nx;
-    /* Only the columns near the left and right edges need bounds checks (rows: see ROWS). */
+    /* Only the columns near the left and right edges need bounds checks (rows: see ROWS); the edge
+     * pieces get C-PML terms when any of their cells is near a layer (see segments). */
+    const int pml_l = cs->c0 > 0 || cs->c1 < cs->s1, pml_r = cs->c1 < nx || cs->c0 > cs->s4;
 #define FS(j0, j1, S, X, Z) SFX(fwd_span)(K, u, up, px, pz, zx, zz, srow, i, j0, j1, S, X, Z, KEEP, R)
-    if (i < rs->p1 || i >= rs->p2) {
-        FS(0, cs->s1, 1, 1, 1);
+#define EDGE(j0, j1, X, Z) ((X) ? FS(j0, j1, 1, 1, Z) : FS(j0, j1, 1, 0, Z))
+    if (i < rs->c0 || i >= rs->c1) {
+        EDGE(0, cs->s1, pml_l, 1);
         FS(cs->s1, cs->p1, 0, 1, 1);
         FS(cs->p1, cs->p2, 0, 0, 1);
         FS(cs->p2, cs->s4, 0, 1, 1);
-        FS(cs->s4, nx, 1, 1, 1);
+        EDGE(cs->s4, nx, pml_r, 1);
     } else {
-        FS(0, cs->s1, 1, 1, 0);
+        EDGE(0, cs->s1, pml_l, 0);
         FS(cs->s1, cs->p1, 0, 1, 0);
         FS(cs->p1, cs->p2, 0, 0, 0);
         FS(cs->p2, cs->s4, 0, 1, 0);
-        FS(cs->s4, nx, 1, 1, 0);
+        EDGE(cs->s4, nx, pml_r, 0);
     }
+#undef EDGE
 #undef FS
 }
 
@@ -253,9 +268,10 @@ static void SFX(fwd_row)(const SFX(consts) *K, int r, const REAL *u, REAL *up, c
 
 /* Steps n0 -> n1 in place on `state` (6, nshots, NZ, NX). `record` (nshots, nt, nrec), if not NULL,
  * gets u at the receivers at the start of each step; `keep` (n1 - n0, nshots, nz, nx), if not NULL,
- * gets each step's snapshot S on the physical grid. Returns 0. */
+ * gets each step's snapshot S on the physical grid; `strips` (n1 - n0, nshots, nstrip), if not NULL,
+ * gets u_prev at the start of each step on the strip cells. Returns 0, or 1 if out of memory. */
 int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0, int64_t n1, REAL *record,
-                                REAL *keep, int nthreads) {
+                                REAL *keep, REAL *strips, int nthreads) {
     SFX(consts) K;
     SFX(load_consts)(P, &K);
     const int64_t ns = P->nshots, nz = P->nz, nx = P->nx, plane = nz * nx, fs = ns * plane;
@@ -267,7 +283,8 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
                 *const zz = state + 5 * fs;
     const REAL *wav = (const REAL *)P->wavelet;
     const REAL *w = K.w;
-    const int64_t nrec = P->nrec, nt = P->nt;
+    const int64_t nrec = P->nrec, nt = P->nt, nstrip = P->nstrip;
+    const int64_t *const sidx = P->strip_idx;
     if (record) /* step n0's samples: u at the start of the block */
         for (int64_t q = 0; q < ns * nrec; q++) {
             const int64_t sh = q / nrec;
@@ -291,6 +308,17 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
             REAL *const up = ((n - n0) & 1) ? s1 : s0;
             const REAL *const u = ((n - n0) & 1) ? s0 : s1;
             REAL *const kp = keep ? keep + (n - n0) * ns * pplane : 0;
+            if (strips) {
+                /* nowait: pass 1 does not touch u_prev, and its closing barrier keeps pass 2 from
+                 * overwriting u_prev before every thread has gathered its part. */
+                REAL *const sp = strips + (n - n0) * ns * nstrip;
+#pragma omp for collapse(2) schedule(static) nowait
+                for (int64_t sh = 0; sh < ns; sh++)
+                    for (int64_t t = 0; t < nstrip; t++) {
+                        const int64_t c = sidx[t];
+                        sp[sh * nstrip + t] = up[sh * plane + (top + c / pnx) * nx + left + c % pnx];
+                    }
+            }
 #pragma omp for collapse(2) schedule(static)
             for (int64_t sh = 0; sh < ns; sh++)
                 for (int64_t i = 0; i < nz; i++) {
@@ -326,18 +354,8 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
                         }
                 }
         }
-        if ((n1 - n0) & 1) {
-            /* An odd number of steps left u in slot 0: swap back to (u_prev, u). */
-#pragma omp for schedule(static)
-            for (int64_t q = 0; q < ns * nz; q++) {
-                REAL *a = s0 + q * nx, *b = s1 + q * nx;
-                for (int64_t j = 0; j < nx; j++) {
-                    const REAL t = a[j];
-                    a[j] = b[j];
-                    b[j] = t;
-                }
-            }
-        }
+        /* An odd number of steps left u in slot 0: swap back to (u_prev, u). */
+        if ((n1 - n0) & 1) SFX(swap_slots)(s0, s1, ns * nz * nx);
         leave_ftz(mxcsr);
     }
     free(rows);
@@ -593,6 +611,4 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
 #undef APX
 #undef APZ
 #undef SPLIT_SAFE
-#undef ROWS
-#undef ALWAYS_INLINE
-#undef SWEEP_RADIUS_DISPATCH
+/* ROWS, ALWAYS_INLINE, SWEEP_RADIUS_DISPATCH: used by acoustic_retreat.h, which undefines them. */

@@ -1,0 +1,149 @@
+/* Template body of the reverse-time rebuild (boundary saving), included by acoustic.c after
+ * acoustic_impl.h once per precision, with the same REAL / SFX and that header's inline functions.
+ *
+ * The rebuild walks the physical grid backwards, fields (2, nshots, nz, nx) holding (u_{n+1}, u_n)
+ * before step n and (u_n, u_{n-1}) after it, as the eager stepper's retreat:
+ *   interior cells (not in the strip): S_n = L_x + L_z of u_n (+ f[n] / dh^2 at the sources),
+ *                                      u_{n-1} = 2 u_n - u_{n+1} + w S_n;
+ *   strip cells: u_{n-1} = the stored strip, S_n = (u_{n+1} - (2 u_n - u_{n-1})) / w.
+ * An interior cell's stencil reads physical cells only, or the zero halo beyond an edge without a layer
+ * (the strip covers every cell within r of an absorbing edge), and the forward gives it no C-PML terms
+ * (see segments); S_n comes from the forward's own `rhs`, C-PML terms off, so given the forward's u_n it
+ * is the forward's S_n bit for bit (same operations, same contractions into FMAs).
+ *
+ * Parallelism as in the forward: OpenMP over (shot, row), static schedule, every cell written by the
+ * owner of its row from values of the previous step only, so results do not depend on the thread count.
+ */
+
+/* S of row i on [j0, j1) into srow[j]; u_{n-1} over u_{n+1} (in `un`); wr is row i of w. */
+ALWAYS_INLINE void SFX(back_span)(const SFX(consts) *K_, const REAL *restrict u, REAL *restrict un,
+                                  const REAL *restrict wr, REAL *restrict srow, int64_t i, int64_t j0, int64_t j1,
+                                  const int SAFE, const int R) {
+    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
+    const SFX(consts) Kl = *K_, *const K = &Kl;
+    const int64_t nx = K->nx;
+    ROWS(ur, u, i, R);
+#pragma GCC ivdep
+    for (int64_t j = j0; j < j1; j++) {
+        const int64_t c = i * nx + j;
+        const REAL s = SFX(rhs)(K, u, ur, u, ur, 0, 0, i, j, SAFE, 0, 0, R);
+        srow[j] = s;
+        un[c] = 2 * u[c] - un[c] + wr[j] * s;
+    }
+}
+
+/* The interior cells of row i: the gaps between its strip cells (flat indices cells[0..ncells)). Bounds
+ * checks on the columns [0, s1) and [s4, nx) only, as in the forward (rows: see ROWS): they change the
+ * compiled stencil, and with it which products gcc fuses into FMAs, so a cell must get the forward's. */
+ALWAYS_INLINE void SFX(back_row_r)(const SFX(consts) *K, const REAL *u, REAL *un, const REAL *wr, REAL *srow,
+                                   int64_t i, const int64_t *cells, int64_t ncells, const segments *cs,
+                                   const int R) {
+    const int64_t nx = K->nx;
+    int64_t j0 = 0;
+    for (int64_t t = 0; t <= ncells; t++) {
+        const int64_t j1 = t < ncells ? cells[t] - i * nx : nx;
+        const int64_t m0 = clamp64(cs->s1, j0, j1), m1 = clamp64(cs->s4, m0, j1);
+        if (j0 < m0) SFX(back_span)(K, u, un, wr, srow, i, j0, m0, 1, R);
+        if (m0 < m1) SFX(back_span)(K, u, un, wr, srow, i, m0, m1, 0, R);
+        if (m1 < j1) SFX(back_span)(K, u, un, wr, srow, i, m1, j1, 1, R);
+        j0 = j1 + 1;
+    }
+}
+
+static void SFX(back_row)(const SFX(consts) *K, int r, const REAL *u, REAL *un, const REAL *wr, REAL *srow,
+                          int64_t i, const int64_t *cells, int64_t ncells, const segments *cs) {
+#define CALL(R) SFX(back_row_r)(K, u, un, wr, srow, i, cells, ncells, cs, R)
+    SWEEP_RADIUS_DISPATCH(r, CALL)
+#undef CALL
+}
+
+/* Rebuilds steps n1-1 down to n0 in place on `fields` (2, nshots, nz, nx): (u_{n1}, u_{n1-1}) on entry,
+ * (u_{n0}, u_{n0-1}) on return. `strips` (n1 - n0, nshots, nstrip) holds each step's u_{n-1} on the
+ * strip cells; `keep` (n1 - n0, nshots, nz, nx) gets each step's S_n. Returns 0, or 1 if out of memory. */
+int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL *strips, int64_t n0, int64_t n1,
+                                REAL *keep, int nthreads) {
+    SFX(consts) K;
+    SFX(load_consts)(P, &K);
+    /* The physical grid: rhs then sees the zero row beyond its edges, as the forward does above a
+     * free surface. */
+    const int64_t ns = P->nshots, nz = P->pnz, nx = P->pnx, plane = nz * nx, fs = ns * plane;
+    const int64_t NZ = P->nz, NX = P->nx, top = P->ptop, left = P->pleft, nt = P->nt, nstrip = P->nstrip;
+    K.nz = nz;
+    K.nx = nx;
+    const int r = (int)P->radius;
+    const segments cs = make_segments(nx, r, 0, nx);
+    const int64_t *const sidx = P->strip_idx;
+    const REAL *const wav = (const REAL *)P->wavelet;
+    REAL *const s0 = fields, *const s1 = fields + fs;
+    if (n1 <= n0) return 0;
+    /* Strip cells by row: those of row i are sidx[sptr[i] .. sptr[i+1]). Per-thread row: u_{n+1} of a
+     * row with sources, which the source terms need after the row has overwritten it. */
+    int64_t *sptr = (int64_t *)malloc((size_t)(nz + 1) * sizeof(int64_t));
+    REAL *rows = (REAL *)malloc((size_t)nthreads * (size_t)nx * sizeof(REAL));
+    REAL *zero = (REAL *)calloc((size_t)nx, sizeof(REAL));
+    if (!sptr || !rows || !zero) {
+        free(sptr);
+        free(rows);
+        free(zero);
+        return 1;
+    }
+    for (int64_t i = 0, t = 0; i <= nz; i++) {
+        while (t < nstrip && sidx[t] < i * nx) t++;
+        sptr[i] = t;
+    }
+    K.zero = zero;
+#pragma omp parallel num_threads(nthreads)
+    {
+        const unsigned int mxcsr = enter_ftz();
+        REAL *const uold = rows + (size_t)thread_id() * (size_t)nx;
+        for (int64_t n = n1 - 1; n >= n0; n--) {
+            /* u_{n-1} overwrites u_{n+1}, so the two wavefields swap slots every step. */
+            const int64_t k = n1 - 1 - n;
+            REAL *const un = (k & 1) ? s1 : s0;
+            const REAL *const u = (k & 1) ? s0 : s1;
+            REAL *const kp = keep + (n - n0) * fs;
+            const REAL *const sp = strips + (n - n0) * ns * nstrip;
+#pragma omp for collapse(2) schedule(static)
+            for (int64_t sh = 0; sh < ns; sh++)
+                for (int64_t i = 0; i < nz; i++) {
+                    const int64_t o = sh * plane, row = sh * NZ + top + i;
+                    const int64_t q0 = P->src_ptr[row], q1 = P->src_ptr[row + 1];
+                    const int64_t *const cells = sidx + sptr[i], ncells = sptr[i + 1] - sptr[i];
+                    const REAL *const wr = K.w + (top + i) * NX + left;
+                    REAL *const srow = kp + o + i * nx;
+                    if (q0 < q1) memcpy(uold, un + o + i * nx, (size_t)nx * sizeof(REAL));
+                    SFX(back_row)(&K, r, u + o, un + o, wr, srow, i, cells, ncells, &cs);
+                    if (q0 < q1) {
+                        /* Interior sources in the forward's order: S += f / dh^2, then redo u_{n-1}. A strip
+                         * cell's S already holds its sources. */
+                        for (int64_t t = q0; t < q1; t++) {
+                            const int64_t q = P->src_order[t], j = P->src_x[q] - left;
+                            if (!sorted_contains(cells, ncells, i * nx + j)) srow[j] += wav[q * nt + n] * K.inv_dh2;
+                        }
+                        for (int64_t t = q0; t < q1; t++) {
+                            const int64_t j = P->src_x[P->src_order[t]] - left, c = o + i * nx + j;
+                            if (!sorted_contains(cells, ncells, i * nx + j))
+                                un[c] = 2 * u[c] - uold[j] + wr[j] * srow[j];
+                        }
+                    }
+                    for (int64_t t = 0; t < ncells; t++) {
+                        const int64_t j = cells[t] - i * nx, c = o + cells[t];
+                        const REAL prev = sp[sh * nstrip + sptr[i] + t];
+                        srow[j] = (un[c] - (2 * u[c] - prev)) / wr[j];
+                        un[c] = prev;
+                    }
+                }
+        }
+        /* An odd number of steps left u_{n0} in slot 1: swap back to (u_{n0}, u_{n0-1}). */
+        if ((n1 - n0) & 1) SFX(swap_slots)(s0, s1, fs);
+        leave_ftz(mxcsr);
+    }
+    free(sptr);
+    free(rows);
+    free(zero);
+    return 0;
+}
+
+#undef ROWS
+#undef ALWAYS_INLINE
+#undef SWEEP_RADIUS_DISPATCH

@@ -6,6 +6,7 @@ cell-1 shapes with a short ``nt``.
 from __future__ import annotations
 
 import math
+import os
 import re
 import tempfile
 import warnings
@@ -234,13 +235,21 @@ def _gradient(prop: PropTorch, dtype=torch.float32):
     return vp.grad
 
 
+# Relative L2 bounds against full storage on this tiny grid (half of its cells are strip cells) with a
+# white-noise adjoint source, the worst case for lossy strips (their quantisation noise is white in
+# time and only a band-limited adjoint averages it out; see tests/test_boundary.py for realistic ones).
+# Measured on both back-ends: fp32 4.5-5.6e-6, fp16 2.2e-3, bf16 1.9e-2, int8 3.8e-2.
+NOTEBOOK_BOUNDS = {"fp32": 2e-5, "fp16": 5e-3, "bf16": 4e-2, "int8": 8e-2}
+
+
 def test_notebook_strategies_on_propagator():
-    """Each of cell 3's strategies either runs and gives the full-storage gradient, or raises a clear
-    error: NotImplementedError naming the option (boundary, recursive) or, without a compiled
-    back-end, RuntimeError naming impl='c'."""
+    """Each of cell 3's 21 strategies runs through the public API and gives the full-storage gradient
+    (bit for bit for checkpointing; within the codec's bound for boundary saving), or, without a
+    compiled back-end, raises RuntimeError naming impl='c'."""
     strategies, disk_dir = _notebook_strategies()
     nt = NT
     reference = _gradient(solver(nt=nt, use_ckpt=False))
+    c_reference = _gradient(solver(nt=nt, use_ckpt=False, impl="c")) if compiled_available() else None
     outcomes = {}
     try:
         for label, kw in strategies:
@@ -250,31 +259,26 @@ def test_notebook_strategies_on_propagator():
             mem = kw.get('memory')
             try:
                 prop = solver(nt=nt, **kw)
-            except NotImplementedError as e:
-                if mem is not None and mem.strategy == 'boundary':
-                    assert "strategy='boundary'" in str(e), (label, str(e))
-                elif mem is not None and mem.ckpt.mode == 'recursive':
-                    assert "mode='recursive'" in str(e), (label, str(e))
-                else:
-                    raise
-                outcomes[label] = 'not implemented'
-                continue
             except RuntimeError as e:
                 assert kw['impl'] == 'c' and not compiled_available(), (label, str(e))
                 assert "impl='c'" in str(e)
                 outcomes[label] = 'no compiled back-end'
                 continue
             grad = _gradient(prop)
-            tol = 2e-2 if mem is not None and mem.strategy == 'boundary' and mem.boundary.storage_dtype != 'fp32' else 1e-4
-            err = float((grad - reference).norm() / reference.norm())
-            assert err < tol, (label, err)
+            ref = c_reference if kw['impl'] == 'c' else reference
+            if mem is not None and mem.strategy == 'boundary':
+                err = float((grad - ref).norm() / ref.norm())
+                assert err < NOTEBOOK_BOUNDS[mem.boundary.storage_dtype], (label, err)
+            else:
+                assert torch.equal(grad, ref), label
             outcomes[label] = 'ok'
+            assert os.listdir(disk_dir) == []
     finally:
         import shutil
 
         shutil.rmtree(disk_dir, ignore_errors=True)
     assert outcomes['eager · full'] == 'ok' and outcomes['eager · chunk-ckpt'] == 'ok'
-    assert len(outcomes) == 21
+    assert len(outcomes) == 21 and set(outcomes.values()) <= {'ok', 'no compiled back-end'}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -367,6 +371,11 @@ def test_memory_report_full():
     # one snapshot per step on the physical grid: (nt, nshots, nz, nx)
     assert snapshots.shape == (50, 1, *prop.shape) and snapshots.dtype == "float32"
     _check_buffers(rep)
+    assert rep.stored_bytes == snapshots.nbytes and rep.staging_bytes == 0
+    # Peak: the snapshots plus one state (the forward state, later the adjoint state), never both.
+    (state,) = [b for b in rep.buffers if b.name == "forward_state"]
+    assert rep.peak_bytes == {"device": snapshots.nbytes + state.nbytes} == {"device": rep.peak_memory_bytes}
+    assert rep.held_bytes == {"device": 0}
 
 
 @SHORT_RECORD
@@ -380,12 +389,13 @@ def test_memory_report_chunk():
     (ckpts,) = [b for b in rep.buffers if b.name == "checkpoints"]
     assert ckpts.shape[0] == 3  # steps 0, 20, 40
     _check_buffers(rep)
-    # Exactly: 3 checkpointed states + one chunk of 20 snapshots + one working state.
+    assert rep.stored_bytes == ckpts.nbytes
+    # Peak: 3 checkpointed states + one chunk of 20 snapshots + the replay and adjoint states.
     full = solver(nt=50, use_ckpt=False)
     _gradient(full)
-    snapshot_bytes = full.memory_report().total_bytes // 50
+    snapshot_bytes = full.memory_report().stored_bytes // 50
     state_bytes = ckpts.nbytes // 3
-    assert rep.total_bytes == 4 * state_bytes + 20 * snapshot_bytes
+    assert rep.peak_memory_bytes == 5 * state_bytes + 20 * snapshot_bytes
 
 
 @SHORT_RECORD
@@ -396,7 +406,8 @@ def test_memory_report_forward_only_before_backward():
     rep = prop.memory_report()
     assert rep.strategy == "ckpt-chunk(20)"
     assert (rep.forward_steps, rep.replayed_steps, rep.adjoint_steps) == (50, 0, 0)
-    assert [b.name for b in rep.buffers] == ["checkpoints"]
+    assert [b.name for b in rep.buffers] == ["forward_state", "checkpoints"]
+    assert rep.held_bytes["device"] == rep.stored_bytes  # the checkpoints, until the backward pass
 
 
 def test_strategies_agree():
@@ -745,26 +756,6 @@ def test_valid_options():
     assert MemoryOptions() == MemoryOptions(strategy="full")
     assert CkptOptions() == CkptOptions(mode="chunk", chunks=100, count=8)
     assert EagerOptions().use_compile is False and CUDAOptions().memory is None
-
-
-@pytest.mark.parametrize("memory, option", [
-    (MemoryOptions(strategy="boundary"), "strategy='boundary'"),
-    (MemoryOptions(strategy="boundary", boundary=BoundaryOptions(storage="cpu", storage_dtype="int8")),
-     "strategy='boundary'"),
-    (MemoryOptions(strategy="ckpt", ckpt=CkptOptions(mode="recursive", count=4)), "mode='recursive'"),
-])
-def test_unimplemented_strategies_raise_or_work(memory, option):
-    """Not implemented yet: NotImplementedError naming the option. Once implemented: same gradient
-    as full storage."""
-    try:
-        prop = solver(memory=memory)
-    except NotImplementedError as e:
-        assert option in str(e)
-        return
-    ref = _gradient(solver(use_ckpt=False))
-    got = _gradient(prop)
-    tol = 1e-4 if memory.strategy != "boundary" or memory.boundary.storage_dtype == "fp32" else 2e-2
-    assert float((got - ref).norm() / ref.norm()) < tol
 
 
 def test_eager_use_compile():

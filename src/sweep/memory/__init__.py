@@ -1,6 +1,12 @@
-"""Physics-free memory strategies: the adjoint driver, schedules, stores and footprint accounting."""
+"""Physics-free memory strategies: the adjoint driver, schedules, stores, codecs and footprint accounting."""
+from .boundary import BoundarySaving
+from .codecs import make_codec
 from .driver import propagate
 from .report import Buffer, MemoryReport
+from .revolve import RecursiveCheckpointing
 from .schedules import ChunkCheckpointing, FullStorage
+from .store import Workspace
 
-__all__ = ["Buffer", "ChunkCheckpointing", "FullStorage", "MemoryReport", "propagate"]
+__all__ = ["BoundarySaving", "Buffer", "ChunkCheckpointing", "FullStorage", "MemoryReport", "RecursiveCheckpointing",
+           "Workspace",
+           "make_codec", "propagate"]

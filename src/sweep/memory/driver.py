@@ -5,7 +5,8 @@ import torch
 
 from .protocol import Stepper
 from .report import MemoryReport
-from .store import DeviceStore
+from .schedules import Schedule, new_adjoint
+from .store import Workspace
 
 
 def _new_record(stepper: Stepper, like: torch.Tensor, nshots: int, nrec: int) -> torch.Tensor:
@@ -15,28 +16,50 @@ def _new_record(stepper: Stepper, like: torch.Tensor, nshots: int, nrec: int) ->
 class _Propagate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, stepper, schedule, report, shape, wavelet, *models):  # type: ignore[override]
-        store = DeviceStore(report)
+        ws = Workspace(report, wavelet.device)
         record = _new_record(stepper, wavelet, *shape)
-        tape = schedule.forward(stepper, store, record)
-        # Saved tensors follow autograd's lifetime rules: freed after a backward without retain_graph.
-        ctx.save_for_backward(*tape)
-        ctx.run = (stepper, schedule, store)
+        try:
+            tape = schedule.forward(stepper, ws, record)
+        except BaseException:  # an error or an interrupt leaves nothing behind
+            ws.close()
+            raise
+        # In-memory stores travel as saved tensors: autograd frees them after a backward pass that does
+        # not retain the graph. Files stay with the workspace, removed when it closes or is collected.
+        ctx.save_for_backward(*tape.tensors())
+        tape.detach()
+        ctx.run = (stepper, schedule, ws, tape)
         return record
 
     @staticmethod
     def backward(ctx, grad_record):  # type: ignore[override]
-        stepper, schedule, store = ctx.run
-        tape = ctx.saved_tensors
+        stepper, schedule, ws, tape = ctx.run
         need_wavelet = ctx.needs_input_grad[4]
         need_models = ctx.needs_input_grad[5:]
-        stepper.begin_adjoint(need_wavelet=need_wavelet, need_model=any(need_models))
-        schedule.backward(stepper, store, tape, grad_record.contiguous())
-        grad_wavelet, grad_models = stepper.end_adjoint()
+        need_model = any(need_models)
+        if ws.closed and tape.on_disk and need_model:
+            raise RuntimeError(f"a second backward pass through a propagation with strategy {schedule.name!r}: its "
+                               "files on disk were removed after the first backward pass, so it cannot run again; "
+                               "keep the data in memory (storage 'device' or 'cpu') to use retain_graph=True")
+        tape.attach(ctx.saved_tensors)
+        grad_record = grad_record.contiguous()
+        try:
+            stepper.begin_adjoint(need_wavelet=need_wavelet, need_model=need_model)
+            if need_model:
+                schedule.backward(stepper, ws, tape, grad_record)
+            else:  # the wavelet gradient needs no forward values: one adjoint sweep, nothing replayed
+                adj = new_adjoint(stepper, ws)
+                stepper.adjoint(adj, None, 0, stepper.nt, grad_record)
+                ws.report.adjoint_steps += stepper.nt
+                ws.free(adj)
+            grad_wavelet, grad_models = stepper.end_adjoint()
+        finally:
+            tape.detach()
+            ws.close()
         grad_models = [g if need else None for g, need in zip(grad_models, need_models)]
         return (None, None, None, None, grad_wavelet if need_wavelet else None, *grad_models)
 
 
-def propagate(stepper: Stepper, schedule: object, report: MemoryReport, nshots: int, nrec: int,
+def propagate(stepper: Stepper, schedule: Schedule, report: MemoryReport, nshots: int, nrec: int,
               wavelet: torch.Tensor, models: list[torch.Tensor]) -> torch.Tensor:
     """Run ``stepper`` for ``stepper.nt`` steps; returns receiver data (nshots, nt, nrec).
 

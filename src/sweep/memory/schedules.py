@@ -1,15 +1,47 @@
-"""Adjoint schedules over the :class:`~sweep.memory.protocol.Stepper` protocol.
+"""Full storage and chunk checkpointing over the :class:`~sweep.memory.protocol.Stepper` protocol.
 
-Each schedule has a forward part (run all steps, keep what the reverse part needs and return it as a
-tuple of tensors, the "tape") and a reverse part (walk the steps backwards calling
-``stepper.adjoint``). They are written once and serve every back-end.
+A schedule has a forward part (run all steps, keep what the reverse part needs in stores of the
+call's :class:`~sweep.memory.store.Workspace`, return them as a :class:`~sweep.memory.store.Tape`) and
+a reverse part (walk the steps backwards calling ``stepper.adjoint``). Every buffer goes through the
+workspace, so the report holds each one and its peak. Schedules are written once for every back-end.
 """
 from __future__ import annotations
+
+from typing import Protocol
 
 import torch
 
 from .protocol import Stepper
-from .store import DeviceStore
+from .store import Part, Tape, Workspace
+
+
+class Schedule(Protocol):
+    """What the driver runs: ``forward`` keeps, ``backward`` consumes."""
+
+    name: str
+
+    def forward(self, stepper: Stepper, ws: Workspace, record: torch.Tensor) -> Tape:
+        """Run steps 0 .. nt, recording receivers into ``record``; return what the reverse part needs."""
+
+    def backward(self, stepper: Stepper, ws: Workspace, tape: Tape, grad_record: torch.Tensor) -> None:
+        """Run the adjoint steps nt - 1 .. 0 with the snapshots the model gradient needs."""
+
+
+def state_part(stepper: Stepper, state: torch.Tensor) -> Part:
+    return Part("state", tuple(state.shape), state.dtype)
+
+
+def new_state(stepper: Stepper, ws: Workspace, name: str) -> torch.Tensor:
+    """A fresh (zero) state of ``stepper``, tracked as working memory."""
+    return ws.adopt(name, stepper.initial())
+
+
+def new_adjoint(stepper: Stepper, ws: Workspace) -> torch.Tensor:
+    return ws.adopt("adjoint_state", torch.zeros_like(stepper.initial()))
+
+
+def snapshot_block(stepper: Stepper, ws: Workspace, name: str, steps: int, like: torch.Tensor) -> torch.Tensor:
+    return ws.allocate(name, (steps, *stepper.snapshot_shape), like.dtype)
 
 
 class FullStorage:
@@ -17,53 +49,65 @@ class FullStorage:
 
     name = "full"
 
-    def forward(self, stepper: Stepper, store: DeviceStore, record: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        state = stepper.initial()
-        kept = store.allocate("snapshots", (stepper.nt, *stepper.snapshot_shape), state)
+    def forward(self, stepper: Stepper, ws: Workspace, record: torch.Tensor) -> Tape:
+        state = new_state(stepper, ws, "forward_state")
+        store = ws.store("snapshots", "device", [Part("snapshots", stepper.snapshot_shape, state.dtype)], stepper.nt)
+        (kept,) = store.data
         stepper.advance(state, 0, stepper.nt, record=record, keep=kept)
-        store.report.forward_steps += stepper.nt
-        return (kept,)
+        ws.free(state)
+        ws.report.forward_steps += stepper.nt
+        return Tape(snapshots=store)
 
-    def backward(self, stepper: Stepper, store: DeviceStore, tape: tuple[torch.Tensor, ...],
-                 grad_record: torch.Tensor) -> None:
-        (kept,) = tape
-        adj = torch.zeros_like(stepper.initial())
+    def backward(self, stepper: Stepper, ws: Workspace, tape: Tape, grad_record: torch.Tensor) -> None:
+        (kept,) = tape["snapshots"].read(0, stepper.nt)
+        adj = new_adjoint(stepper, ws)
         stepper.adjoint(adj, kept, 0, stepper.nt, grad_record)
-        store.report.adjoint_steps += stepper.nt
+        ws.report.adjoint_steps += stepper.nt
+        ws.free(adj)
 
 
 class ChunkCheckpointing:
-    """Keep the state every ``chunk`` steps; in reverse, replay one chunk at a time (keeping its
-    snapshots) and walk it backwards. Memory: ``ceil(nt / chunk)`` states + ``chunk`` snapshots + one
-    working state; one replayed forward pass."""
+    """Keep the state every ``chunk`` steps (in ``storage``); in reverse, replay one chunk at a time
+    (keeping its snapshots) and walk it backwards. Memory: ``ceil(nt / chunk)`` states + ``chunk``
+    snapshots + one working state; one replayed forward pass.
 
-    def __init__(self, chunk: int) -> None:
-        self.chunk = chunk
-        self.name = f"ckpt-chunk({chunk})"
+    Parameters
+    ----------
+    chunk : int
+        Steps per chunk.
+    storage : {'device', 'gpu', 'cpu', 'disk'}
+        Where the checkpoints live; ``disk_dir`` for 'disk'.
+    """
+
+    def __init__(self, chunk: int, storage: str = "device", disk_dir=None) -> None:
+        self.chunk, self.storage, self.disk_dir = chunk, storage, disk_dir
+        where = "" if storage in ("device", "gpu") else f", {storage}"
+        self.name = f"ckpt-chunk({chunk}{where})"
 
     def _bounds(self, nt: int) -> list[tuple[int, int]]:
         return [(n0, min(n0 + self.chunk, nt)) for n0 in range(0, nt, self.chunk)]
 
-    def forward(self, stepper: Stepper, store: DeviceStore, record: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        state = stepper.initial()
+    def forward(self, stepper: Stepper, ws: Workspace, record: torch.Tensor) -> Tape:
+        state = new_state(stepper, ws, "forward_state")
         bounds = self._bounds(stepper.nt)
-        checkpoints = store.allocate("checkpoints", (len(bounds), *state.shape), state)
+        store = ws.store("checkpoints", self.storage, [state_part(stepper, state)], len(bounds),
+                         disk_dir=self.disk_dir, option="CkptOptions.storage")
         for c, (n0, n1) in enumerate(bounds):
-            checkpoints[c].copy_(state)
+            store.write(c, c + 1, [state.unsqueeze(0)])
             stepper.advance(state, n0, n1, record=record)
-        store.report.forward_steps += stepper.nt
-        return (checkpoints,)
+        ws.free(state)
+        ws.report.forward_steps += stepper.nt
+        return Tape(checkpoints=store)
 
-    def backward(self, stepper: Stepper, store: DeviceStore, tape: tuple[torch.Tensor, ...],
-                 grad_record: torch.Tensor) -> None:
-        (checkpoints,) = tape
-        chunk_snapshots = store.allocate("chunk_snapshots", (min(self.chunk, stepper.nt), *stepper.snapshot_shape),
-                                         checkpoints)
-        work = store.allocate("replay_state", tuple(checkpoints.shape[1:]), checkpoints)
-        adj = torch.zeros_like(work)
+    def backward(self, stepper: Stepper, ws: Workspace, tape: Tape, grad_record: torch.Tensor) -> None:
+        store = tape["checkpoints"]
+        work = new_state(stepper, ws, "replay_state")
+        snapshots = snapshot_block(stepper, ws, "chunk_snapshots", min(self.chunk, stepper.nt), work)
+        adj = new_adjoint(stepper, ws)
         for c, (n0, n1) in reversed(list(enumerate(self._bounds(stepper.nt)))):
-            work.copy_(checkpoints[c])
-            stepper.advance(work, n0, n1, keep=chunk_snapshots)
-            store.report.replayed_steps += n1 - n0
-            stepper.adjoint(adj, chunk_snapshots, n0, n1, grad_record)
-            store.report.adjoint_steps += n1 - n0
+            work.copy_(store.read(c, c + 1)[0][0])
+            stepper.advance(work, n0, n1, keep=snapshots)
+            ws.report.replayed_steps += n1 - n0
+            stepper.adjoint(adj, snapshots, n0, n1, grad_record)
+            ws.report.adjoint_steps += n1 - n0
+        ws.free(work, snapshots, adj)

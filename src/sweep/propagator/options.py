@@ -1,7 +1,6 @@
 """Validated option dataclasses for :class:`~sweep.propagator.torch.PropTorch`.
 
-Every field is checked when the object is built; an option that is valid but not implemented yet
-raises NotImplementedError naming it when a propagator is asked to use it (never silently ignored).
+Every field is checked when the object is built (paths are checked when a propagator is built).
 """
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from dataclasses import dataclass, field
 
 STRATEGIES = ("full", "ckpt", "boundary")
 STORAGES = ("gpu", "device", "cpu", "disk")
-STORAGE_DTYPES = ("fp32", "fp16", "bf16", "int8")
+STORAGE_DTYPES = ("fp64", "fp32", "fp16", "bf16", "int8")
 CKPT_MODES = ("chunk", "recursive")
 
 
@@ -24,64 +23,99 @@ def _positive_int(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def _disk_dir(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"{name} must be a path or None, got {value!r}")
+
+
 @dataclass(frozen=True)
 class BoundaryOptions:
     """Boundary saving: where the per-step boundary strips live and how they are encoded.
+
+    Each step keeps the wavefield on the physical cells within one stencil radius ``r`` of an
+    absorbing edge (no strip along a free surface); the last two wavefields are kept too, and the
+    backward pass rebuilds the wavefield backwards in time from them. Stored bytes per call:
+    ``nt * nshots * cells * bytes_per_value (+ scales) + 2 * nshots * nz * nx * itemsize`` with
+    ``cells = nz*nx - (nz - r*top - r*bottom) * (nx - r*left - r*right)`` (edges that absorb).
 
     Parameters
     ----------
     storage : {'gpu', 'device', 'cpu', 'disk'}
         ``'gpu'``/``'device'``: the compute device's memory (host RAM on a CPU-only machine);
-        ``'cpu'``: host RAM staged through a small device ring; ``'disk'``: files in ``disk_dir``.
-    storage_dtype : {'fp32', 'fp16', 'bf16', 'int8'}
-        Encoding of stored strips only; arithmetic stays in the model's dtype.
+        ``'cpu'``: host RAM, staged through a device ring of ``transfer_interval`` steps; ``'disk'``:
+        files in a private ``sweep-*`` directory inside ``disk_dir``, removed after the backward pass.
+    storage_dtype : {None, 'fp64', 'fp32', 'fp16', 'bf16', 'int8'}
+        Encoding of the stored strips; arithmetic stays in the model's dtype. ``None`` (default): the
+        model's dtype, lossless. ``'fp32'``/``'fp64'``: that dtype (lossless for a float32 model; a
+        float64 model's strips are rounded to float32 by ``'fp32'``). ``'bf16'``: bfloat16 (8-bit
+        mantissa). ``'fp16'``: float16 of the value divided by a float32 scale per 256 values (no
+        underflow of small amplitudes). ``'int8'``: symmetric 8-bit codes with a float32 scale per 32
+        values (1.125 bytes per value). The lossy ones change the gradient by a measured amount
+        (``docs/memory.md``).
     transfer_interval : int
-        Steps staged per transfer for ``'cpu'`` and ``'disk'``.
+        Steps per staging ring: one encode and one store write per ring (and per backward block).
     pinned_memory : bool
-        Page-locked host buffers for ``'cpu'`` (GPU only).
+        Page-locked host buffers for ``'cpu'`` (CUDA only; warns once and is ignored without CUDA).
     disk_dir : path, optional
-        Directory for ``'disk'`` files (default: the system temporary directory).
+        An existing directory for ``'disk'`` (default: the system temporary directory).
     """
 
     storage: str = "gpu"
-    storage_dtype: str = "fp32"
+    storage_dtype: str | None = None
     transfer_interval: int = 8
     pinned_memory: bool = False
     disk_dir: str | os.PathLike | None = None
 
     def __post_init__(self) -> None:
         _choice("BoundaryOptions.storage", self.storage, STORAGES)
-        _choice("BoundaryOptions.storage_dtype", self.storage_dtype, STORAGE_DTYPES)
+        if self.storage_dtype is not None:
+            _choice("BoundaryOptions.storage_dtype", self.storage_dtype, STORAGE_DTYPES)
         _positive_int("BoundaryOptions.transfer_interval", self.transfer_interval)
         if not isinstance(self.pinned_memory, bool):
             raise ValueError(f"BoundaryOptions.pinned_memory must be a bool, got {self.pinned_memory!r}")
-        if self.disk_dir is not None and not isinstance(self.disk_dir, (str, os.PathLike)):
-            raise ValueError(f"BoundaryOptions.disk_dir must be a path or None, got {self.disk_dir!r}")
+        _disk_dir("BoundaryOptions.disk_dir", self.disk_dir)
 
 
 @dataclass(frozen=True)
 class CkptOptions:
-    """Checkpointing.
+    """Checkpointing: keep some full states in the forward pass, replay from them in the backward pass.
 
     Parameters
     ----------
     mode : {'chunk', 'recursive'}
-        ``'chunk'``: keep the state every ``chunks`` steps and replay one chunk at a time in backward.
-        ``'recursive'``: binomial (Revolve) schedule with ``count`` snapshots.
+        ``'chunk'``: keep the state every ``chunks`` steps and replay one chunk at a time.
+        ``'recursive'``: optimal binomial (Revolve) schedule holding at most ``count`` states (the
+        initial one included) plus one working state; with ``disk_count`` > 0, the multistage schedule
+        of ``count`` states in ``storage`` and ``disk_count`` on disk (checkpoint_schedules).
     chunks : int
         Chunk length in time steps (nt=2000, chunks=100 keeps 20 states).
     count : int
-        Number of snapshots for ``'recursive'``.
+        States kept in ``storage`` for ``'recursive'``.
+    storage : {'gpu', 'device', 'cpu', 'disk'}
+        Where the checkpoints live (same meaning as :class:`BoundaryOptions`).
+    disk_count : int
+        Additional states on disk for ``'recursive'`` (multistage); 0 by default.
+    disk_dir : path, optional
+        An existing directory for checkpoints on disk (default: the system temporary directory).
     """
 
     mode: str = "chunk"
     chunks: int = 100
     count: int = 8
+    storage: str = "device"
+    disk_count: int = 0
+    disk_dir: str | os.PathLike | None = None
 
     def __post_init__(self) -> None:
         _choice("CkptOptions.mode", self.mode, CKPT_MODES)
         _positive_int("CkptOptions.chunks", self.chunks)
         _positive_int("CkptOptions.count", self.count)
+        _choice("CkptOptions.storage", self.storage, STORAGES)
+        if isinstance(self.disk_count, bool) or not isinstance(self.disk_count, int) or self.disk_count < 0:
+            raise ValueError(f"CkptOptions.disk_count must be an integer >= 0, got {self.disk_count!r}")
+        if self.disk_count and self.mode != "recursive":
+            raise ValueError("CkptOptions.disk_count applies to mode='recursive' (multistage) only")
+        _disk_dir("CkptOptions.disk_dir", self.disk_dir)
 
 
 @dataclass(frozen=True)
@@ -91,7 +125,7 @@ class MemoryOptions:
     Parameters
     ----------
     strategy : {'full', 'ckpt', 'boundary'}
-        ``'full'``: keep every time step's state; ``'ckpt'``: checkpointing per ``ckpt``;
+        ``'full'``: keep every time step's snapshot; ``'ckpt'``: checkpointing per ``ckpt``;
         ``'boundary'``: boundary saving per ``boundary``.
     """
 

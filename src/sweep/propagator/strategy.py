@@ -1,7 +1,9 @@
 """Resolving the user's memory-strategy arguments into one :class:`MemoryOptions` and a schedule."""
 from __future__ import annotations
 
-from ..memory import ChunkCheckpointing, FullStorage
+import os
+
+from ..memory import BoundarySaving, ChunkCheckpointing, FullStorage, RecursiveCheckpointing, make_codec
 from .options import CkptOptions, CUDAOptions, MemoryOptions
 
 
@@ -36,8 +38,10 @@ def resolve_memory(impl: str, memory: MemoryOptions | None, use_ckpt: bool | Non
 def _key(m: MemoryOptions) -> tuple:
     if m.strategy == "full":
         return ("full",)
+    c = m.ckpt
     if m.strategy == "ckpt":
-        return ("ckpt", m.ckpt.mode, m.ckpt.chunks if m.ckpt.mode == "chunk" else m.ckpt.count)
+        size = c.chunks if c.mode == "chunk" else (c.count, c.disk_count)
+        return ("ckpt", c.mode, size, c.storage, c.disk_dir)
     return ("boundary", m.boundary)
 
 
@@ -45,12 +49,21 @@ def _describe(m: MemoryOptions) -> str:
     return {"full": "full storage", "ckpt": f"checkpointing {m.ckpt}", "boundary": f"boundary saving {m.boundary}"}[m.strategy]
 
 
-def make_schedule(memory: MemoryOptions) -> FullStorage | ChunkCheckpointing:
-    """The schedule implementing ``memory``; NotImplementedError naming an option not built yet."""
+def _check_disk_dir(option: str, storage: str, disk_dir) -> None:
+    if storage == "disk" and disk_dir is not None and not os.path.isdir(disk_dir):
+        raise ValueError(f"{option}.disk_dir={os.fspath(disk_dir)!r} is not an existing directory")
+
+
+def make_schedule(memory: MemoryOptions) -> FullStorage | ChunkCheckpointing | RecursiveCheckpointing | BoundarySaving:
+    """The schedule implementing ``memory`` (disk directories are checked here, once)."""
     if memory.strategy == "full":
         return FullStorage()
     if memory.strategy == "ckpt":
-        if memory.ckpt.mode == "chunk":
-            return ChunkCheckpointing(memory.ckpt.chunks)
-        raise NotImplementedError("CkptOptions(mode='recursive') is not implemented yet; use mode='chunk'")
-    raise NotImplementedError("MemoryOptions(strategy='boundary') is not implemented yet; use 'full' or 'ckpt'")
+        c = memory.ckpt
+        _check_disk_dir("CkptOptions", "disk" if c.disk_count else c.storage, c.disk_dir)
+        if c.mode == "chunk":
+            return ChunkCheckpointing(c.chunks, c.storage, c.disk_dir)
+        return RecursiveCheckpointing(c.count, c.storage, c.disk_count, c.disk_dir)
+    b = memory.boundary
+    _check_disk_dir("BoundaryOptions", b.storage, b.disk_dir)
+    return BoundarySaving(b.storage, make_codec(b.storage_dtype), b.transfer_interval, b.pinned_memory, b.disk_dir)

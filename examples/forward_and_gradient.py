@@ -14,7 +14,7 @@ import torch
 
 from sweep.datasets import MARMOUSI_DH, load_marmousi
 from sweep.equations import Acoustic
-from sweep.propagator.options import CkptOptions, MemoryOptions
+from sweep.propagator.options import BoundaryOptions, CkptOptions, MemoryOptions
 from sweep.propagator.torch import PropTorch
 from sweep.signal import ricker
 
@@ -24,8 +24,14 @@ def main() -> None:
     parser.add_argument("--nt", type=int, default=2000, help="time steps (default 2000, as the notebook)")
     parser.add_argument("--decimate", type=int, default=2, help="keep every k-th Marmousi cell (default 2, as the notebook)")
     parser.add_argument("--impl", choices=["eager", "c"], default=None, help="back-end (default: best available)")
-    parser.add_argument("--strategy", choices=["full", "chunk"], default="chunk", help="memory strategy")
+    parser.add_argument("--strategy", choices=["full", "chunk", "recursive", "boundary"], default="boundary",
+                        help="memory strategy (default boundary saving)")
     parser.add_argument("--chunks", type=int, default=100, help="chunk length in steps for --strategy chunk")
+    parser.add_argument("--count", type=int, default=8, help="states kept by --strategy recursive (Revolve)")
+    parser.add_argument("--storage", choices=["device", "cpu", "disk"], default="device",
+                        help="where boundary strips live for --strategy boundary")
+    parser.add_argument("--storage-dtype", choices=["fp32", "fp16", "bf16", "int8"], default=None,
+                        help="encoding of boundary strips (default: the model's dtype, lossless)")
     parser.add_argument("--no-backward", action="store_true", help="time the storing forward pass only")
     args = parser.parse_args()
 
@@ -37,8 +43,12 @@ def main() -> None:
     sources = np.array([[nx // 2, 2]])
     receivers = np.stack([np.linspace(0, nx - 1, 100).astype(np.int64), np.full(100, 4)], axis=1)[None]
     wavelet = ricker(np.arange(nt, dtype=np.float32) * dt - 0.2, f=5.0)
-    memory = (MemoryOptions("full") if args.strategy == "full"
-              else MemoryOptions("ckpt", ckpt=CkptOptions("chunk", chunks=args.chunks)))
+    memory = {
+        "full": lambda: MemoryOptions("full"),
+        "chunk": lambda: MemoryOptions("ckpt", ckpt=CkptOptions("chunk", chunks=args.chunks)),
+        "recursive": lambda: MemoryOptions("ckpt", ckpt=CkptOptions("recursive", count=args.count)),
+        "boundary": lambda: MemoryOptions("boundary", boundary=BoundaryOptions(args.storage, args.storage_dtype)),
+    }[args.strategy]()
     solver = PropTorch(Acoustic(), (nz, nx), dh, dt, nt, impl=args.impl, memory=memory)
     print(f"grid {nz} x {nx} at {dh} m, nt={nt}, impl={solver.impl}, strategy={solver.memory.strategy}")
 

@@ -80,6 +80,15 @@ def deepwave_available() -> bool:
     return True
 
 
+def save_result(rows: list[dict], shape: tuple[int, int], nt: int, path: str | None) -> dict:
+    """The benchmark's result (grid, nt, threads, rows), also written as JSON to ``path`` when given."""
+    result = dict(shape=list(shape), nt=nt, threads=torch.get_num_threads(), rows=rows)
+    if path:
+        with open(path, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return result
+
+
 def measure(contenders: dict[str, tuple[Callable[[], None], int]], repeats: int) -> dict[str, list[float]]:
     """Times each contender ``repeats`` times (or its own smaller count), interleaved, after one warm-up."""
     for run, _ in contenders.values():
@@ -132,11 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
         ratio = "-" if row["ratio_to_deepwave"] is None else f"{row['ratio_to_deepwave']:.2f}"
         print(f"{row['contender']:<13} {row['mode']:<17} {row['seconds']:>9.3f} "
               f"{row['cell_updates_per_s'] / 1e9:>10.3f} {ratio:>11} {row['repeats']:>3}")
-    result = dict(shape=[nz, nx], nt=args.nt, threads=torch.get_num_threads(), rows=rows)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
-    return result
+    return save_result(rows, (nz, nx), args.nt, args.json)
 
 
 if __name__ == "__main__":

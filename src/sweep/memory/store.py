@@ -107,8 +107,9 @@ class DiskStore(ArrayStore):
                           f"{free} bytes free; free space, choose another disk_dir, or another storage")
         self.files = []
         for p in parts:
-            path = os.path.join(directory, f"{name}.{p.name}.bin")
-            buffer = Buffer(name=f"{name}.{p.name}" if len(parts) > 1 else name, location="disk",
+            label = f"{name}.{p.name}" if len(parts) > 1 else name
+            path = os.path.join(directory, f"{label}.bin")
+            buffer = Buffer(name=label, location="disk",
                             dtype=_dtype_name(p.dtype), shape=(count, *p.shape), nbytes=p.item_bytes * count,
                             role="stored", path=path)
             fd = workspace.create_file(path, buffer)
@@ -176,7 +177,7 @@ class Workspace:
 
     def __init__(self, report: MemoryReport, device: torch.device) -> None:
         self.report, self.device = report, device
-        self._held: dict[int, Buffer] = {}
+        self._held: dict[int | str, Buffer] = {}  # by id() of a tensor, or by path of a file
         self._files: list[tuple[int, str]] = []
         self._dirs: list[str] = []
         self.closed = False
@@ -239,7 +240,7 @@ class Workspace:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         self._files.append((fd, path))
         self.report.track(buffer)
-        self._held[-len(self._files)] = buffer
+        self._held[path] = buffer
         return fd
 
     def close(self) -> None:

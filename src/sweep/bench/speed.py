@@ -28,14 +28,16 @@ from ..signal import ricker
 DT, NT, ABCN, ORDER, FREQ, DELAY, NREC = 0.002, 2000, 20, 4, 5.0, 0.2, 100
 
 
-def seed_shot(nt: int) -> dict:
-    """The seed shot's model (torch float32, m/s), wavelet (nt,), [x, z] source (1, 2) and receivers (1, NREC, 2)."""
-    vp = torch.from_numpy(np.ascontiguousarray(load_marmousi("true")[::2, ::2]))
+def seed_shot(nt: int, decimate: int = 2) -> dict:
+    """The seed shot's model (torch float32, m/s), wavelet (nt,), [x, z] source (1, 2) and receivers (1, NREC, 2);
+    ``decimate`` keeps every k-th Marmousi cell (2: the notebook's 25 m grid); the source and receivers stay
+    at rows 2 and 4."""
+    vp = torch.from_numpy(np.ascontiguousarray(load_marmousi("true")[::decimate, ::decimate]))
     nz, nx = vp.shape
     wavelet = torch.from_numpy(ricker(np.arange(nt) * DT - DELAY, FREQ).astype(np.float32))
     rec_x = np.linspace(0, nx - 1, NREC).round().astype(np.int64)
     receivers = np.stack([rec_x, np.full(NREC, 4)], axis=-1)[None]
-    return dict(vp=vp, dh=2 * MARMOUSI_DH, wavelet=wavelet, sources=np.array([[nx // 2, 2]]), receivers=receivers)
+    return dict(vp=vp, dh=decimate * MARMOUSI_DH, wavelet=wavelet, sources=np.array([[nx // 2, 2]]), receivers=receivers)
 
 
 def sweep_runner(impl: str, shot: dict, nt: int, backward: bool) -> Callable[[], None]:
@@ -53,21 +55,29 @@ def sweep_runner(impl: str, shot: dict, nt: int, backward: bool) -> Callable[[],
     return run
 
 
-def deepwave_runner(shot: dict, nt: int, backward: bool) -> Callable[[], None]:
+def deepwave_call(shot: dict, nt: int, vp: torch.Tensor, **options) -> torch.Tensor:
+    """Deepwave's ``deepwave.scalar`` on the seed shot's grid, space order and absorbing width, with model ``vp``
+    (on its device): the receiver amplitudes (1, NREC, nt). ``options`` go to ``deepwave.scalar`` unchanged
+    (e.g. ``storage_mode``, ``storage_path``, ``storage_compression``, ``checkpoint_segments``)."""
     import deepwave
 
     # Deepwave takes [z, x] (slow, fast) locations; sweep takes [x, z].
-    src = torch.from_numpy(shot["sources"][:, ::-1].copy()).view(1, 1, 2)
-    rec = torch.from_numpy(shot["receivers"][..., ::-1].copy())
-    amp = shot["wavelet"].view(1, 1, nt)
+    src = torch.from_numpy(shot["sources"][:, ::-1].copy()).view(1, 1, 2).to(vp.device)
+    rec = torch.from_numpy(shot["receivers"][..., ::-1].copy()).to(vp.device)
+    amp = shot["wavelet"].view(1, 1, nt).to(vp.device)
+    return deepwave.scalar(vp, shot["dh"], DT, source_amplitudes=amp, source_locations=src, receiver_locations=rec,
+                           accuracy=ORDER, pml_width=ABCN, pml_freq=FREQ, **options).receiver_amplitudes
 
+
+def deepwave_runner(shot: dict, nt: int, backward: bool, **options) -> Callable[[], None]:
+    """One Deepwave run of the seed shot (forward, or forward + backward of sum(data**2)); ``options`` as in
+    :func:`deepwave_call`."""
     def run() -> None:
         vp = shot["vp"].clone().requires_grad_(backward)
         with torch.set_grad_enabled(backward):
-            out = deepwave.scalar(vp, shot["dh"], DT, source_amplitudes=amp, source_locations=src,
-                                  receiver_locations=rec, accuracy=ORDER, pml_width=ABCN, pml_freq=FREQ)
+            out = deepwave_call(shot, nt, vp, **options)
             if backward:
-                (out.receiver_amplitudes**2).sum().backward()
+                (out**2).sum().backward()
 
     return run
 

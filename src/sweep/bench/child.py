@@ -1,0 +1,131 @@
+"""One ``sweep-bench`` case in a fresh process: ``python -m sweep.bench.child SETUP CASE OUT GRAD``.
+
+Loads the shared set-up (shot, starting model, observed data) written once by the parent, resets the
+process's memory high-water mark, runs one forward + MSE backward, and writes its measurements (JSON)
+and its velocity gradient (``torch.save``). Peak memory: on CUDA ``torch.cuda.max_memory_allocated``;
+on Linux the peak resident set (VmHWM) above the case's own baseline, after ``5 > /proc/self/clear_refs``
+resets it once imports and data are loaded; elsewhere ``ru_maxrss`` above the baseline RSS (which
+includes what loading used: said in ``peak_kind``).
+"""
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+import warnings
+
+import torch
+
+MIB = 2**20
+
+
+def _status_kib(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak() -> tuple[str, int]:
+    """(what is measured, baseline in bytes) with the high-water mark reset where the OS allows."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        hwm = _status_kib("VmHWM")
+        if hwm is not None:
+            return "rss", hwm * 1024
+    except OSError:
+        pass
+    return "ru_maxrss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def peak_since(kind: str, baseline: int) -> int:
+    now = _status_kib("VmHWM") * 1024 if kind == "rss" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return now - baseline
+
+
+def run_sweep(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tensor, dict]:
+    from ..equations import Acoustic
+    from ..propagator.torch import PropTorch
+    from .cases import memory_from_dict
+    from .speed import ABCN, DT, ORDER
+
+    shot = setup["shot"]
+    nz, nx = setup["vp_start"].shape
+    prop = PropTorch(Acoustic(device=device), (nz, nx), shot["dh"], DT, setup["nt"], abcn=ABCN, space_order=ORDER,
+                     impl=case["impl"], memory=memory_from_dict(case["memory"]))
+    vp = torch.nn.Parameter(setup["vp_start"].to(device))
+    loss = (prop(shot["wavelet"], shot["sources"], shot["receivers"], [vp]) - setup["observed"].to(device)).pow(2).mean()
+    loss.backward()
+    rep = prop.memory_report()
+    return vp.grad, dict(strategy=rep.strategy,
+                         stored_mib={k: v / MIB for k, v in rep.bytes_by_location("stored").items()},
+                         staging_mib=rep.staging_bytes / MIB, tracked_peak_mib=rep.peak_memory_bytes / MIB,
+                         steps=dict(forward=rep.forward_steps, replayed=rep.replayed_steps,
+                                    rebuilt=rep.rebuilt_steps, adjoint=rep.adjoint_steps),
+                         files=rep.n_files)
+
+
+def run_peer(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tensor, dict]:
+    from .peers import run_deepwave
+
+    grad = run_deepwave(case["peer"], setup["shot"], setup["vp_start"].to(device), setup["observed"].to(device),
+                        case["disk_dir"])
+    return grad, dict(strategy=case["label"], stored_mib=None, staging_mib=None, tracked_peak_mib=None, steps=None,
+                      files=None)
+
+
+def warm_up(case: dict, setup: dict, device: torch.device) -> None:
+    """Pay one-off costs (library loading, thread pools, Deepwave's own observed data) before timing."""
+    shot = setup["shot"]
+    if case["contender"] == "deepwave":
+        from .peers import deepwave_observed
+
+        deepwave_observed(shot, setup["nt"], device)
+        return
+    from ..equations import Acoustic
+    from ..propagator.torch import PropTorch
+    from .speed import ABCN, DT, ORDER
+
+    with torch.no_grad():
+        PropTorch(Acoustic(device=device), tuple(setup["vp_start"].shape), shot["dh"], DT, 2, abcn=ABCN,
+                  space_order=ORDER, impl=case["impl"])(shot["wavelet"][:2], shot["sources"], shot["receivers"],
+                                                        [setup["vp_start"].to(device)])
+
+
+def main(argv: list[str]) -> None:
+    setup_path, case_path, out_path, grad_path = argv
+    warnings.filterwarnings("ignore", message="only .* grid points per shortest wavelength")
+    warnings.filterwarnings("ignore", message="pinned_memory=True has no effect")
+    with open(case_path) as fh:
+        case = json.load(fh)
+    setup = torch.load(setup_path, weights_only=False)
+    torch.set_num_threads(setup["threads"])
+    device = torch.device(setup["device"])
+    cuda = device.type == "cuda"
+    warm_up(case, setup, device)
+    kind, baseline = reset_peak()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    grad, info = (run_peer if case["contender"] == "deepwave" else run_sweep)(case, setup, device)
+    if cuda:
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    info.update(seconds=seconds, peak_kind="cuda" if cuda else kind,
+                cuda_peak_mib=torch.cuda.max_memory_allocated(device) / MIB if cuda else None,
+                peak_rss_mib=peak_since(kind, baseline) / MIB,
+                grad_rms=float(grad.detach().pow(2).mean().sqrt()))
+    torch.save(grad.detach().cpu(), grad_path)
+    with open(out_path, "w") as fh:
+        json.dump(info, fh)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

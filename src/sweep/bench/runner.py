@@ -1,0 +1,141 @@
+"""The parent side of ``sweep-bench``: shared set-up, one fresh subprocess per case and repeat, rows.
+
+The observed data are computed once and handed to every case through a set-up file; repeats are
+interleaved (round r runs every case once before round r + 1); each row keeps the median time, the
+largest peak, the load average before and after, and the gradient's difference from the full-storage
+gradient of the same contender (sweep back-end, or Deepwave's own device storage).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import warnings
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..datasets import load_marmousi
+from ..equations import Acoustic
+from ..propagator.torch import PropTorch
+from .speed import ABCN, DT, ORDER, seed_shot
+
+
+def write_setup(path: str, nt: int, decimate: int, device: str, threads: int) -> tuple[int, int]:
+    """Shot, starting model (smooth) and observed data (true model, computed once here); returns (nz, nx)."""
+    shot = seed_shot(nt, decimate)
+    vp_start = torch.from_numpy(np.ascontiguousarray(load_marmousi("smooth")[::decimate, ::decimate]))
+    nz, nx = vp_start.shape
+    dev = torch.device(device)
+    # The notebook's own grid is under 5 points per wavelength in its slowest layer: a known fact, not news.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="only .* grid points per shortest wavelength")
+        impl = "eager" if dev.type != "cpu" else None  # the compiled back-end runs on the CPU
+        observed = PropTorch(Acoustic(device=dev), (nz, nx), shot["dh"], DT, nt, abcn=ABCN, space_order=ORDER,
+                             impl=impl)(
+            shot["wavelet"], shot["sources"], shot["receivers"], [shot["vp"].to(dev)]).cpu()
+    torch.save(dict(shot=shot, vp_start=vp_start, observed=observed, nt=nt, device=device, threads=threads), path)
+    return nz, nx
+
+
+def _run_child(setup: str, case: dict, workdir: str, index: int, threads: int) -> tuple[dict, str | None]:
+    """(measurements or error, path of the saved gradient) of one subprocess run."""
+    case_path = os.path.join(workdir, f"case{index}.json")
+    out_path, grad_path = case_path.replace(".json", ".out.json"), case_path.replace(".json", ".grad.pt")
+    with open(case_path, "w") as fh:
+        json.dump(case, fh)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    load_before = os.getloadavg()
+    proc = subprocess.run([sys.executable, "-m", "sweep.bench.child", setup, case_path, out_path, grad_path],
+                          capture_output=True, text=True, env=env)
+    row: dict = dict(load_before=list(load_before), load_after=list(os.getloadavg()))
+    if proc.returncode != 0 or not os.path.exists(out_path):
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        row.update(status="failed", error=lines[-1] if lines else f"exit status {proc.returncode}")
+        return row, None
+    with open(out_path) as fh:
+        row.update(json.load(fh), status="ok", error=None)
+    return row, grad_path
+
+
+def _relative(d: torch.Tensor, ref: torch.Tensor) -> float | None:
+    """|d| / |ref|, or None where the reference is zero (e.g. rows the wave never reached)."""
+    scale = float(ref.norm())
+    return float(d.norm()) / scale if scale > 0 else None
+
+
+def _errors(g: torch.Tensor, ref: torch.Tensor) -> dict[str, float | None]:
+    d = g - ref
+    peak = float(ref.abs().max())
+    return dict(err_whole=_relative(d, ref), err_below10=_relative(d[10:], ref[10:]),
+                err_pointwise=float(d.abs().max()) / peak if peak > 0 else None)
+
+
+def reference_label(case: dict) -> str:
+    return "deepwave · device" if case["contender"] == "deepwave" else f"{case['impl']} · full"
+
+
+def run_cases(cases: list[dict], setup: str, workdir: str, repeat: int, threads: int,
+              progress: Callable[[dict, dict], None]) -> list[dict]:
+    """One row per case (in order), each case run ``repeat`` times in fresh processes, rounds interleaved.
+
+    Every case's reference (see :func:`reference_label`) must be among ``cases``; ``progress(case, run)``
+    is called after each run."""
+    runs: list[list[dict]] = [[] for _ in cases]
+    grads: dict[int, str] = {}
+    for _ in range(repeat):
+        for i, case in enumerate(cases):
+            run, grad = _run_child(setup, case, workdir, i, threads)
+            runs[i].append(run)
+            if grad is not None:
+                grads[i] = grad
+            progress(case, run)
+    index = {c["label"]: i for i, c in enumerate(cases)}
+    rows = []
+    for i, case in enumerate(cases):
+        ok = [r for r in runs[i] if r["status"] == "ok"]
+        failed = [r for r in runs[i] if r["status"] == "failed"]
+        row = dict(ok[-1] if ok else failed[-1], label=case["label"], contender=case["contender"],
+                   impl=case.get("impl"), value=case.get("value"))
+        row.update(err_whole=None, err_below10=None, err_pointwise=None)
+        if failed:
+            row.update(status="failed", error=failed[-1]["error"])
+        if ok:
+            row["all_seconds"] = [r["seconds"] for r in ok]
+            row["seconds"] = statistics.median(row["all_seconds"])
+            row["peak_rss_mib"] = max(r["peak_rss_mib"] for r in ok)
+            ref = index.get(reference_label(case))
+            if ref is not None and ref in grads and i in grads:
+                row.update(_errors(torch.load(grads[i]), torch.load(grads[ref])))
+        rows.append(row)
+    return rows
+
+
+def machine_info(device: str, threads: int) -> dict:
+    """What the numbers were measured on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    try:
+        sweep_version = version("sweep-fwi")
+    except PackageNotFoundError:
+        sweep_version = None
+    here = os.path.dirname(os.path.abspath(__file__))
+    git = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    info = dict(cpu=cpu, cores=os.cpu_count(), threads=threads, device=device, torch=torch.__version__,
+                sweep=sweep_version, git=git.stdout.strip() if git.returncode == 0 else None,
+                python=platform.python_version(), platform=platform.platform(), load=list(os.getloadavg()),
+                omp={k: v for k, v in os.environ.items() if k.startswith(("OMP_", "GOMP_", "KMP_"))})
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info

@@ -30,7 +30,7 @@ QUICK_NT, QUICK_DECIMATE = 400, 8
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sweep-bench", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="sweep-bench", description=__doc__.split("\n\n")[0].replace("``", ""),
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", nargs="*", metavar="sweep KNOB=V1,V2",
                    help="nothing: the strategy comparison; 'sweep' and KNOB=values: knob sweeps "

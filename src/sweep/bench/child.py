@@ -50,15 +50,11 @@ def peak_since(kind: str, baseline: int) -> int:
 
 
 def run_sweep(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tensor, dict]:
-    from ..equations import Acoustic
-    from ..propagator.torch import PropTorch
     from .cases import memory_from_dict
-    from .speed import ABCN, DT, ORDER
+    from .speed import seed_propagator
 
     shot = setup["shot"]
-    nz, nx = setup["vp_start"].shape
-    prop = PropTorch(Acoustic(device=device), (nz, nx), shot["dh"], DT, setup["nt"], abcn=ABCN, space_order=ORDER,
-                     impl=case["impl"], memory=memory_from_dict(case["memory"]))
+    prop = seed_propagator(shot, setup["nt"], device, impl=case["impl"], memory=memory_from_dict(case["memory"]))
     vp = torch.nn.Parameter(setup["vp_start"].to(device))
     loss = (prop(shot["wavelet"], shot["sources"], shot["receivers"], [vp]) - setup["observed"].to(device)).pow(2).mean()
     loss.backward()
@@ -88,14 +84,11 @@ def warm_up(case: dict, setup: dict, device: torch.device) -> None:
 
         deepwave_observed(shot, setup["nt"], device)
         return
-    from ..equations import Acoustic
-    from ..propagator.torch import PropTorch
-    from .speed import ABCN, DT, ORDER
+    from .speed import seed_propagator
 
     with torch.no_grad():
-        PropTorch(Acoustic(device=device), tuple(setup["vp_start"].shape), shot["dh"], DT, 2, abcn=ABCN,
-                  space_order=ORDER, impl=case["impl"])(shot["wavelet"][:2], shot["sources"], shot["receivers"],
-                                                        [setup["vp_start"].to(device)])
+        seed_propagator(shot, 2, device, impl=case["impl"])(shot["wavelet"][:2], shot["sources"], shot["receivers"],
+                                                            [setup["vp_start"].to(device)])
 
 
 def main(argv: list[str]) -> None:

@@ -138,12 +138,12 @@ def run(argv: list[str] | None = None) -> dict:
     disk_dir = args.disk_dir or tempfile.mkdtemp(prefix="sweep-bench-disk-")
     try:
         if knobs:
-            groups = [(name, values, knob_cases(name, values, disk_dir)) for name, values in knobs]
+            groups = [(name, values, _with_references(knob_cases(name, values, disk_dir))) for name, values in knobs]
         else:
             cases = [c for c in notebook_cases(disk_dir) if any(fnmatch.fnmatch(c["label"], p) for p in args.strategies)]
             if not cases:
                 raise SystemExit(f"sweep-bench: no strategy matches {args.strategies}")
-            groups = [(None, None, cases + (_peer_cases(disk_dir) if args.peers else []))]
+            groups = [(None, None, _with_references(cases + (_peer_cases(disk_dir) if args.peers else [])))]
         out = _output_dir(args.out, args.force)
         setup = os.path.join(work, "setup.pt")
         nz, nx = write_setup(setup, nt, decimate, args.device, args.threads)
@@ -151,7 +151,7 @@ def run(argv: list[str] | None = None) -> dict:
                       setup=dict(shape=[nz, nx], nt=nt, decimate=decimate, device=args.device, threads=args.threads,
                                  repeat=args.repeat, peak_kind="cuda" if args.device.startswith("cuda") else "rss"),
                       rows=[], sweeps=[])
-        total = sum(len(_with_references(c)) for _, _, c in groups) * args.repeat
+        total = sum(len(cases) for _, _, cases in groups) * args.repeat
         with tqdm(total=total, desc="sweep-bench", unit="run") as bar:
             def progress(case: dict, outcome: dict) -> None:
                 bar.set_postfix_str(case["label"])
@@ -160,7 +160,7 @@ def run(argv: list[str] | None = None) -> dict:
                 bar.update()
 
             for name, values, cases in groups:
-                rows = run_cases(_with_references(cases), setup, work, args.repeat, args.threads, progress)
+                rows = run_cases(cases, setup, work, args.repeat, args.threads, progress)
                 if name is None:
                     result["rows"] = rows
                 else:

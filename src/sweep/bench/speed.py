@@ -40,10 +40,15 @@ def seed_shot(nt: int, decimate: int = 2) -> dict:
     return dict(vp=vp, dh=decimate * MARMOUSI_DH, wavelet=wavelet, sources=np.array([[nx // 2, 2]]), receivers=receivers)
 
 
+def seed_propagator(shot: dict, nt: int, device: torch.device | str = "cpu", **options) -> PropTorch:
+    """A sweep propagator on the seed shot's grid, time step, absorbing width and space order; ``options``
+    (``impl``, ``memory``, ``use_ckpt``, ...) go to :class:`PropTorch`."""
+    return PropTorch(Acoustic(device=device), tuple(shot["vp"].shape), shot["dh"], DT, nt, abcn=ABCN,
+                     space_order=ORDER, **options)
+
+
 def sweep_runner(impl: str, shot: dict, nt: int, backward: bool) -> Callable[[], None]:
-    nz, nx = shot["vp"].shape
-    prop = PropTorch(Acoustic(), (nz, nx), shot["dh"], DT, nt, abcn=ABCN, space_order=ORDER, impl=impl,
-                     use_ckpt=False)
+    prop = seed_propagator(shot, nt, impl=impl, use_ckpt=False)
 
     def run() -> None:
         vp = shot["vp"].clone().requires_grad_(backward)

@@ -19,7 +19,7 @@ import torch
 
 from .codecs import BlockScaled, Cast
 from .protocol import Stepper
-from .schedules import new_adjoint, new_state, snapshot_block
+from .schedules import blocks, new_adjoint, new_state, snapshot_block
 from .store import Part, Tape, Workspace
 
 
@@ -48,16 +48,13 @@ class BoundarySaving:
         return ws.store(name, self.storage, parts, count, pinned=self.pinned, disk_dir=self.disk_dir,
                         option="BoundaryOptions.storage")
 
-    def _blocks(self, nt: int) -> list[tuple[int, int]]:
-        return [(n0, min(n0 + self.interval, nt)) for n0 in range(0, nt, self.interval)]
-
     def forward(self, stepper: Stepper, ws: Workspace, record: torch.Tensor) -> Tape:
         state = new_state(stepper, ws, "forward_state")
         dtype = state.dtype
         strips = self._store(ws, "strips", self.codec.parts(stepper.strip_shape, dtype), stepper.nt)
         ring = ws.allocate("strip_ring", (min(self.interval, stepper.nt), *stepper.strip_shape), dtype,
                            role="staging")
-        for n0, n1 in self._blocks(stepper.nt):
+        for n0, n1 in blocks(stepper.nt, self.interval):
             stepper.advance(state, n0, n1, record=record, strips=ring[:n1 - n0])
             strips.write(n0, n1, self.codec.encode(ring[:n1 - n0]))
         fields = self._store(ws, "fields", [Part("fields", stepper.rebuild_shape, dtype)], 1)
@@ -76,7 +73,7 @@ class BoundarySaving:
         ring = ws.allocate("strip_ring", (steps, *stepper.strip_shape), fields.dtype, role="staging")
         snapshots = snapshot_block(stepper, ws, "snapshots", steps, fields)
         adj = new_adjoint(stepper, ws)
-        for n0, n1 in reversed(self._blocks(stepper.nt)):
+        for n0, n1 in reversed(blocks(stepper.nt, self.interval)):
             k = n1 - n0
             self.codec.decode(strips.read(n0, n1), ring[:k])
             stepper.retreat(fields, ring[:k], n0, n1, snapshots[:k])

@@ -30,10 +30,6 @@ class Cast:
     def parts(self, item_shape: tuple[int, ...], compute: torch.dtype) -> list[Part]:
         return [Part("values", tuple(item_shape), self.dtype or compute)]
 
-    def lossless(self, compute: torch.dtype) -> bool:
-        dtype = self.dtype or compute
-        return dtype == compute or (dtype == torch.float64 and compute == torch.float32)
-
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [x if self.dtype is None else x.to(self.dtype)]
 
@@ -57,9 +53,6 @@ class BlockScaled:
         *lead, n = item_shape
         nb = self._blocks(n)
         return [Part("codes", (*lead, nb, self.block), self.dtype), Part("scales", (*lead, nb), torch.float32)]
-
-    def lossless(self, compute: torch.dtype) -> bool:
-        return False
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         n = x.shape[-1]

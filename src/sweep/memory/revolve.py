@@ -103,6 +103,15 @@ class _Run:
         self.consumed = False  # the backward part has started: the checkpoints are no longer those of the forward
 
 
+def _actions_until(run: _Run, end: type):
+    """The run's next actions up to (not including) the first ``end`` action; RuntimeError if none comes."""
+    for action in run.actions:
+        if isinstance(action, end):
+            return
+        yield action
+    raise RuntimeError(f"ckpt-recursive: the schedule ended without {end.__name__}")
+
+
 class RecursiveTape(Tape):
     """A :class:`~sweep.memory.store.Tape` that also carries the call's schedule walk (``run``).
 
@@ -193,12 +202,8 @@ class RecursiveCheckpointing:
         adj = new_adjoint(stepper, ws)
         run.adjoint_n = stepper.nt
         try:
-            for action in run.actions:
-                if isinstance(action, EndReverse):
-                    break
+            for action in _actions_until(run, EndReverse):
                 self._do(action, stepper, ws, run, None, True, adj, grad_record)
-            else:
-                raise RuntimeError("ckpt-recursive: the schedule ended without EndReverse")
             if run.adjoint_n != 0:
                 raise RuntimeError(f"ckpt-recursive: the schedule's reverse part stopped at step {run.adjoint_n}")
         finally:
@@ -224,12 +229,8 @@ class RecursiveCheckpointing:
                replay: bool = False) -> None:
         """The actions up to ``EndForward``: the first sweep, recording into ``record``."""
         try:
-            for action in run.actions:
-                if isinstance(action, EndForward):
-                    break
+            for action in _actions_until(run, EndForward):
                 self._do(action, stepper, ws, run, record, replay, None, None)
-            else:
-                raise RuntimeError("ckpt-recursive: the schedule ended without EndForward")
             if run.work_n != stepper.nt:
                 raise RuntimeError(f"ckpt-recursive: the schedule's forward part stopped at step {run.work_n}")
         finally:

@@ -27,6 +27,11 @@ class Schedule(Protocol):
         """Run the adjoint steps nt - 1 .. 0 with the snapshots the model gradient needs."""
 
 
+def blocks(nt: int, size: int) -> list[tuple[int, int]]:
+    """Steps 0 .. nt in consecutive ranges ``[n0, n1)`` of ``size`` steps (the last may be shorter)."""
+    return [(n0, min(n0 + size, nt)) for n0 in range(0, nt, size)]
+
+
 def state_part(stepper: Stepper, state: torch.Tensor) -> Part:
     return Part("state", tuple(state.shape), state.dtype)
 
@@ -84,12 +89,9 @@ class ChunkCheckpointing:
         where = "" if storage in ("device", "gpu") else f", {storage}"
         self.name = f"ckpt-chunk({chunk}{where})"
 
-    def _bounds(self, nt: int) -> list[tuple[int, int]]:
-        return [(n0, min(n0 + self.chunk, nt)) for n0 in range(0, nt, self.chunk)]
-
     def forward(self, stepper: Stepper, ws: Workspace, record: torch.Tensor) -> Tape:
         state = new_state(stepper, ws, "forward_state")
-        bounds = self._bounds(stepper.nt)
+        bounds = blocks(stepper.nt, self.chunk)
         store = ws.store("checkpoints", self.storage, [state_part(stepper, state)], len(bounds),
                          disk_dir=self.disk_dir, option="CkptOptions.storage")
         for c, (n0, n1) in enumerate(bounds):
@@ -104,7 +106,7 @@ class ChunkCheckpointing:
         work = new_state(stepper, ws, "replay_state")
         snapshots = snapshot_block(stepper, ws, "chunk_snapshots", min(self.chunk, stepper.nt), work)
         adj = new_adjoint(stepper, ws)
-        for c, (n0, n1) in reversed(list(enumerate(self._bounds(stepper.nt)))):
+        for c, (n0, n1) in reversed(list(enumerate(blocks(stepper.nt, self.chunk)))):
             work.copy_(store.read(c, c + 1)[0][0])
             stepper.advance(work, n0, n1, keep=snapshots)
             ws.report.replayed_steps += n1 - n0

@@ -53,6 +53,10 @@ class ArrayStore:
     def __init__(self, workspace: "Workspace", name: str, parts: Sequence[Part], count: int) -> None:
         self.workspace, self.name, self.parts, self.count = workspace, name, tuple(parts), count
 
+    def _label(self, part: Part) -> str:
+        """The report's name of ``part``'s buffer (the store's own name when it has one part)."""
+        return f"{self.name}.{part.name}" if len(self.parts) > 1 else self.name
+
     def _check_range(self, i0: int, i1: int) -> None:
         if not 0 <= i0 < i1 <= self.count:
             raise IndexError(f"{self.name}: items [{i0}, {i1}) outside [0, {self.count})")
@@ -75,8 +79,8 @@ class TensorStore(ArrayStore):
         super().__init__(workspace, name, parts, count)
         self.location = location
         device = workspace.device if location == "device" else torch.device("cpu")
-        self.data = [workspace.allocate(f"{name}.{p.name}" if len(parts) > 1 else name, (count, *p.shape), p.dtype,
-                                        location, "stored", device=device, pinned=pinned) for p in parts]
+        self.data = [workspace.allocate(self._label(p), (count, *p.shape), p.dtype, location, "stored", device=device,
+                                        pinned=pinned) for p in self.parts]
 
     def write(self, i0: int, i1: int, values: Sequence[torch.Tensor]) -> None:
         self._check_range(i0, i1)
@@ -106,10 +110,9 @@ class DiskStore(ArrayStore):
             raise OSError(errno.ENOSPC, f"{option}: {name} needs {needed} bytes on disk but {directory} has "
                           f"{free} bytes free; free space, choose another disk_dir, or another storage")
         self.files = []
-        for p in parts:
-            label = f"{name}.{p.name}" if len(parts) > 1 else name
-            path = os.path.join(directory, f"{label}.bin")
-            buffer = Buffer(name=label, location="disk",
+        for p in self.parts:
+            path = os.path.join(directory, f"{self._label(p)}.bin")
+            buffer = Buffer(name=self._label(p), location="disk",
                             dtype=_dtype_name(p.dtype), shape=(count, *p.shape), nbytes=p.item_bytes * count,
                             role="stored", path=path)
             fd = workspace.create_file(path, buffer)
@@ -225,13 +228,14 @@ class Workspace:
         if self._dirs:
             return self._dirs[0]
         parent = tempfile.gettempdir() if disk_dir is None else os.fspath(disk_dir)
+        owner = option.rsplit(".", 1)[0]  # 'BoundaryOptions.storage' -> 'BoundaryOptions'
         if not os.path.isdir(parent):
-            raise ValueError(f"{option.rsplit('.', 1)[0]}.disk_dir={parent!r} is not an existing directory")
+            raise ValueError(f"{owner}.disk_dir={parent!r} is not an existing directory")
         try:
             path = tempfile.mkdtemp(prefix="sweep-", dir=parent)
         except OSError as exc:
-            raise OSError(exc.errno, f"{option.rsplit('.', 1)[0]}.disk_dir={parent!r}: cannot create a directory "
-                          f"there ({exc.strerror})") from exc
+            raise OSError(exc.errno, f"{owner}.disk_dir={parent!r}: cannot create a directory there "
+                          f"({exc.strerror})") from exc
         self._dirs.append(path)
         return path
 

@@ -17,7 +17,8 @@ setup(
         Extension(
             "sweep.propagator.c._sweep_acoustic",
             sources=["src/sweep/propagator/c/acoustic.c"],
-            depends=["src/sweep/propagator/c/acoustic_impl.h", "src/sweep/propagator/c/acoustic_retreat.h"],
+            depends=["src/sweep/propagator/c/acoustic_impl.h", "src/sweep/propagator/c/acoustic_adjoint.h",
+                     "src/sweep/propagator/c/acoustic_retreat.h"],
             extra_compile_args=["-O3", "-funroll-loops", "-fopenmp", "-std=gnu11", *native],
             extra_link_args=["-fopenmp"],
             optional=True,

@@ -3,7 +3,8 @@
  * strips, in float32 and float64.
  *
  * The discretisation is the eager stepper's (sweep/propagator/eager/acoustic.py), operation for
- * operation; see acoustic_impl.h for the passes and acoustic_retreat.h for the rebuild. This file only
+ * operation; see acoustic_impl.h for the forward passes, acoustic_adjoint.h for the adjoint and
+ * acoustic_retreat.h for the rebuild. This file only
  * instantiates the templates twice and holds the shared helpers. Every exported symbol starts with
  * `sweep_`; helpers are static (a global called `step` would resolve to libc's legacy step() when loaded
  * through ctypes).
@@ -101,6 +102,7 @@ static inline int sorted_contains(const int64_t *a, int64_t n, int64_t v) {
 #define REAL float
 #define SFX(name) name##_f32
 #include "acoustic_impl.h"
+#include "acoustic_adjoint.h"
 #include "acoustic_retreat.h"
 #undef REAL
 #undef SFX
@@ -108,6 +110,7 @@ static inline int sorted_contains(const int64_t *a, int64_t n, int64_t v) {
 #define REAL double
 #define SFX(name) name##_f64
 #include "acoustic_impl.h"
+#include "acoustic_adjoint.h"
 #include "acoustic_retreat.h"
 #undef REAL
 #undef SFX

@@ -1,0 +1,147 @@
+"""Summary figure of an inversion: velocity models and the loss curve.
+
+Drawn on :class:`matplotlib.figure.Figure` with an explicit Agg canvas, so importing or calling this
+module never changes matplotlib's global backend or pyplot state.
+"""
+from __future__ import annotations
+
+import numbers
+import os
+import secrets
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def _as_model(name: str, model: ArrayLike) -> np.ndarray:
+    if isinstance(model, torch.Tensor):
+        model = model.detach().to(device="cpu", dtype=torch.float64).numpy()
+    elif not isinstance(model, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray or torch.Tensor (nz, nx), got {type(model).__name__}")
+    if model.ndim != 2:
+        raise ValueError(f"{name} must have shape (nz, nx), got shape {model.shape}")
+    return np.asarray(model, dtype=np.float64)
+
+
+def model_error(model: ArrayLike, true: ArrayLike) -> float:
+    """Relative L2 model error ``||model - true|| / ||true||`` (dimensionless).
+
+    Parameters
+    ----------
+    model, true : numpy.ndarray or torch.Tensor, (nz, nx)
+        Velocity models in the same units, same shape; ``true`` not all zero.
+    """
+    m, t = _as_model("model", model), _as_model("true", true)
+    if m.shape != t.shape:
+        raise ValueError(f"model and true must have the same shape, got model {m.shape} and true {t.shape}")
+    norm = np.linalg.norm(t)
+    if norm == 0:
+        raise ValueError("true must not be all zero (the error is relative to its norm)")
+    return float(np.linalg.norm(m - t) / norm)
+
+
+def _write_atomically(fig: Figure, path: Path) -> None:
+    """Save ``fig`` to a fresh file beside ``path`` and rename it over ``path``, so that readers never
+    see a partial figure; the temporary is removed if saving fails."""
+    fmt = path.suffix[1:].lower() or "png"
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    # os.open with 0o666 (not mkstemp's 0o600) so that the figure gets the usual umask permissions.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format=fmt, dpi=110)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def plot_inversion(true: ArrayLike | None, start: ArrayLike, inverted: ArrayLike, losses: Sequence[float],
+                   dh: float, path: str | os.PathLike, band_edges: Sequence[int] | None = None,
+                   title: str | None = None) -> Path:
+    """Write a figure of the true, starting and inverted velocity models and the loss curve.
+
+    The models share one colour scale (one colorbar, "vp (m/s)") and are drawn on km axes; the loss is
+    drawn against iteration on a log axis (non-positive values are left out), with a dashed vertical
+    line where each new frequency band starts.
+
+    Parameters
+    ----------
+    true : numpy.ndarray or torch.Tensor (nz, nx), or None
+        True P-wave velocity in m/s; None when unknown (field data), then only start and inverted are
+        drawn.
+    start, inverted : numpy.ndarray or torch.Tensor, (nz, nx)
+        Starting and final velocity models in m/s, same shape as ``true``.
+    losses : sequence of float, (niter,)
+        Misfit value of each iteration.
+    dh : float
+        Grid spacing in m, > 0.
+    path : str or os.PathLike
+        Output file; the format follows its suffix (PNG when it has none). Parent folders are created.
+    band_edges : sequence of int, optional
+        Iteration indices (into ``losses``) at which a new frequency band starts.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, written atomically (a temporary file in the same folder, then ``os.replace``).
+    """
+    if not isinstance(dh, numbers.Real) or isinstance(dh, bool) or not np.isfinite(dh) or dh <= 0:
+        raise ValueError(f"dh must be a positive grid spacing in m, got {dh!r}")
+    models = [("start", _as_model("start", start)), ("inverted", _as_model("inverted", inverted))]
+    if true is not None:
+        models.insert(0, ("true", _as_model("true", true)))
+    shape = models[0][1].shape
+    for name, m in models:
+        if m.shape != shape:
+            raise ValueError(f"{name} must have the same shape as {models[0][0]}, {shape}, got {m.shape}")
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.ndim != 1:
+        raise ValueError(f"losses must be a 1-D sequence of loss values, got shape {losses.shape}")
+    edges = [] if band_edges is None else list(band_edges)
+
+    nz, nx = shape
+    km = dh / 1000.0
+    # Cell-centred extent: sample i sits at i * dh.
+    extent = (-0.5 * km, (nx - 0.5) * km, (nz - 0.5) * km, -0.5 * km)
+    vmin = min(float(np.nanmin(m)) for _, m in models)
+    vmax = max(float(np.nanmax(m)) for _, m in models)
+    # One row per model at the model's aspect ratio (clamped so thin or tall models stay readable).
+    width = 8.0
+    row = float(np.clip(0.8 * width * nz / nx, 1.5, 5.0))
+    fig = Figure(figsize=(width, row * len(models) + 2.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(models) + 1, 1, height_ratios=[row] * len(models) + [2.3])
+    for ax, (name, m) in zip(axes, models):
+        image = ax.imshow(m, extent=extent, vmin=vmin, vmax=vmax, cmap="viridis", aspect="equal",
+                          interpolation="nearest")
+        ax.set_title(name)
+        ax.set_xlabel("x (km)")
+        ax.set_ylabel("depth (km)")
+    fig.colorbar(image, ax=list(axes[:-1]), label="vp (m/s)", shrink=0.9)
+
+    ax = axes[-1]
+    ax.plot(np.arange(losses.size), losses, color="tab:blue", marker="." if losses.size < 50 else None)
+    ax.set_yscale("log", nonpositive="mask")
+    for i, edge in enumerate(edges):
+        ax.axvline(edge, color="gray", linestyle="--", linewidth=1, label="new band" if i == 0 else None)
+    if edges:
+        ax.legend(loc="upper right")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.set_title("loss")
+    if title is not None:
+        fig.suptitle(title)
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(fig, out)
+    return out

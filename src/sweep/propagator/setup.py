@@ -151,8 +151,13 @@ def canonical_wavelet(wavelet: object, nt: int, nshots: int, nsrc: int, dtype: t
 
 def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_order: int, max_stable_dt: float,
                   vp: torch.Tensor, wavelet: object, sources: object, receivers: object,
-                  pml_freq: float | None) -> tuple[Problem, torch.Tensor]:
-    """Validate a call's inputs; returns the :class:`Problem` and the canonical wavelet with its autograd link."""
+                  pml_freq: float | None, pml_vmax: float | None = None) -> tuple[Problem, torch.Tensor]:
+    """Validate a call's inputs; returns the :class:`Problem` and the canonical wavelet with its autograd link.
+
+    ``pml_freq`` (Hz) and ``pml_vmax`` (m/s) fix the C-PML's frequency shift and damping; ``None`` takes
+    them from this call's wavelet (peak frequency) and model (peak velocity). The stability check always
+    uses the model's own peak velocity, whatever sets the damping.
+    """
     src = _as_index_array(sources, "sources", (2, 3))
     if src.ndim == 2:
         src = src[:, None, :]
@@ -183,7 +188,9 @@ def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_orde
     dev = vp.device
     vp_d = vp.detach()
     w = torch.from_numpy(grid.pad_model(vp_d.cpu().numpy()).astype(np.float64) ** 2 * dt**2).to(dev, vp.dtype)
-    pml = {k: torch.from_numpy(v) for k, v in grid.pml_profiles(vmax, dh, dt, pml_freq).items()}
+    if pml_vmax is None:
+        pml_vmax = vmax
+    pml = {k: torch.from_numpy(v) for k, v in grid.pml_profiles(pml_vmax, dh, dt, pml_freq).items()}
     as_long = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
     problem = Problem(
         grid=grid, dh=dh, dt=dt, nt=nt, space_order=space_order, nshots=nshots, dtype=vp.dtype, device=dev,

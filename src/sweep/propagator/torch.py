@@ -101,8 +101,24 @@ class PropTorch:
     eager_options : EagerOptions, cuda_options : CUDAOptions
     pml_freq : float, optional
         Frequency (Hz) of the C-PML frequency shift; default the peak frequency of each call's wavelet.
-        The absorbing layer then depends on the wavelet (and its damping on the model's peak velocity),
-        held fixed in the gradient: pass ``pml_freq`` for data exactly linear in the wavelet.
+        The absorbing layer then depends on the wavelet, held fixed in the gradient: pass ``pml_freq``
+        for data exactly linear in the wavelet.
+    pml_vmax : float, optional
+        Velocity (m/s) that sets the C-PML damping ``d0``; default the peak of each call's velocity
+        model. Given, the absorbing layer no longer depends on the model at all. The stability check
+        uses the model's own peak velocity either way.
+
+    Gradient
+    --------
+    The gradient is that of the discrete forward model with respect to the physical (nz, nx) model and
+    the wavelet, holding fixed (i) the model's edge-replicated copy in the padding, which carries no
+    gradient (this is what makes boundary saving exact), and (ii) the absorbing layer's profile, whose
+    damping comes from the model's peak velocity (or ``pml_vmax``) and whose frequency shift from the
+    wavelet's peak frequency (or ``pml_freq``). A finite-difference check therefore agrees only when
+    (a) the physical cells the padding copies are held fixed: with ``abcn > 0``, the outermost ring
+    (first and last columns, last row, and also the first row unless ``free_surface``, whose top is not
+    padded); (b) the perturbation leaves the peak velocity unchanged, or ``pml_vmax`` is given; and
+    (c) for a wavelet check, ``pml_freq`` is given.
     """
 
     def __init__(self, equation: Acoustic, shape: Sequence[int], dh: float, dt: float, nt: int, *,
@@ -110,7 +126,8 @@ class PropTorch:
                  source_type: str | Sequence[str] | None = None, receiver_type: str | Sequence[str] | None = None,
                  impl: str | None = None, use_ckpt: bool | None = None, ckpt_chunks: int = 100,
                  memory: MemoryOptions | None = None, eager_options: EagerOptions | None = None,
-                 cuda_options: CUDAOptions | None = None, pml_freq: float | None = None) -> None:
+                 cuda_options: CUDAOptions | None = None, pml_freq: float | None = None,
+                 pml_vmax: float | None = None) -> None:
         if not isinstance(equation, Acoustic):
             raise TypeError(f"equation must be an Acoustic, got {type(equation).__name__}")
         if not (isinstance(shape, (tuple, list)) and len(shape) == 2):
@@ -136,6 +153,7 @@ class PropTorch:
             if value is not None and not isinstance(value, kind):
                 raise TypeError(f"{name} must be a {kind.__name__} or None, got {type(value).__name__}")
         self.pml_freq = None if pml_freq is None else _positive("pml_freq", pml_freq)
+        self.pml_vmax = None if pml_vmax is None else _positive("pml_vmax", pml_vmax)
         self.eager_options = eager_options or EagerOptions()
         self.impl = impl if impl is not None else _default_impl()
         if self.impl == "c" and not _compiled_available():
@@ -188,7 +206,7 @@ class PropTorch:
         problem, wav = build_problem(grid=self.grid, dh=self.dh, dt=self.dt, nt=self.nt,
                                      space_order=self.space_order, max_stable_dt=self.max_stable_dt(float(vp.detach().max())),
                                      vp=vp, wavelet=wavelet, sources=sources, receivers=receivers,
-                                     pml_freq=self.pml_freq)
+                                     pml_freq=self.pml_freq, pml_vmax=self.pml_vmax)
         stepper = self._make_stepper(problem)
         report = MemoryReport(strategy=self._schedule.name)
         self._last_report = report

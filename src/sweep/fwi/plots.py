@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numbers
 import os
-import secrets
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +14,8 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from .atomic import replacing
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -44,22 +45,6 @@ def model_error(model: ArrayLike, true: ArrayLike) -> float:
     if norm == 0:
         raise ValueError("true must not be all zero (the error is relative to its norm)")
     return float(np.linalg.norm(m - t) / norm)
-
-
-def _write_atomically(fig: Figure, path: Path) -> None:
-    """Save ``fig`` to a fresh file beside ``path`` and rename it over ``path``, so that readers never
-    see a partial figure; the temporary is removed if saving fails."""
-    fmt = path.suffix[1:].lower() or "png"
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    # os.open with 0o666 (not mkstemp's 0o600) so that the figure gets the usual umask permissions.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=fmt, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def plot_inversion(true: ArrayLike | None, start: ArrayLike, inverted: ArrayLike, losses: Sequence[float],
@@ -143,5 +128,6 @@ def plot_inversion(true: ArrayLike | None, start: ArrayLike, inverted: ArrayLike
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(fig, out)
+    with replacing(out) as f:
+        fig.savefig(f, format=out.suffix[1:].lower() or "png", dpi=110)
     return out

@@ -1,0 +1,6 @@
+"""python -m sweep.fwi: the sweep-fwi command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

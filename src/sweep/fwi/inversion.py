@@ -1,0 +1,228 @@
+"""The inversion loop: misfit and gradient over shot batches (optionally encoded and spread over
+processes), a masked and bounded optimiser step, frequency bands, and a resumable state file."""
+from __future__ import annotations
+
+import hashlib
+import numbers
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..propagator.torch import PropTorch
+from .batches import ShotBatches
+from .constraints import VelocityConstraints, default_bounds
+from .distributed import ShotGroup
+from .encoding import check_encodable, encode, polarity_codes
+from .filters import lowpass
+from .losses import get_misfit
+from .state import load_state, save_state
+from .survey import Survey
+
+
+@dataclass(frozen=True)
+class Band:
+    """A stage of frequency continuation: data and wavelet low-passed at ``cutoff`` Hz (None: as given)
+    for ``iterations`` iterations."""
+
+    cutoff: float | None
+    iterations: int
+
+    def __post_init__(self) -> None:
+        if self.cutoff is not None and not (isinstance(self.cutoff, numbers.Real) and 0 < self.cutoff < float("inf")):
+            raise ValueError(f"band cutoff must be a positive frequency in Hz or None, got {self.cutoff!r}")
+        if isinstance(self.iterations, bool) or not isinstance(self.iterations, numbers.Integral) or self.iterations < 1:
+            raise ValueError(f"band iterations must be a positive integer, got {self.iterations!r}")
+
+
+@dataclass
+class InversionResult:
+    """model: (nz, nx) inverted velocity (m/s); losses: misfit before each iteration's update;
+    band_starts: iteration index where each band begins."""
+
+    model: torch.Tensor
+    losses: list[float] = field(default_factory=list)
+    band_starts: list[int] = field(default_factory=list)
+
+
+class Inversion:
+    """Full-waveform inversion of the velocity with the public propagator.
+
+    Parameters
+    ----------
+    propagator : PropTorch
+        Its memory strategy, back-end and grid are the inversion's.
+    survey : Survey
+        Geometry, wavelets and observed data (the propagator's ``nt``).
+    start : (nz, nx) tensor
+        Starting velocity, m/s (its dtype and device are the inversion's).
+    misfit : {'l2', 'normalized_l2'}
+    batches : ShotBatches, optional
+        Default: all shots in one call, every iteration.
+    encoding : bool
+        Mix each batch into one simultaneous source with random polarity codes re-drawn every iteration
+        (needs the same receivers for every shot).
+    constraints : VelocityConstraints, optional
+        Default: no mask and :func:`~sweep.fwi.constraints.default_bounds` (above the dispersion limit,
+        below the stability limit of ``dt``: no update can make the next iteration raise or warn).
+    bands : sequence of Band
+        Frequency continuation, low frequencies first.
+    lr : float
+        Adam step size, m/s per iteration.
+    seed : int
+        Seeds the batches and the codes (the same on every rank, and on resume).
+    group : ShotGroup, optional
+        Process group sharing the shots; default a single process (or torchrun's group when launched by it).
+    state_path : str or Path, optional
+        State file written (by rank 0) after every iteration; when it exists the run resumes from it.
+    """
+
+    def __init__(self, propagator: PropTorch, survey: Survey, start: torch.Tensor, *, misfit: str = "l2",
+                 batches: ShotBatches | None = None, encoding: bool = False,
+                 constraints: VelocityConstraints | None = None, bands: Sequence[Band] = (Band(None, 10),),
+                 lr: float = 20.0, seed: int = 0, group: ShotGroup | None = None,
+                 state_path: str | os.PathLike | None = None) -> None:
+        if not isinstance(propagator, PropTorch):
+            raise TypeError(f"propagator must be a PropTorch, got {type(propagator).__name__}")
+        if not isinstance(survey, Survey):
+            raise TypeError(f"survey must be a Survey, got {type(survey).__name__}")
+        if survey.nt != propagator.nt:
+            raise ValueError(f"survey has nt={survey.nt} samples but the propagator runs nt={propagator.nt} steps")
+        if not isinstance(start, torch.Tensor) or tuple(start.shape) != propagator.shape:
+            raise ValueError(f"start must be a {propagator.shape} (nz, nx) tensor, got "
+                             f"{getattr(start, 'shape', type(start).__name__)}")
+        self.misfit_name, self.misfit = misfit, get_misfit(misfit)
+        self.batches = batches or ShotBatches(survey.nshots)
+        if self.batches.nshots != survey.nshots:
+            raise ValueError(f"batches are drawn from {self.batches.nshots} shots but the survey has {survey.nshots}")
+        if not isinstance(encoding, bool):
+            raise ValueError(f"encoding must be a bool, got {encoding!r}")
+        if encoding:
+            check_encodable(survey.receivers)
+        self.bands = [b if isinstance(b, Band) else Band(*b) for b in bands]
+        if not self.bands:
+            raise ValueError("bands must hold at least one Band")
+        nyquist = 0.5 / propagator.dt
+        for b in self.bands:
+            if b.cutoff is not None and b.cutoff >= nyquist:
+                raise ValueError(f"band cutoff {b.cutoff} Hz is not below the Nyquist frequency {nyquist:g} Hz of dt")
+        if not (isinstance(lr, numbers.Real) and 0 < lr < float("inf")):
+            raise ValueError(f"lr must be a positive step in m/s, got {lr!r}")
+        self.prop, self.survey, self.encoding, self.lr, self.seed = propagator, survey, encoding, float(lr), int(seed)
+        self.start = start.detach().clone()
+        if constraints is None:
+            constraints = VelocityConstraints(propagator.shape, *default_bounds(propagator, survey.wavelet, self.start))
+        self.constraints = constraints
+        constraints.check_start(self.start)
+        self.group = group or ShotGroup(self.start.device)
+        self.state_path = None if state_path is None else os.fspath(state_path)
+        self._band_surveys: dict[int, Survey] = {}
+
+    # -- the objective -------------------------------------------------------------------------------
+    def band_survey(self, band: int) -> Survey:
+        """The survey with data and wavelets low-passed to band ``band``'s cutoff."""
+        if band not in self._band_surveys:
+            s, cutoff, dt = self.survey, self.bands[band].cutoff, self.prop.dt
+            self._band_surveys[band] = s if cutoff is None else Survey(
+                s.sources, s.receivers, lowpass(s.wavelet, cutoff, dt, axis=-1), lowpass(s.observed, cutoff, dt, axis=1))
+        return self._band_surveys[band]
+
+    def calls(self, iteration: int, band: int) -> list[Survey]:
+        """The propagation calls of ``iteration``: one (possibly encoded) survey per batch."""
+        survey = self.band_survey(band)
+        out = []
+        for b, shots in enumerate(self.batches(iteration)):
+            part = survey.subset(shots)
+            out.append(encode(part, polarity_codes(len(shots), self.seed, iteration, b)) if self.encoding else part)
+        return out
+
+    def gradient(self, model: torch.Tensor, iteration: int, band: int = 0) -> tuple[float, torch.Tensor]:
+        """Misfit and its gradient (nz, nx) w.r.t. ``model`` at ``iteration``, summed over this
+        iteration's batches and over the ranks; when only some batches are used, both are scaled to the
+        whole survey so losses of different iterations compare."""
+        v = model.detach().requires_grad_(True)
+        grad = torch.zeros_like(v)
+        total = torch.zeros((), dtype=torch.float64, device=v.device)
+        for call in self.group.mine(self.calls(iteration, band)):
+            predicted = self.prop(call.wavelet, call.sources, call.receivers, [v])
+            loss = self.misfit(predicted, call.observed.to(predicted.device))
+            (g,) = torch.autograd.grad(loss, v)
+            grad += g
+            total += loss.detach().to(torch.float64)
+        self.group.sum_(grad)
+        self.group.sum_(total)
+        scale = 1.0 if self.batches.exact else self.survey.nshots / sum(len(b) for b in self.batches(iteration))
+        return float(total) * scale, grad.mul_(scale)
+
+    # -- the loop --------------------------------------------------------------------------------------
+    def problem_key(self) -> dict:
+        """What identifies this inversion in a state file."""
+        p = self.prop
+        return {"survey": self.survey.fingerprint(), "grid": [list(p.shape), p.dh, p.dt, p.nt, p.abcn, p.free_surface,
+                                                              p.space_order, p.pml_freq, p.pml_vmax],
+                "start": hashlib.sha256(self.start.cpu().numpy().tobytes()).hexdigest(),
+                "dtype": str(self.start.dtype), "misfit": self.misfit_name, "batches": self.batches.describe(),
+                "encoding": self.encoding, "constraints": self.constraints.describe(),
+                "bands": [[b.cutoff, b.iterations] for b in self.bands], "lr": self.lr, "seed": self.seed}
+
+    def band_starts(self) -> list[int]:
+        return [int(x) for x in np.cumsum([0] + [b.iterations for b in self.bands[:-1]])]
+
+    def _load(self) -> dict | None:
+        """Rank 0 reads the state file; every rank gets its progress, or every rank raises its error."""
+        outcome: tuple[str, object] = ("ok", None)
+        if self.group.is_main and self.state_path is not None:
+            try:
+                outcome = ("ok", load_state(self.state_path, self.problem_key()))
+            except ValueError as exc:
+                outcome = ("error", str(exc))
+        kind, value = self.group.broadcast(outcome)
+        if kind == "error":
+            raise ValueError(value)
+        return value
+
+    def run(self, progress: bool = True,
+            callback: Callable[[int, torch.Tensor, float], None] | None = None) -> InversionResult:
+        """Iterate to the end of the last band, resuming from the state file when it has progress.
+
+        ``callback(iteration, model, loss)`` runs on every rank after each iteration's state is saved.
+        """
+        if self.state_path is not None and self.group.is_main:
+            directory = os.path.dirname(os.path.abspath(self.state_path))
+            if not os.path.isdir(directory):
+                raise FileNotFoundError(f"state_path: directory {directory!r} does not exist")
+        saved = self._load()
+        model = self.start.clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([model], lr=self.lr)
+        losses: list[float] = []
+        if saved is not None:
+            with torch.no_grad():
+                model.copy_(saved["model"].to(model.device))
+            optimizer.load_state_dict(saved["optimizer"])
+            losses = list(saved["losses"])
+        starts = self.band_starts()
+        total = starts[-1] + self.bands[-1].iterations
+        bar = tqdm(total=total, initial=len(losses), desc="FWI", unit="it", disable=not (progress and self.group.is_main))
+        try:
+            for iteration in range(len(losses), total):
+                band = int(np.searchsorted(starts, iteration, side="right")) - 1
+                loss, grad = self.gradient(model, iteration, band)
+                self.constraints.mask_gradient(grad)
+                before = model.detach().clone()
+                model.grad = grad
+                optimizer.step()
+                self.constraints.project(model.data, before)
+                losses.append(loss)
+                if self.group.is_main and self.state_path is not None:
+                    save_state(self.state_path, self.problem_key(),
+                               {"model": model.detach().cpu(), "optimizer": optimizer.state_dict(), "losses": losses})
+                bar.set_postfix(loss=f"{loss:.4g}", band=band)
+                bar.update()
+                if callback is not None:
+                    callback(iteration, model.detach(), loss)
+        finally:
+            bar.close()
+        return InversionResult(model.detach(), losses, starts)

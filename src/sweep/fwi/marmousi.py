@@ -1,0 +1,75 @@
+"""The default inversion problem: Marmousi-II from its smoothed model, a fixed surface spread, and
+observed data computed with the same propagator from the true model."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..datasets import MARMOUSI_DH, load_marmousi
+from ..equations import Acoustic
+from ..propagator.torch import PropTorch
+from ..signal import ricker
+from .survey import Survey
+
+
+@dataclass
+class MarmousiProblem:
+    """true, start: (nz, nx) velocities (m/s); survey: shots with observed data; propagator: the one
+    that made the data and that inverts them."""
+
+    true: torch.Tensor
+    start: torch.Tensor
+    survey: Survey
+    propagator: PropTorch
+
+
+def marmousi_problem(*, decimate: int = 4, nshots: int = 12, frequency: float = 1.5, duration: float = 5.0,
+                     dt: float = 0.005, depth: int = 1, dtype: torch.dtype = torch.float32,
+                     data_batch: int = 4, **propagator_options) -> MarmousiProblem:
+    """Build the Marmousi inversion.
+
+    Parameters
+    ----------
+    decimate : int
+        Keep every ``decimate``-th sample of the 12.5 m model: 4 gives 71 x 341 cells at 50 m.
+    nshots : int
+        Sources spread evenly along the surface, each recorded by a receiver in every column (one fixed
+        spread, so source encoding applies).
+    frequency : float
+        Peak frequency (Hz) of the Ricker wavelet, delayed by 1.5 / frequency s.
+    duration : float
+        Recording length, s (``nt = round(duration / dt)``).
+    dt : float
+        Time step, s; must be stable for the true model's 4700 m/s.
+    depth : int
+        Row of the sources and receivers (in the water).
+    dtype : torch.dtype
+    data_batch : int
+        Shots per call while making the observed data (bounds memory).
+    **propagator_options
+        Passed to :class:`PropTorch` (``impl``, ``memory``, ``eager_options``, ...). The absorbing layer is
+        fixed (``pml_vmax`` the true model's peak, ``pml_freq`` the wavelet's), so it does not change
+        between iterations.
+    """
+    true = torch.tensor(load_marmousi("true")[::decimate, ::decimate].copy(), dtype=dtype)
+    start = torch.tensor(load_marmousi("smooth")[::decimate, ::decimate].copy(), dtype=dtype)
+    nz, nx = true.shape
+    if not 0 <= depth < nz:
+        raise ValueError(f"depth must be a row index in [0, {nz}), got {depth}")
+    if not isinstance(nshots, int) or not 1 <= nshots <= nx:
+        raise ValueError(f"nshots must be an integer in [1, {nx}], got {nshots!r}")
+    nt = int(round(duration / dt))
+    propagator_options.setdefault("pml_vmax", float(true.max()))
+    propagator_options.setdefault("pml_freq", frequency)
+    prop = PropTorch(Acoustic(), (nz, nx), decimate * MARMOUSI_DH, dt, nt, **propagator_options)
+    columns = np.linspace(1, nx - 2, nshots).round().astype(np.int64)
+    sources = np.stack([columns, np.full(nshots, depth)], axis=-1)[:, None, :]
+    spread = np.stack([np.arange(nx), np.full(nx, depth)], axis=-1)
+    receivers = np.broadcast_to(spread, (nshots, nx, 2)).copy()
+    wavelet = ricker(torch.arange(nt, dtype=dtype) * dt - 1.5 / frequency, frequency)
+    with torch.no_grad():
+        observed = torch.cat([prop(wavelet, sources[i:i + data_batch], receivers[i:i + data_batch], [true])
+                              for i in range(0, nshots, data_batch)])
+    return MarmousiProblem(true, start, Survey(sources, receivers, wavelet, observed), prop)

@@ -24,11 +24,17 @@ class Stepper(Protocol):
       physical cells within one stencil radius of an absorbing edge);
     - *rebuild fields* (shape ``rebuild_shape``): what that reverse-time rebuild walks on (acoustic:
       ``u_n`` and ``u_{n-1}`` on the physical grid).
+
+    ``strip_segments`` cuts a strip into one segment per absorbing edge, ``{edge: (r, L) int64 numpy
+    array}`` of positions along the strip's last axis (``[k, j]``: layer ``k`` across the edge,
+    position ``j`` along it); the segments partition the strip. Codecs that need 2-D/3-D arrays (ZFP)
+    and precursor skipping work per segment.
     """
 
     nt: int
     snapshot_shape: tuple[int, ...]
     strip_shape: tuple[int, ...]
+    strip_segments: dict[str, "numpy.ndarray"]
     rebuild_shape: tuple[int, ...]
 
     def initial(self) -> torch.Tensor:

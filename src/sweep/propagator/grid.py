@@ -75,6 +75,28 @@ class PaddedGrid:
         inside[r * e["top"]:self.nz - r * e["bottom"], r * e["left"]:self.nx - r * e["right"]] = True
         return np.flatnonzero(~inside).astype(np.int64)
 
+    def strip_segments(self) -> dict[str, np.ndarray]:
+        """The strip cut into one segment per absorbing edge, for codecs that want 2-D/3-D arrays:
+        ``{edge: (r, L) int64}`` of positions in the strip vector (the order of :meth:`strip_cells`);
+        ``[k, j]`` is layer ``k`` counted from the edge (0: the cells next to the absorbing layer) at
+        position ``j`` along it (increasing row or column). ``'top'``/``'bottom'`` span the full width;
+        ``'left'``/``'right'`` the rows between them, so every strip position is in exactly one segment.
+        Edges in ``absorbing_edges`` order; an edge whose segment would be empty is left out."""
+        r, e = self.radius, self.absorbing_edges
+        cells = self.strip_cells()
+        pos = np.full(self.nz * self.nx, -1, dtype=np.int64)
+        pos[cells] = np.arange(cells.size, dtype=np.int64)
+        pos = pos.reshape(self.nz, self.nx)
+        z0, z1 = r * e["top"], self.nz - r * e["bottom"]
+        x0, x1 = r * e["left"], self.nx - r * e["right"]
+        if r and (z1 < z0 or x1 < x0):
+            raise ValueError(f"grid {self.nz} x {self.nx} is too small for strips of {r} cells on each absorbing edge")
+        parts = {"top": pos[:r, :], "bottom": pos[::-1][:r, :],
+                 "left": pos[z0:z1, :r].T, "right": pos[z0:z1, ::-1][:, :r].T}
+        out = {edge: np.ascontiguousarray(parts[edge]) for edge, on in e.items() if on and r and parts[edge].size}
+        assert all((seg >= 0).all() for seg in out.values())
+        return out
+
     def pad_model(self, model: np.ndarray) -> np.ndarray:
         """Edge-replicate a (..., nz, nx) array to the padded shape (the fixed PML extension)."""
         widths = [(0, 0)] * (model.ndim - 2) + [(self.top, self.bottom), (self.left, self.right)]

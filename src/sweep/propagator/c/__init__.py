@@ -211,6 +211,7 @@ class CAcousticStepper:
         self._snapshot_shape = (p.nshots, g.nz, g.nx)
         self._strip_idx = torch.from_numpy(g.strip_cells()).contiguous()
         self._strip_shape = (p.nshots, int(self._strip_idx.numel()))
+        self.strip_segments = g.strip_segments()  # {edge: (r, L) int64 positions in the strip}
         xa, xb = _interior(self._ax, self._bx)
         za, zb = _interior(self._az, self._bz)
         c1, c2 = FIRST_DERIVATIVE[p.space_order], SECOND_DERIVATIVE[p.space_order]

@@ -73,6 +73,7 @@ class EagerAcousticStepper:
         self.shot_of_rec = torch.arange(nshots, device=p.device).view(-1, 1).expand_as(p.rec_z)
         g = p.grid
         self.strip_cells = torch.from_numpy(g.strip_cells()).to(p.device)
+        self.strip_segments = g.strip_segments()  # {edge: (r, L) int64 positions in the strip}
         self._src_phys = (self.shot_of_src, p.src_z - g.top, p.src_x - g.left)
         self._grad_w: torch.Tensor | None = None
         self._grad_wavelet: torch.Tensor | None = None

@@ -154,11 +154,40 @@ static void SFX(adj_row)(const SFX(consts) *K, int r, REAL *a0, const REAL *a1, 
 #undef CALL
 }
 
+/* Pass 3 on row i, pointwise in the layers: A4' = b (A4 + w A1), A2' = b P (likewise z). */
+static void SFX(adj_decay_row)(const SFX(consts) *K, const REAL *Y, REAL *a2, REAL *a3, REAL *a4, REAL *a5,
+                               int64_t i, int64_t xa, int64_t xb, int64_t za, int64_t zb) {
+    const int64_t nx = K->nx, o = i * nx;
+    const REAL *restrict y = Y + o, *restrict wr = K->w + o, *restrict bx = K->bx;
+    REAL *restrict p2 = a2 + o, *restrict p4 = a4 + o;
+    const int64_t xa_ = xa < xb ? xa : nx, xb_ = xa < xb ? xb : nx;
+    for (int64_t j = 0; j < xa_; j++) {
+        p4[j] = bx[j] * (p4[j] + wr[j] * y[j]);
+        p2[j] = bx[j] * p2[j];
+    }
+    for (int64_t j = xb_; j < nx; j++) {
+        p4[j] = bx[j] * (p4[j] + wr[j] * y[j]);
+        p2[j] = bx[j] * p2[j];
+    }
+    if (i < za || i >= zb) {
+        REAL *restrict p3 = a3 + o, *restrict p5 = a5 + o;
+        const REAL b = K->bz[i];
+        for (int64_t j = 0; j < nx; j++) {
+            p5[j] = b * (p5[j] + wr[j] * y[j]);
+            p3[j] = b * p3[j];
+        }
+    }
+}
+
 /* Adjoint steps n1-1 down to n0 in place on `adj` (6, nshots, NZ, NX): on entry the adjoint of the state
  * after step n1-1, on return that of the state at step n0. `kept` (n1 - n0, nshots, nz, nx) holds the
  * snapshots (only read when `grad_w` is given); `grad_rec` (nshots, nt, nrec) the adjoint of the data.
  * Accumulates into `grad_w` (nshots, nz, nx; per shot, so that no two threads add to one cell) and
- * `grad_wavelet` (nshots, nsrc, nt) when not NULL. Returns 0. */
+ * `grad_wavelet` (nshots, nsrc, nt) when not NULL. Returns 0, or 1 if out of memory.
+ *
+ * The three passes of a step run fused over a band's rows: pass 1 r rows ahead of pass 2, pass 3 r rows
+ * behind it, so that every row sees the values the unfused passes would give it (pass 1 of row i reads
+ * A5 of rows i-r..i+r, pass 2 reads P of rows i-r..i+r, pass 3 of row i must wait for both). */
 int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *kept, int64_t n0, int64_t n1,
                                 const REAL *grad_rec, REAL *grad_w, REAL *grad_wavelet, int nthreads) {
     SFX(consts) K;
@@ -169,89 +198,78 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
     const int r = (int)P->radius;
     const segments rs = make_segments(nz, r, P->za, P->zb), cs = make_segments(nx, r, P->xa, P->xb);
     REAL *const a2 = adj + 2 * fs, *const a3 = adj + 3 * fs, *const a4 = adj + 4 * fs, *const a5 = adj + 5 * fs;
-    const REAL *w = K.w, *bx = K.bx, *bz = K.bz;
+    const REAL *w = K.w;
     const int64_t xa = P->xa, xb = P->xb, za = P->za, zb = P->zb;
     if (n1 <= n0) return 0;
+    sweep_sched S;
+    if (sched_alloc(&S, ns, nz, nthreads, za + r, zb - r)) return 1;
+    const int64_t budget = spin_ticks();
 #pragma omp parallel num_threads(nthreads)
     {
         const unsigned int mxcsr = enter_ftz();
-        for (int64_t n = n1 - 1; n >= n0; n--) {
-            const int64_t k = n1 - 1 - n;
-            REAL *const X = (k & 1) ? adj + fs : adj;       /* sigma A0, overwritten by A1' */
-            const REAL *const Y = (k & 1) ? adj : adj + fs; /* A1 */
-            const REAL sigma = k == 0 ? (REAL)1 : (REAL)-1;
-            const REAL *const kp = kept ? kept + (n - n0) * ns * pplane : 0;
-            /* Pass 1: P = A2 - D1 Lh in the layers; the wavelet gradient at the sources of the row. */
-#pragma omp for collapse(2) schedule(static)
-            for (int64_t sh = 0; sh < ns; sh++)
-                for (int64_t i = 0; i < nz; i++) {
-                    const int64_t o = sh * plane, row = sh * nz + i;
-                    SFX(adj_psi_row)(&K, r, Y + o, a2 + o, a3 + o, a4 + o, a5 + o, i, xa, xb, za, zb);
-                    if (grad_wavelet)
-                        for (int64_t t = P->src_ptr[row]; t < P->src_ptr[row + 1]; t++) {
-                            const int64_t q = P->src_order[t], c = i * nx + P->src_x[q];
-                            grad_wavelet[q * nt + n] += Y[o + c] * w[c] * K.inv_dh2;
+        const int me = thread_id();
+        const sweep_part part = S.plan[me];
+        const int64_t a = part.a, b = part.b;
+        for (int64_t sh = part.s0; sh < part.s1; sh++) {
+            const int64_t o = sh * plane;
+            for (int64_t n = n1 - 1; n >= n0; n--) {
+                const int64_t k = n1 - 1 - n;
+                REAL *const X = ((k & 1) ? adj + fs : adj) + o;       /* sigma A0, overwritten by A1' */
+                const REAL *const Y = ((k & 1) ? adj : adj + fs) + o; /* A1 */
+                const REAL sigma = k == 0 ? (REAL)1 : (REAL)-1;
+                const REAL *const kp = kept ? kept + (n - n0) * ns * pplane : 0;
+                if (k > 0) wait_neighbours(S.prog, &part, (int)k, budget);
+                for (int64_t i = a; i < b + 2 * r; i++) {
+                    /* Pass 1 on row i: P = A2 - D1 Lh in the layers; the wavelet gradient at its sources. */
+                    if (i < b) {
+                        const int64_t row = sh * nz + i;
+                        SFX(adj_psi_row)(&K, r, Y, a2 + o, a3 + o, a4 + o, a5 + o, i, xa, xb, za, zb);
+                        if (grad_wavelet)
+                            for (int64_t t = P->src_ptr[row]; t < P->src_ptr[row + 1]; t++) {
+                                const int64_t q = P->src_order[t], c = i * nx + P->src_x[q];
+                                grad_wavelet[q * nt + n] += Y[c] * w[c] * K.inv_dh2;
+                            }
+                    }
+                    /* Pass 2 on row i - r: A1' into X's slot, the receivers' adjoint, grad_w += A1 S. */
+                    const int64_t i2 = i - r;
+                    if (i2 >= a && i2 < b) {
+                        const int64_t row = sh * nz + i2;
+                        SFX(adj_row)(&K, r, X, Y, a2 + o, a3 + o, a4 + o, a5 + o, sigma, i2, &rs, &cs);
+                        for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
+                            const int64_t q = P->rec_order[t];
+                            X[i2 * nx + P->rec_x[q]] += grad_rec[(sh * nt + n) * nrec + q % nrec];
                         }
-                }
-            /* Pass 2: A1' into X's slot, the receivers' adjoint, and grad_w += A1 S. */
-#pragma omp for collapse(2) schedule(static)
-            for (int64_t sh = 0; sh < ns; sh++)
-                for (int64_t i = 0; i < nz; i++) {
-                    const int64_t o = sh * plane, row = sh * nz + i;
-                    SFX(adj_row)(&K, r, X + o, Y + o, a2 + o, a3 + o, a4 + o, a5 + o, sigma, i, &rs, &cs);
-                    for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
-                        const int64_t q = P->rec_order[t];
-                        X[o + i * nx + P->rec_x[q]] += grad_rec[(sh * nt + n) * nrec + q % nrec];
-                    }
-                    if (grad_w && i >= top && i < top + pnz) {
-                        REAL *restrict g = grad_w + sh * pplane + (i - top) * pnx;
-                        const REAL *restrict s = kp + sh * pplane + (i - top) * pnx;
-                        const REAL *restrict y = Y + o + i * nx + left;
-                        for (int64_t j = 0; j < pnx; j++) g[j] += y[j] * s[j];
-                    }
-                }
-            /* Pass 3, pointwise in the layers: A4' = b (A4 + w A1), A2' = b P (likewise z). */
-#pragma omp for collapse(2) schedule(static)
-            for (int64_t sh = 0; sh < ns; sh++)
-                for (int64_t i = 0; i < nz; i++) {
-                    const int64_t o = sh * plane + i * nx;
-                    const REAL *restrict y = Y + o, *restrict wr = w + i * nx;
-                    REAL *restrict p2 = a2 + o, *restrict p4 = a4 + o;
-                    const int64_t xa_ = xa < xb ? xa : nx, xb_ = xa < xb ? xb : nx;
-                    for (int64_t j = 0; j < xa_; j++) {
-                        p4[j] = bx[j] * (p4[j] + wr[j] * y[j]);
-                        p2[j] = bx[j] * p2[j];
-                    }
-                    for (int64_t j = xb_; j < nx; j++) {
-                        p4[j] = bx[j] * (p4[j] + wr[j] * y[j]);
-                        p2[j] = bx[j] * p2[j];
-                    }
-                    if (i < za || i >= zb) {
-                        REAL *restrict p3 = a3 + o, *restrict p5 = a5 + o;
-                        const REAL b = bz[i];
-                        for (int64_t j = 0; j < nx; j++) {
-                            p5[j] = b * (p5[j] + wr[j] * y[j]);
-                            p3[j] = b * p3[j];
+                        if (grad_w && i2 >= top && i2 < top + pnz) {
+                            REAL *restrict g = grad_w + sh * pplane + (i2 - top) * pnx;
+                            const REAL *restrict s = kp + sh * pplane + (i2 - top) * pnx;
+                            const REAL *restrict y = Y + i2 * nx + left;
+                            for (int64_t j = 0; j < pnx; j++) g[j] += y[j] * s[j];
                         }
                     }
+                    /* Pass 3 on row i - 2r. */
+                    const int64_t i3 = i - 2 * r;
+                    if (i3 >= a && i3 < b) SFX(adj_decay_row)(&K, Y, a2 + o, a3 + o, a4 + o, a5 + o, i3, xa, xb, za, zb);
                 }
-        }
-        /* Restore the layout (A0, A1): after k >= 1 steps one slot holds A1 and the other -A0. */
-#pragma omp for schedule(static)
-        for (int64_t q = 0; q < ns * nz; q++) {
-            REAL *restrict s0 = adj + q * nx, *restrict s1 = adj + fs + q * nx;
-            if ((n1 - n0) & 1) {
-                for (int64_t j = 0; j < nx; j++) {
-                    const REAL t = s0[j];
-                    s0[j] = -s1[j];
-                    s1[j] = t;
+                progress_post(S.prog + me, (int)(k + 1));
+            }
+            /* Restore the layout (A0, A1): after k >= 1 steps one slot holds A1 and the other -A0. */
+            wait_neighbours(S.prog, &part, (int)(n1 - n0), budget);
+            for (int64_t i = a; i < b; i++) {
+                REAL *restrict s0 = adj + o + i * nx, *restrict s1 = adj + fs + o + i * nx;
+                if ((n1 - n0) & 1) {
+                    for (int64_t j = 0; j < nx; j++) {
+                        const REAL t = s0[j];
+                        s0[j] = -s1[j];
+                        s1[j] = t;
+                    }
+                } else {
+                    for (int64_t j = 0; j < nx; j++) s0[j] = -s0[j];
                 }
-            } else {
-                for (int64_t j = 0; j < nx; j++) s0[j] = -s0[j];
             }
         }
         leave_ftz(mxcsr);
     }
+    sched_free(&S);
     return 0;
 }
 

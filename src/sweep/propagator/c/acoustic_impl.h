@@ -254,6 +254,73 @@ static void SFX(fwd_row)(const SFX(consts) *K, int r, const REAL *u, REAL *up, c
 #undef CALL
 }
 
+/* Strip cells by physical row: those of row i are sidx[sptr[i] .. sptr[i+1]) (sptr has pnz + 1 entries). */
+static int64_t *SFX(strip_rows)(const int64_t *sidx, int64_t nstrip, int64_t pnz, int64_t pnx) {
+    int64_t *sptr = (int64_t *)malloc((size_t)(pnz + 1) * sizeof(int64_t));
+    if (!sptr) return 0;
+    for (int64_t i = 0, t = 0; i <= pnz; i++) {
+        while (t < nstrip && sidx[t] < i * pnx) t++;
+        sptr[i] = t;
+    }
+    return sptr;
+}
+
+/* One forward step of rows [a, b) of shot sh (u_prev slot `up`, u slot `u`, both offset to the shot):
+ * psi runs r rows ahead of the main pass, both in place (see the work split in acoustic.c: no psi_z is
+ * read across the band's edges). */
+static void SFX(fwd_band)(const sweep_problem *P, const SFX(consts) *K, const segments *rs, const segments *cs,
+                          const REAL *u, REAL *up, REAL *px, REAL *pz, REAL *zx, REAL *zz, REAL *srow, REAL *uold,
+                          int64_t sh, int64_t a, int64_t b, int64_t n, int64_t n1, REAL *kp, REAL *record,
+                          REAL *sp, const int64_t *sptr) {
+    const int64_t nz = P->nz, nx = P->nx, nt = P->nt, nrec = P->nrec, pnz = P->pnz, pnx = P->pnx;
+    const int64_t top = P->ptop, left = P->pleft, pplane = pnz * pnx, nstrip = P->nstrip;
+    const int r = (int)P->radius;
+    const REAL *wav = (const REAL *)P->wavelet, *w = K->w;
+    if (sp) /* this step's strip: u_prev on the strip cells of the band's rows, before it is overwritten */
+        for (int64_t i = a > top ? a : top; i < b && i < top + pnz; i++)
+            for (int64_t t = sptr[i - top]; t < sptr[i - top + 1]; t++) {
+                const int64_t c = P->strip_idx[t];
+                sp[sh * nstrip + t] = up[(top + c / pnx) * nx + left + c % pnx];
+            }
+    for (int64_t i = a; i < b && i < a + r; i++) SFX(psi_row)(K, r, u, px, pz, i, P->xa, P->xb, P->za, P->zb);
+    for (int64_t i = a; i < b; i++) {
+        if (i + r < b) SFX(psi_row)(K, r, u, px, pz, i + r, P->xa, P->xb, P->za, P->zb);
+        const int64_t row = sh * nz + i;
+        const int64_t q0 = P->src_ptr[row], q1 = P->src_ptr[row + 1];
+        const int phys = i >= top && i < top + pnz;
+        if (q0 < q1) memcpy(uold, up + i * nx, (size_t)nx * sizeof(REAL));
+        SFX(fwd_row)(K, r, u, up, px, pz, zx, zz, (q0 < q1 || (kp && phys)) ? srow : 0, i, rs, cs);
+        if (q0 < q1) {
+            /* Sources in a fixed order (several may share a cell): S += f / dh^2, then redo u_next there
+             * from the saved u_prev. */
+            for (int64_t t = q0; t < q1; t++) {
+                const int64_t q = P->src_order[t];
+                srow[P->src_x[q]] += wav[q * nt + n] * K->inv_dh2;
+            }
+            for (int64_t t = q0; t < q1; t++) {
+                const int64_t j = P->src_x[P->src_order[t]], c = i * nx + j;
+                up[c] = 2 * u[c] - uold[j] + w[c] * srow[j];
+            }
+        }
+        if (kp && phys) memcpy(kp + sh * pplane + (i - top) * pnx, srow + left, (size_t)pnx * sizeof(REAL));
+        if (record && n + 1 < n1)
+            for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
+                const int64_t q = P->rec_order[t];
+                record[(sh * nt + n + 1) * nrec + q % nrec] = up[i * nx + P->rec_x[q]];
+            }
+    }
+}
+
+/* Exchange rows [a, b) of the two wavefield slots of one shot. */
+static void SFX(swap_rows)(REAL *s0, REAL *s1, int64_t a, int64_t b, int64_t nx) {
+    REAL *restrict x = s0 + a * nx, *restrict y = s1 + a * nx;
+    for (int64_t c = 0; c < (b - a) * nx; c++) {
+        const REAL t = x[c];
+        x[c] = y[c];
+        y[c] = t;
+    }
+}
+
 /* Steps n0 -> n1 in place on `state` (6, nshots, NZ, NX). `record` (nshots, nt, nrec), if not NULL,
  * gets u at the receivers at the start of each step; `keep` (n1 - n0, nshots, nz, nx), if not NULL,
  * gets each step's snapshot S on the physical grid; `strips` (n1 - n0, nshots, nstrip), if not NULL,
@@ -263,16 +330,14 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
     SFX(consts) K;
     SFX(load_consts)(P, &K);
     const int64_t ns = P->nshots, nz = P->nz, nx = P->nx, plane = nz * nx, fs = ns * plane;
-    const int64_t pnz = P->pnz, pnx = P->pnx, top = P->ptop, left = P->pleft, pplane = pnz * pnx;
+    const int64_t pplane = P->pnz * P->pnx;
     const int r = (int)P->radius;
     const segments rs = make_segments(nz, r, P->za, P->zb), cs = make_segments(nx, r, P->xa, P->xb);
     REAL *const s0 = state, *const s1 = state + fs;
     REAL *const px = state + 2 * fs, *const pz = state + 3 * fs, *const zx = state + 4 * fs,
                 *const zz = state + 5 * fs;
-    const REAL *wav = (const REAL *)P->wavelet;
-    const REAL *w = K.w;
     const int64_t nrec = P->nrec, nt = P->nt, nstrip = P->nstrip;
-    const int64_t *const sidx = P->strip_idx;
+    if (n1 <= n0) return 0;
     if (record) /* step n0's samples: u at the start of the block */
         for (int64_t q = 0; q < ns * nrec; q++) {
             const int64_t sh = q / nrec;
@@ -281,73 +346,48 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
     /* Per-thread rows: S of the current row, and u_prev of a row with sources. */
     REAL *rows = (REAL *)malloc(2 * (size_t)nthreads * (size_t)nx * sizeof(REAL));
     REAL *zero = (REAL *)calloc((size_t)nx, sizeof(REAL));
-    if (!rows || !zero) {
+    int64_t *sptr = strips ? SFX(strip_rows)(P->strip_idx, nstrip, P->pnz, P->pnx) : 0;
+    sweep_sched S;
+    if (!rows || !zero || (strips && !sptr) || sched_alloc(&S, ns, nz, nthreads, P->za + r, P->zb - r)) {
         free(rows);
         free(zero);
+        free(sptr);
         return 1;
     }
     K.zero = zero;
+    const int64_t budget = spin_ticks();
 #pragma omp parallel num_threads(nthreads)
     {
         const unsigned int mxcsr = enter_ftz();
-        REAL *const srow = rows + 2 * (size_t)thread_id() * (size_t)nx, *const uold = srow + nx;
-        for (int64_t n = n0; n < n1; n++) {
-            /* u_next overwrites u_prev, so the two wavefields swap slots every step. */
-            REAL *const up = ((n - n0) & 1) ? s1 : s0;
-            const REAL *const u = ((n - n0) & 1) ? s0 : s1;
-            REAL *const kp = keep ? keep + (n - n0) * ns * pplane : 0;
-            if (strips) {
-                /* nowait: pass 1 does not touch u_prev, and its closing barrier keeps pass 2 from
-                 * overwriting u_prev before every thread has gathered its part. */
-                REAL *const sp = strips + (n - n0) * ns * nstrip;
-#pragma omp for collapse(2) schedule(static) nowait
-                for (int64_t sh = 0; sh < ns; sh++)
-                    for (int64_t t = 0; t < nstrip; t++) {
-                        const int64_t c = sidx[t];
-                        sp[sh * nstrip + t] = up[sh * plane + (top + c / pnx) * nx + left + c % pnx];
-                    }
+        const int me = thread_id();
+        const sweep_part part = S.plan[me];
+        REAL *const srow = rows + 2 * (size_t)me * (size_t)nx, *const uold = srow + nx;
+        /* Shot by shot, all steps of each (a band's shot range is one shot when it has neighbours). */
+        for (int64_t sh = part.s0; sh < part.s1; sh++) {
+            const int64_t o = sh * plane;
+            for (int64_t n = n0; n < n1; n++) {
+                /* u_next overwrites u_prev, so the two wavefields swap slots every step. */
+                REAL *const up = ((n - n0) & 1) ? s1 : s0;
+                const REAL *const u = ((n - n0) & 1) ? s0 : s1;
+                if (n > n0) wait_neighbours(S.prog, &part, (int)(n - n0), budget);
+                SFX(fwd_band)(P, &K, &rs, &cs, u + o, up + o, px + o, pz + o, zx + o, zz + o, srow, uold, sh,
+                              part.a, part.b, n, n1, keep ? keep + (n - n0) * ns * pplane : 0, record,
+                              strips ? strips + (n - n0) * ns * nstrip : 0, sptr);
+                progress_post(S.prog + me, (int)(n - n0 + 1));
             }
-#pragma omp for collapse(2) schedule(static)
-            for (int64_t sh = 0; sh < ns; sh++)
-                for (int64_t i = 0; i < nz; i++) {
-                    const int64_t o = sh * plane;
-                    SFX(psi_row)(&K, r, u + o, px + o, pz + o, i, P->xa, P->xb, P->za, P->zb);
-                }
-#pragma omp for collapse(2) schedule(static)
-            for (int64_t sh = 0; sh < ns; sh++)
-                for (int64_t i = 0; i < nz; i++) {
-                    const int64_t o = sh * plane, row = sh * nz + i;
-                    const int64_t q0 = P->src_ptr[row], q1 = P->src_ptr[row + 1];
-                    const int phys = i >= top && i < top + pnz;
-                    if (q0 < q1) memcpy(uold, up + o + i * nx, (size_t)nx * sizeof(REAL));
-                    SFX(fwd_row)(&K, r, u + o, up + o, px + o, pz + o, zx + o, zz + o,
-                                 (q0 < q1 || (kp && phys)) ? srow : 0, i, &rs, &cs);
-                    if (q0 < q1) {
-                        /* Sources in a fixed order (several may share a cell): S += f / dh^2, then redo
-                         * u_next there from the saved u_prev. */
-                        for (int64_t t = q0; t < q1; t++) {
-                            const int64_t q = P->src_order[t];
-                            srow[P->src_x[q]] += wav[q * nt + n] * K.inv_dh2;
-                        }
-                        for (int64_t t = q0; t < q1; t++) {
-                            const int64_t j = P->src_x[P->src_order[t]], c = o + i * nx + j;
-                            up[c] = 2 * u[c] - uold[j] + w[i * nx + j] * srow[j];
-                        }
-                    }
-                    if (kp && phys) memcpy(kp + sh * pplane + (i - top) * pnx, srow + left, (size_t)pnx * sizeof(REAL));
-                    if (record && n + 1 < n1)
-                        for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
-                            const int64_t q = P->rec_order[t];
-                            record[(sh * nt + n + 1) * nrec + q % nrec] = up[o + i * nx + P->rec_x[q]];
-                        }
-                }
+            /* An odd number of steps left u in slot 0: swap back to (u_prev, u), once the neighbours
+             * have stopped reading it. */
+            if ((n1 - n0) & 1) {
+                wait_neighbours(S.prog, &part, (int)(n1 - n0), budget);
+                SFX(swap_rows)(s0 + o, s1 + o, part.a, part.b, nx);
+            }
         }
-        /* An odd number of steps left u in slot 0: swap back to (u_prev, u). */
-        if ((n1 - n0) & 1) SFX(swap_slots)(s0, s1, ns * nz * nx);
         leave_ftz(mxcsr);
     }
+    sched_free(&S);
     free(rows);
     free(zero);
+    free(sptr);
     return 0;
 }
 

@@ -78,35 +78,37 @@ int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL
     if (n1 <= n0) return 0;
     /* Strip cells by row: those of row i are sidx[sptr[i] .. sptr[i+1]). Per-thread row: u_{n+1} of a
      * row with sources, which the source terms need after the row has overwritten it. */
-    int64_t *sptr = (int64_t *)malloc((size_t)(nz + 1) * sizeof(int64_t));
+    int64_t *sptr = SFX(strip_rows)(sidx, nstrip, nz, nx);
     REAL *rows = (REAL *)malloc((size_t)nthreads * (size_t)nx * sizeof(REAL));
     REAL *zero = (REAL *)calloc((size_t)nx, sizeof(REAL));
-    if (!sptr || !rows || !zero) {
+    sweep_sched S;
+    /* Bands may end anywhere: the rebuild reads only the wavefield across them. */
+    if (!sptr || !rows || !zero || sched_alloc(&S, ns, nz, nthreads, 0, nz)) {
         free(sptr);
         free(rows);
         free(zero);
         return 1;
     }
-    for (int64_t i = 0, t = 0; i <= nz; i++) {
-        while (t < nstrip && sidx[t] < i * nx) t++;
-        sptr[i] = t;
-    }
     K.zero = zero;
+    const int64_t budget = spin_ticks();
 #pragma omp parallel num_threads(nthreads)
     {
         const unsigned int mxcsr = enter_ftz();
-        REAL *const uold = rows + (size_t)thread_id() * (size_t)nx;
-        for (int64_t n = n1 - 1; n >= n0; n--) {
-            /* u_{n-1} overwrites u_{n+1}, so the two wavefields swap slots every step. */
-            const int64_t k = n1 - 1 - n;
-            REAL *const un = (k & 1) ? s1 : s0;
-            const REAL *const u = (k & 1) ? s0 : s1;
-            REAL *const kp = keep + (n - n0) * fs;
-            const REAL *const sp = strips + (n - n0) * ns * nstrip;
-#pragma omp for collapse(2) schedule(static)
-            for (int64_t sh = 0; sh < ns; sh++)
-                for (int64_t i = 0; i < nz; i++) {
-                    const int64_t o = sh * plane, row = sh * NZ + top + i;
+        const int me = thread_id();
+        const sweep_part part = S.plan[me];
+        REAL *const uold = rows + (size_t)me * (size_t)nx;
+        for (int64_t sh = part.s0; sh < part.s1; sh++) {
+            const int64_t o = sh * plane;
+            for (int64_t n = n1 - 1; n >= n0; n--) {
+                /* u_{n-1} overwrites u_{n+1}, so the two wavefields swap slots every step. */
+                const int64_t k = n1 - 1 - n;
+                REAL *const un = (k & 1) ? s1 : s0;
+                const REAL *const u = (k & 1) ? s0 : s1;
+                REAL *const kp = keep + (n - n0) * fs;
+                const REAL *const sp = strips + (n - n0) * ns * nstrip;
+                if (k > 0) wait_neighbours(S.prog, &part, (int)k, budget);
+                for (int64_t i = part.a; i < part.b; i++) {
+                    const int64_t row = sh * NZ + top + i;
                     const int64_t q0 = P->src_ptr[row], q1 = P->src_ptr[row + 1];
                     const int64_t *const cells = sidx + sptr[i], ncells = sptr[i + 1] - sptr[i];
                     const REAL *const wr = K.w + (top + i) * NX + left;
@@ -133,11 +135,17 @@ int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL
                         un[c] = prev;
                     }
                 }
+                progress_post(S.prog + me, (int)(k + 1));
+            }
+            /* An odd number of steps left u_{n0} in slot 1: swap back to (u_{n0}, u_{n0-1}). */
+            if ((n1 - n0) & 1) {
+                wait_neighbours(S.prog, &part, (int)(n1 - n0), budget);
+                SFX(swap_rows)(s0 + o, s1 + o, part.a, part.b, nx);
+            }
         }
-        /* An odd number of steps left u_{n0} in slot 1: swap back to (u_{n0}, u_{n0-1}). */
-        if ((n1 - n0) & 1) SFX(swap_slots)(s0, s1, fs);
         leave_ftz(mxcsr);
     }
+    sched_free(&S);
     free(sptr);
     free(rows);
     free(zero);

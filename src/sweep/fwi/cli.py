@@ -53,8 +53,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--duration", type=float, default=5.0, help="record length, s (default 5)")
     g.add_argument("--dt", type=float, default=0.005, help="time step, s (default 0.005)")
     g = p.add_argument_group("inversion")
-    g.add_argument("--bands", type=_bands, default=_bands("2:15,all:25"),
-                   help="frequency continuation, CUTOFF_HZ:ITERATIONS,... ('all' = no low-pass; default 2:15,all:25)")
+    g.add_argument("--bands", type=_bands, default=_bands("2:20,all:40"),
+                   help="frequency continuation, CUTOFF_HZ:ITERATIONS,... ('all' = no low-pass; default 2:20,all:40)")
     g.add_argument("--misfit", choices=("l2", "normalized_l2"), default="l2")
     g.add_argument("--lr", type=float, default=40.0, help="Adam step, m/s (default 40)")
     g.add_argument("--batch-size", type=int, default=4, help="shots per propagation call (default 4)")

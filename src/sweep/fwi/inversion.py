@@ -219,7 +219,7 @@ class Inversion:
                 if self.group.is_main and self.state_path is not None:
                     save_state(self.state_path, self.problem_key(),
                                {"model": model.detach().cpu(), "optimizer": optimizer.state_dict(), "losses": losses})
-                bar.set_postfix(loss=f"{loss:.4g}", band=band)
+                bar.set_postfix(loss=f"{loss:.4g}", band=band, refresh=False)
                 bar.update()
                 if callback is not None:
                     callback(iteration, model.detach(), loss)

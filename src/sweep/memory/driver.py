@@ -6,11 +6,26 @@ import torch
 from .protocol import Stepper
 from .report import MemoryReport
 from .schedules import Schedule, new_adjoint
-from .store import Workspace
+from .store import Tape, Workspace
 
 
 def _new_record(stepper: Stepper, like: torch.Tensor, nshots: int, nrec: int) -> torch.Tensor:
     return torch.zeros((nshots, stepper.nt, nrec), dtype=like.dtype, device=like.device)
+
+
+def reverse(stepper: Stepper, schedule: Schedule, ws: Workspace, tape: Tape, grad_record: torch.Tensor,
+            need_wavelet: bool, need_model: bool) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
+    """The backward pass: the schedule's reverse part, or, when only the wavelet needs a gradient, one
+    adjoint sweep (it needs no forward values: nothing is replayed). Returns ``stepper.end_adjoint()``."""
+    stepper.begin_adjoint(need_wavelet=need_wavelet, need_model=need_model)
+    if need_model:
+        schedule.backward(stepper, ws, tape, grad_record)
+    else:
+        adj = new_adjoint(stepper, ws)
+        stepper.adjoint(adj, None, 0, stepper.nt, grad_record)
+        ws.report.adjoint_steps += stepper.nt
+        ws.free(adj)
+    return stepper.end_adjoint()
 
 
 class _Propagate(torch.autograd.Function):
@@ -41,17 +56,9 @@ class _Propagate(torch.autograd.Function):
                                "files on disk were removed after the first backward pass, so it cannot run again; "
                                "keep the data in memory (storage 'device' or 'cpu') to use retain_graph=True")
         tape.attach(ctx.saved_tensors)
-        grad_record = grad_record.contiguous()
         try:
-            stepper.begin_adjoint(need_wavelet=need_wavelet, need_model=need_model)
-            if need_model:
-                schedule.backward(stepper, ws, tape, grad_record)
-            else:  # the wavelet gradient needs no forward values: one adjoint sweep, nothing replayed
-                adj = new_adjoint(stepper, ws)
-                stepper.adjoint(adj, None, 0, stepper.nt, grad_record)
-                ws.report.adjoint_steps += stepper.nt
-                ws.free(adj)
-            grad_wavelet, grad_models = stepper.end_adjoint()
+            grad_wavelet, grad_models = reverse(stepper, schedule, ws, tape, grad_record.contiguous(), need_wavelet,
+                                                need_model)
         finally:
             tape.detach()
             ws.close()

@@ -66,6 +66,12 @@ class MemoryReport:
         The largest number of bytes held at once in memory (device and host together; disk excluded).
     notes : list of str
         Conventions worth knowing for this call (e.g. how a schedule counts steps).
+    predicted : bool
+        True for a prediction (``PropTorch.estimate_memory``): nothing ran; disk buffers have no path.
+    other_bytes : int
+        Predictions only: the call's arrays outside the strategy's buffers (receiver data and its
+        gradient, gradient accumulators, the padded model): with ``peak_memory_bytes`` an estimate of
+        what the call adds to the process peak (:attr:`process_bytes_estimate`).
     """
 
     strategy: str
@@ -77,6 +83,8 @@ class MemoryReport:
     peak_bytes: dict[str, int] = field(default_factory=dict)
     peak_memory_bytes: int = 0
     notes: list[str] = field(default_factory=list)
+    predicted: bool = False
+    other_bytes: int = 0
     _held: dict[str, int] = field(default_factory=dict, repr=False)
 
     # -- tracking (called by the stores) -------------------------------------------------------
@@ -131,6 +139,12 @@ class MemoryReport:
     def staging_bytes(self) -> int:
         """Bytes of transfer rings between the computation and the stores."""
         return sum(b.nbytes for b in self._select("staging"))
+
+    @property
+    def process_bytes_estimate(self) -> int:
+        """Predictions: the tracked peak in memory plus :attr:`other_bytes` (allocator slack and the
+        framework's own memory not included)."""
+        return self.peak_memory_bytes + self.other_bytes
 
     @property
     def files(self) -> list[str]:

@@ -103,13 +103,19 @@ class DiskStore(ArrayStore):
                  disk_dir: str | os.PathLike | None, option: str) -> None:
         super().__init__(workspace, name, parts, count)
         self.option = option
+        self.files = []
+        if workspace.dry:  # a prediction: account for the files, create none
+            for p in self.parts:
+                workspace.hold(f"{name}/{p.name}", Buffer(name=self._label(p), location="disk", dtype=_dtype_name(p.dtype),
+                                                         shape=(count, *p.shape), nbytes=p.item_bytes * count,
+                                                         role="stored"))
+            return
         directory = workspace.private_dir(disk_dir, option)
         needed = sum(p.item_bytes for p in parts) * count
         free = shutil.disk_usage(directory).free
         if needed > free:
             raise OSError(errno.ENOSPC, f"{option}: {name} needs {needed} bytes on disk but {directory} has "
                           f"{free} bytes free; free space, choose another disk_dir, or another storage")
-        self.files = []
         for p in self.parts:
             path = os.path.join(directory, f"{self._label(p)}.bin")
             buffer = Buffer(name=self._label(p), location="disk",
@@ -120,6 +126,8 @@ class DiskStore(ArrayStore):
 
     def write(self, i0: int, i1: int, values: Sequence[torch.Tensor]) -> None:
         self._check_range(i0, i1)
+        if self.workspace.dry:
+            return
         for fd, p, v in zip(self.files, self.parts, values):
             data = memoryview(v.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy())
             offset = i0 * p.item_bytes
@@ -134,6 +142,8 @@ class DiskStore(ArrayStore):
 
     def read(self, i0: int, i1: int) -> list[torch.Tensor]:
         self._check_range(i0, i1)
+        if self.workspace.dry:
+            return [torch.empty((i1 - i0, *p.shape), dtype=p.dtype, device="meta") for p in self.parts]
         out = []
         for fd, p in zip(self.files, self.parts):
             raw = bytearray((i1 - i0) * p.item_bytes)
@@ -176,10 +186,14 @@ class Workspace:
     report : MemoryReport
     device : torch.device
         The compute device.
+    dry : bool
+        A prediction (``PropTorch.estimate_memory``): every buffer is accounted for exactly as in a real
+        run, but tensors live on the ``'meta'`` device (no memory) and disk stores create no files.
     """
 
-    def __init__(self, report: MemoryReport, device: torch.device) -> None:
-        self.report, self.device = report, device
+    def __init__(self, report: MemoryReport, device: torch.device, dry: bool = False) -> None:
+        self.dry = dry
+        self.report, self.device = report, torch.device("meta") if dry else device
         self._held: dict[int | str, Buffer] = {}  # by id() of a tensor, or by path of a file
         self._files: list[tuple[int, str]] = []
         self._dirs: list[str] = []
@@ -191,7 +205,9 @@ class Workspace:
                  role: str = "working", device: torch.device | None = None, pinned: bool = False) -> torch.Tensor:
         """A new uninitialised tensor, tracked as held until :meth:`free`."""
         global _warned_pinned
-        device = device or self.device
+        device = self.device if self.dry or device is None else device
+        if self.dry:
+            pinned = False
         if pinned and not torch.cuda.is_available():
             if not _warned_pinned:
                 warnings.warn("pinned_memory=True has no effect without CUDA; using ordinary host memory",
@@ -243,9 +259,12 @@ class Workspace:
         """Create ``path`` (which must not exist) for ``buffer``; returns its descriptor."""
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         self._files.append((fd, path))
-        self.report.track(buffer)
-        self._held[path] = buffer
+        self.hold(path, buffer)
         return fd
+
+    def hold(self, key: str, buffer: Buffer) -> None:
+        """Track ``buffer`` (held under ``key``, e.g. its file) until the workspace closes."""
+        self._held[key] = self.report.track(buffer)
 
     def close(self) -> None:
         """Release every buffer still held and remove the files and the private directory."""

@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-STRATEGIES = ("full", "ckpt", "boundary")
+STRATEGIES = ("full", "ckpt", "boundary", "auto")
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 STORAGES = ("gpu", "device", "cpu", "disk")
 STORAGE_DTYPES = ("fp64", "fp32", "fp16", "bf16", "int8")
 CKPT_MODES = ("chunk", "recursive")
@@ -21,6 +23,32 @@ def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
 def _positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def parse_bytes(name: str, value: object) -> int:
+    """Bytes from an int or a string such as ``'512MiB'``, ``'1.5 GB'``, ``'4096'`` (KiB/MiB/GiB/TiB are
+    powers of 1024, kB/MB/GB/TB of 1000)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number of bytes or a string like '512MiB', got {value!r}")
+    if isinstance(value, int):
+        number, unit = value, ""
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        digits = len(text) - len(text.lstrip("0123456789.eE+"))
+        number_text, unit = text[:digits], text[digits:].lower()
+        try:
+            number = float(number_text)
+        except ValueError:
+            number = None
+        if number is None or unit not in _UNITS:
+            raise ValueError(f"{name} must be a number of bytes or a string like '512MiB' (units B, kB, MB, GB, TB, "
+                             f"KiB, MiB, GiB, TiB), got {value!r}")
+    else:
+        raise ValueError(f"{name} must be a number of bytes or a string like '512MiB', got {value!r}")
+    nbytes = int(number * _UNITS[unit])
+    if nbytes <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return nbytes
 
 
 def _disk_dir(name: str, value: object) -> None:
@@ -124,17 +152,39 @@ class MemoryOptions:
 
     Parameters
     ----------
-    strategy : {'full', 'ckpt', 'boundary'}
+    strategy : {'full', 'ckpt', 'boundary', 'auto'}
         ``'full'``: keep every time step's snapshot; ``'ckpt'``: checkpointing per ``ckpt``;
-        ``'boundary'``: boundary saving per ``boundary``.
+        ``'boundary'``: boundary saving per ``boundary``; ``'auto'``: the fastest exact strategy whose
+        predicted footprint fits ``budget`` (and ``disk_budget``), chosen per call shape in this order:
+        full storage, boundary saving on the device, chunk checkpointing (largest chunk that fits),
+        boundary saving staged to disk, Revolve (most states that fit), multistage Revolve with disk.
+        It takes ``transfer_interval`` and ``disk_dir`` from ``boundary`` and ``ckpt``. The choice and
+        the reason are logged (logger ``'sweep'``, INFO) and noted in the memory report; when nothing
+        fits, the error names the smallest budget that would.
+    budget : int or str, optional
+        ``'auto'`` only (required there): the most bytes the strategy's buffers may hold at once in
+        memory (device and host together: the predicted tracked peak), e.g. ``'512MiB'`` or ``2**29``.
+    disk_budget : int or str, optional
+        ``'auto'`` only: the most bytes on disk; None (default): disk is not used.
     """
 
     strategy: str = "full"
     boundary: BoundaryOptions = field(default_factory=BoundaryOptions)
     ckpt: CkptOptions = field(default_factory=CkptOptions)
+    budget: int | str | None = None
+    disk_budget: int | str | None = None
 
     def __post_init__(self) -> None:
         _choice("MemoryOptions.strategy", self.strategy, STRATEGIES)
+        if self.strategy == "auto":
+            if self.budget is None:
+                raise ValueError("MemoryOptions(strategy='auto') needs budget=, e.g. budget='512MiB'")
+            object.__setattr__(self, "budget", parse_bytes("MemoryOptions.budget", self.budget))
+            if self.disk_budget is not None:
+                object.__setattr__(self, "disk_budget", parse_bytes("MemoryOptions.disk_budget", self.disk_budget))
+        elif self.budget is not None or self.disk_budget is not None:
+            raise ValueError(f"MemoryOptions.budget and disk_budget apply to strategy='auto' only, "
+                             f"not {self.strategy!r}")
         if not isinstance(self.boundary, BoundaryOptions):
             raise ValueError(f"MemoryOptions.boundary must be a BoundaryOptions, got {type(self.boundary).__name__}")
         if not isinstance(self.ckpt, CkptOptions):

@@ -182,7 +182,7 @@ def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_orde
         if points < MIN_POINTS_PER_WAVELENGTH:
             warnings.warn(f"only {points:.1f} grid points per shortest wavelength (vmin={float(vp.detach().min()):g} m/s, "
                           f"fmax={fmax:.3g} Hz, dh={dh} m); below {MIN_POINTS_PER_WAVELENGTH:g} the result is "
-                          "dominated by numerical dispersion", stacklevel=3)
+                          "dominated by numerical dispersion", stacklevel=4)
     if pml_freq is None:
         pml_freq = peak_frequency(wav_np, dt)
     dev = vp.device

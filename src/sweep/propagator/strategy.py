@@ -36,8 +36,8 @@ def resolve_memory(impl: str, memory: MemoryOptions | None, use_ckpt: bool | Non
 
 
 def _key(m: MemoryOptions) -> tuple:
-    if m.strategy == "full":
-        return ("full",)
+    if m.strategy in ("full", "auto"):
+        return (m.strategy, m.budget, m.disk_budget)
     c = m.ckpt
     if m.strategy == "ckpt":
         size = c.chunks if c.mode == "chunk" else (c.count, c.disk_count)
@@ -46,7 +46,8 @@ def _key(m: MemoryOptions) -> tuple:
 
 
 def _describe(m: MemoryOptions) -> str:
-    return {"full": "full storage", "ckpt": f"checkpointing {m.ckpt}", "boundary": f"boundary saving {m.boundary}"}[m.strategy]
+    return {"full": "full storage", "ckpt": f"checkpointing {m.ckpt}", "boundary": f"boundary saving {m.boundary}",
+            "auto": f"strategy='auto' with budget {m.budget}"}[m.strategy]
 
 
 def _check_disk_dir(option: str, storage: str, disk_dir) -> None:
@@ -54,8 +55,11 @@ def _check_disk_dir(option: str, storage: str, disk_dir) -> None:
         raise ValueError(f"{option}.disk_dir={os.fspath(disk_dir)!r} is not an existing directory")
 
 
-def make_schedule(memory: MemoryOptions) -> FullStorage | ChunkCheckpointing | RecursiveCheckpointing | BoundarySaving:
-    """The schedule implementing ``memory`` (disk directories are checked here, once)."""
+def make_schedule(memory: MemoryOptions) -> FullStorage | ChunkCheckpointing | RecursiveCheckpointing | BoundarySaving | None:
+    """The schedule implementing ``memory`` (disk directories are checked here, once); None for
+    ``'auto'``, which is planned per call shape."""
+    if memory.strategy == "auto":
+        return None
     if memory.strategy == "full":
         return FullStorage()
     if memory.strategy == "ckpt":

@@ -1,6 +1,7 @@
 """PropTorch: the user-facing differentiable propagator."""
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from typing import Sequence
@@ -10,6 +11,7 @@ import torch
 from ..equations import Acoustic
 from ..equations.stencils import stencil_radius
 from ..memory import MemoryReport, propagate
+from ..memory.predict import predict
 from .grid import PaddedGrid
 from .options import CUDAOptions, EagerOptions, MemoryOptions
 from .setup import build_problem, check_models
@@ -160,7 +162,8 @@ class PropTorch:
             raise RuntimeError(_compiled_unavailable_message())
         self.cuda_options = cuda_options or CUDAOptions()
         self.memory = resolve_memory(self.impl, memory, use_ckpt, self.ckpt_chunks, cuda_options)
-        self._schedule = make_schedule(self.memory)
+        self._schedule = make_schedule(self.memory)  # None for strategy='auto': planned per call shape
+        self._plans: dict = {}
         self.grid = PaddedGrid(nz=self.shape[0], nx=self.shape[1], abcn=self.abcn, free_surface=free_surface,
                                radius=self.radius)
         self._last_report: MemoryReport | None = None
@@ -182,6 +185,29 @@ class PropTorch:
 
         return EagerAcousticStepper(problem, use_compile=self.eager_options.use_compile)
 
+    def _prepare(self, wavelet, sources, receivers, models):
+        """Validated inputs of one call: (models, problem, wavelet with its autograd link, stepper)."""
+        names = [s.name for s in self.equation.MODEL_SPECS]
+        models = check_models(models, names, self.shape, self.equation.device)
+        vp = models[0]
+        problem, wav = build_problem(grid=self.grid, dh=self.dh, dt=self.dt, nt=self.nt,
+                                     space_order=self.space_order, max_stable_dt=self.max_stable_dt(float(vp.detach().max())),
+                                     vp=vp, wavelet=wavelet, sources=sources, receivers=receivers,
+                                     pml_freq=self.pml_freq, pml_vmax=self.pml_vmax)
+        return models, problem, wav, self._make_stepper(problem)
+
+    def _schedule_for(self, stepper, problem) -> tuple[object, str | None]:
+        """The call's schedule; for strategy='auto' the plan for this call shape (cached) and its reason."""
+        if self._schedule is not None:
+            return self._schedule, None
+        key = (problem.nshots, problem.nrec, problem.nsrc, problem.dtype, str(problem.device))
+        if key not in self._plans:
+            from .planner import plan
+
+            self._plans[key] = plan(self.memory, stepper, problem.nshots, problem.nrec)
+        chosen = self._plans[key]
+        return make_schedule(chosen.memory), chosen.reason
+
     def __call__(self, wavelet, sources, receivers, models: Sequence[torch.Tensor]) -> torch.Tensor:
         """Propagate and record.
 
@@ -200,18 +226,45 @@ class PropTorch:
         -------
         torch.Tensor, (nshots, nt, nrec, ncomp), the models' dtype and device.
         """
-        names = [s.name for s in self.equation.MODEL_SPECS]
-        models = check_models(models, names, self.shape, self.equation.device)
-        vp = models[0]
-        problem, wav = build_problem(grid=self.grid, dh=self.dh, dt=self.dt, nt=self.nt,
-                                     space_order=self.space_order, max_stable_dt=self.max_stable_dt(float(vp.detach().max())),
-                                     vp=vp, wavelet=wavelet, sources=sources, receivers=receivers,
-                                     pml_freq=self.pml_freq, pml_vmax=self.pml_vmax)
-        stepper = self._make_stepper(problem)
-        report = MemoryReport(strategy=self._schedule.name)
+        models, problem, wav, stepper = self._prepare(wavelet, sources, receivers, models)
+        schedule, reason = self._schedule_for(stepper, problem)
+        report = MemoryReport(strategy=schedule.name)
+        if reason:
+            report.notes.append(reason)
         self._last_report = report
-        data = propagate(stepper, self._schedule, report, problem.nshots, problem.nrec, wav, models)
+        data = propagate(stepper, schedule, report, problem.nshots, problem.nrec, wav, models)
         return data.unsqueeze(-1).expand(*data.shape, len(self.receiver_fields))
+
+    def estimate_memory(self, wavelet, sources, receivers, models: Sequence[torch.Tensor]) -> MemoryReport:
+        """The memory report the call with these arguments would produce, forward and backward, without
+        propagating (same arguments as a call; nothing is computed, allocated or written).
+
+        The call's own schedule runs on a shape-only stepper in a workspace of ``'meta'`` tensors, so
+        the predicted buffers, stored bytes (by location, dtype and role), tracked peaks and step counts
+        equal the measured report's wherever sizes do not depend on the data (every lossless strategy,
+        store and codec); data-dependent sizes are predicted as upper bounds. As in a call, a gradient
+        is planned for the inputs that require grad (none under ``torch.no_grad()``). Disk buffers have
+        no path (no file is created). ``process_bytes_estimate`` adds the call's other arrays (data and
+        its gradient, gradient accumulators, the padded model) to the tracked peak.
+        """
+        models, problem, wav, stepper = self._prepare(wavelet, sources, receivers, models)
+        schedule, reason = self._schedule_for(stepper, problem)
+        grad = torch.is_grad_enabled()
+        need_wavelet = grad and wav.requires_grad
+        need_model = grad and any(m.requires_grad for m in models)
+        report = predict(stepper, schedule, problem.nshots, problem.nrec, need_wavelet, need_model)
+        if reason:
+            report.notes.append(reason)
+        item = torch.empty((), dtype=problem.dtype).element_size()
+        data = problem.nshots * self.nt * problem.nrec * item
+        padded = problem.w_padded.numel() * item
+        if need_wavelet or need_model:
+            grads = (math.prod(stepper.snapshot_shape) * item if need_model else 0) + \
+                (problem.wavelet.numel() * item if need_wavelet else 0)
+            report.other_bytes = 2 * data + padded + grads
+        else:
+            report.other_bytes = data + padded + math.prod(stepper.initial().shape) * item
+        return report
 
     def memory_report(self) -> MemoryReport:
         """Storage footprint (every buffer, by location and dtype) and step counts of the last call;

@@ -7,8 +7,10 @@ workspace, so the report holds each one and its peak. Schedules are written once
 """
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from .protocol import Stepper
@@ -82,14 +84,27 @@ class ChunkCheckpointing:
         Steps per chunk.
     storage : {'device', 'gpu', 'cpu', 'disk'}
         Where the checkpoints live; ``disk_dir`` for 'disk'.
+    codec : ZFP or None
+        None: checkpoints kept exactly. A :class:`~sweep.memory.codecs.ZFP`: each 2-D field of a
+        checkpointed state compressed (lossy checkpoints), in a store that grows with the data (fixed
+        accuracy) or is preallocated exactly (fixed rate).
     """
 
-    def __init__(self, chunk: int, storage: str = "device", disk_dir=None) -> None:
-        self.chunk, self.storage, self.disk_dir = chunk, storage, disk_dir
+    def __init__(self, chunk: int, storage: str = "device", disk_dir=None, codec=None) -> None:
+        self.chunk, self.storage, self.disk_dir, self.codec = chunk, storage, disk_dir, codec
         where = "" if storage in ("device", "gpu") else f", {storage}"
-        self.name = f"ckpt-chunk({chunk}{where})"
+        self.name = f"ckpt-chunk({chunk}{where}{'' if codec is None else ', ' + codec.name})"
+
+    @staticmethod
+    def _fields(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """A state as ZFP arrays: one per 2-D field (its last two axes)."""
+        if len(shape) < 2:
+            return [tuple(shape)]
+        return [tuple(shape[-2:])] * math.prod(shape[:-2])
 
     def forward(self, stepper: Stepper, ws: Workspace, record: torch.Tensor) -> Tape:
+        if self.codec is not None:
+            return self._forward_zfp(stepper, ws, record)
         state = new_state(stepper, ws, "forward_state")
         bounds = blocks(stepper.nt, self.chunk)
         store = ws.store("checkpoints", self.storage, [state_part(stepper, state)], len(bounds),
@@ -101,13 +116,44 @@ class ChunkCheckpointing:
         ws.report.forward_steps += stepper.nt
         return Tape(checkpoints=store)
 
+    def _forward_zfp(self, stepper: Stepper, ws: Workspace, record: torch.Tensor) -> Tape:
+        from .compressed import blob_store, fixed_store, raw_store
+
+        state = new_state(stepper, ws, "forward_state")
+        bounds = blocks(stepper.nt, self.chunk)
+        fields = self._fields(tuple(state.shape))
+        size = self.codec.max_bytes(fields, torch.empty((), dtype=state.dtype).numpy().dtype)
+        kw = dict(disk_dir=self.disk_dir, option="CkptOptions.storage")
+        store = (fixed_store(ws, "checkpoints", self.storage, len(bounds), size, **kw) if self.codec.fixed_rate
+                 else blob_store(ws, "checkpoints", self.storage, len(bounds), size * len(bounds), **kw))
+        dry = bool(getattr(ws, "dry", False))
+        for c, (n0, n1) in enumerate(bounds):
+            if not dry:
+                host = state.detach().cpu().numpy().reshape(len(fields), *fields[0])
+                store.write_blob(c, self.codec.compress(list(host)))
+            stepper.advance(state, n0, n1, record=record)
+        ws.free(state)
+        ws.report.forward_steps += stepper.nt
+        return Tape(checkpoints=raw_store(store))
+
+    def _restore(self, store, c: int, work: torch.Tensor) -> None:
+        if self.codec is None:
+            work.copy_(store.read(c, c + 1)[0][0])
+            return
+        from .compressed import as_blobs
+
+        blob = as_blobs(store).read_blob(c)
+        if blob is not None:  # None in a dry run
+            arrays = self.codec.decompress(blob, len(self._fields(tuple(work.shape))))
+            work.copy_(torch.from_numpy(np.stack(arrays)).reshape(work.shape))
+
     def backward(self, stepper: Stepper, ws: Workspace, tape: Tape, grad_record: torch.Tensor) -> None:
         store = tape["checkpoints"]
         work = new_state(stepper, ws, "replay_state")
         snapshots = snapshot_block(stepper, ws, "chunk_snapshots", min(self.chunk, stepper.nt), work)
         adj = new_adjoint(stepper, ws)
         for c, (n0, n1) in reversed(list(enumerate(blocks(stepper.nt, self.chunk)))):
-            work.copy_(store.read(c, c + 1)[0][0])
+            self._restore(store, c, work)
             stepper.advance(work, n0, n1, keep=snapshots)
             ws.report.replayed_steps += n1 - n0
             stepper.adjoint(adj, snapshots, n0, n1, grad_record)

@@ -56,6 +56,17 @@ def _disk_dir(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a path or None, got {value!r}")
 
 
+def _zfp_fields(owner: str, storage_dtype: str | None, tolerance: object, rate: object) -> None:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < 1:
+        raise ValueError(f"{owner}.zfp_tolerance must be a number in (0, 1) (relative to each compressed "
+                         f"array's largest |value|), got {tolerance!r}")
+    if rate is not None:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 1 <= rate <= 64:
+            raise ValueError(f"{owner}.zfp_rate must be None or a number of bits per value in [1, 64], got {rate!r}")
+        if storage_dtype != "zfp":
+            raise ValueError(f"{owner}.zfp_rate applies to storage_dtype='zfp' only, got storage_dtype={storage_dtype!r}")
+
+
 @dataclass(frozen=True)
 class BoundaryOptions:
     """Boundary saving: where the per-step boundary strips live and how they are encoded.
@@ -78,10 +89,26 @@ class BoundaryOptions:
         float64 model's strips are rounded to float32 by ``'fp32'``). ``'bf16'``: bfloat16 (8-bit
         mantissa). ``'fp16'``: float16 of the value divided by a float32 scale per 256 values (no
         underflow of small amplitudes). ``'int8'``: symmetric 8-bit codes with a float32 scale per 32
-        values (1.125 bytes per value). The lossy ones change the gradient by a measured amount
-        (``docs/memory.md``).
+        values (1.125 bytes per value). ``'zfp'``: ZFP compression (``zfpy``) of each ring of
+        ``transfer_interval`` steps per absorbing edge and shot, as a 2-D array (time, cells of the
+        edge), in fixed-accuracy mode (``zfp_tolerance``) or fixed-rate mode (``zfp_rate``). The lossy
+        ones change the gradient by a measured amount (``docs/memory.md``).
+    zfp_tolerance : float
+        ``'zfp'`` fixed accuracy: each value is kept within ``zfp_tolerance`` times the largest |value|
+        of its compressed array (one edge, one shot, one ring), so no knowledge of the data's scale is
+        needed. Sizes depend on the data; the store grows as it is written.
+    zfp_rate : float, optional
+        ``'zfp'`` fixed rate instead: bits per stored value (1 to 64); sizes are known in advance.
+    skip_zero_strips : bool
+        Lossless precursor skipping: an edge's strips are stored from the first step at which any of
+        its values (any shot) is non-zero; before it the rebuild uses zeros. The gradient is
+        bit-identical; it saves the steps before the wavefield reaches each edge (the far edges of a
+        shallow source) at the cost of one device-to-host check per ring until every edge is reached,
+        and stored bytes that depend on the data. Off by default: the bytes are then exactly the
+        formula above.
     transfer_interval : int
-        Steps per staging ring: one encode and one store write per ring (and per backward block).
+        Steps per staging ring: one encode and one store write per ring (and per backward block);
+        a multiple of 4 with ``'zfp'`` (zfp compresses blocks of 4 steps).
     pinned_memory : bool
         Page-locked host buffers for ``'cpu'`` (CUDA only; warns once and is ignored without CUDA).
     disk_dir : path, optional
@@ -93,12 +120,21 @@ class BoundaryOptions:
     transfer_interval: int = 8
     pinned_memory: bool = False
     disk_dir: str | os.PathLike | None = None
+    zfp_tolerance: float = 1e-4
+    zfp_rate: float | None = None
+    skip_zero_strips: bool = False
 
     def __post_init__(self) -> None:
         _choice("BoundaryOptions.storage", self.storage, STORAGES)
         if self.storage_dtype is not None:
-            _choice("BoundaryOptions.storage_dtype", self.storage_dtype, STORAGE_DTYPES)
+            _choice("BoundaryOptions.storage_dtype", self.storage_dtype, STORAGE_DTYPES + ("zfp",))
         _positive_int("BoundaryOptions.transfer_interval", self.transfer_interval)
+        _zfp_fields("BoundaryOptions", self.storage_dtype, self.zfp_tolerance, self.zfp_rate)
+        if self.storage_dtype == "zfp" and self.transfer_interval % 4:
+            raise ValueError("BoundaryOptions.transfer_interval must be a multiple of 4 with storage_dtype='zfp' "
+                             f"(zfp compresses blocks of 4 steps), got {self.transfer_interval}")
+        if not isinstance(self.skip_zero_strips, bool):
+            raise ValueError(f"BoundaryOptions.skip_zero_strips must be a bool, got {self.skip_zero_strips!r}")
         if not isinstance(self.pinned_memory, bool):
             raise ValueError(f"BoundaryOptions.pinned_memory must be a bool, got {self.pinned_memory!r}")
         _disk_dir("BoundaryOptions.disk_dir", self.disk_dir)
@@ -125,6 +161,15 @@ class CkptOptions:
         Additional states on disk for ``'recursive'`` (multistage); 0 by default.
     disk_dir : path, optional
         An existing directory for checkpoints on disk (default: the system temporary directory).
+    storage_dtype : {None, 'zfp'}
+        ``None`` (default): checkpoints kept exactly. ``'zfp'`` (``mode='chunk'`` only): lossy ZFP
+        compression of each 2-D field of a checkpointed state (Kukreja et al.), fixed accuracy
+        (``zfp_tolerance``) or fixed rate (``zfp_rate``), as for :class:`BoundaryOptions`; each chunk
+        replays from its own decompressed state, so errors do not accumulate across chunks.
+    zfp_tolerance : float
+        Relative to the largest |value| of each field of each checkpoint.
+    zfp_rate : float, optional
+        Bits per value (fixed rate) instead.
     """
 
     mode: str = "chunk"
@@ -133,6 +178,9 @@ class CkptOptions:
     storage: str = "device"
     disk_count: int = 0
     disk_dir: str | os.PathLike | None = None
+    storage_dtype: str | None = None
+    zfp_tolerance: float = 1e-4
+    zfp_rate: float | None = None
 
     def __post_init__(self) -> None:
         _choice("CkptOptions.mode", self.mode, CKPT_MODES)
@@ -144,6 +192,12 @@ class CkptOptions:
         if self.disk_count and self.mode != "recursive":
             raise ValueError("CkptOptions.disk_count applies to mode='recursive' (multistage) only")
         _disk_dir("CkptOptions.disk_dir", self.disk_dir)
+        if self.storage_dtype is not None:
+            _choice("CkptOptions.storage_dtype", self.storage_dtype, ("zfp",))
+            if self.mode != "chunk":
+                raise ValueError(f"CkptOptions.storage_dtype='zfp' supports mode='chunk' only, got mode={self.mode!r} "
+                                 "(recursive checkpoints are kept exactly)")
+        _zfp_fields("CkptOptions", self.storage_dtype, self.zfp_tolerance, self.zfp_rate)
 
 
 @dataclass(frozen=True)

@@ -66,8 +66,10 @@ def make_schedule(memory: MemoryOptions) -> FullStorage | ChunkCheckpointing | R
         c = memory.ckpt
         _check_disk_dir("CkptOptions", "disk" if c.disk_count else c.storage, c.disk_dir)
         if c.mode == "chunk":
-            return ChunkCheckpointing(c.chunks, c.storage, c.disk_dir)
+            codec = make_codec("zfp", c.zfp_tolerance, c.zfp_rate) if c.storage_dtype == "zfp" else None
+            return ChunkCheckpointing(c.chunks, c.storage, c.disk_dir, codec=codec)
         return RecursiveCheckpointing(c.count, c.storage, c.disk_count, c.disk_dir)
     b = memory.boundary
     _check_disk_dir("BoundaryOptions", b.storage, b.disk_dir)
-    return BoundarySaving(b.storage, make_codec(b.storage_dtype), b.transfer_interval, b.pinned_memory, b.disk_dir)
+    return BoundarySaving(b.storage, make_codec(b.storage_dtype, b.zfp_tolerance, b.zfp_rate), b.transfer_interval,
+                          b.pinned_memory, b.disk_dir, skip_zero_strips=b.skip_zero_strips)

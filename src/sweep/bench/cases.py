@@ -45,7 +45,8 @@ def memory_to_dict(memory: MemoryOptions) -> dict:
 
 
 def memory_from_dict(d: dict) -> MemoryOptions:
-    return MemoryOptions(d["strategy"], boundary=BoundaryOptions(**d["boundary"]), ckpt=CkptOptions(**d["ckpt"]))
+    return MemoryOptions(d["strategy"], boundary=BoundaryOptions(**d["boundary"]), ckpt=CkptOptions(**d["ckpt"]),
+                         budget=d.get("budget"), disk_budget=d.get("disk_budget"))
 
 
 def sweep_case(label: str, impl: str, memory: MemoryOptions, **extra) -> dict:
@@ -59,6 +60,15 @@ def notebook_cases(disk_dir: str) -> list[dict]:
         memory = resolve_memory(kw["impl"], kw.get("memory"), kw.get("use_ckpt"), kw.get("ckpt_chunks", 100), None)
         cases.append(sweep_case(label, kw["impl"], memory))
     return cases
+
+
+def planning_cases(disk_dir: str) -> list[dict]:
+    """Beyond the notebook: strategy='auto' at two budgets (with the disk allowed for the smaller)."""
+    auto = lambda budget, disk=None: MemoryOptions(  # noqa: E731
+        "auto", budget=budget, disk_budget=disk, boundary=BoundaryOptions(disk_dir=disk_dir),
+        ckpt=CkptOptions(disk_dir=disk_dir))
+    return [sweep_case("c · auto 64 MiB", "c", auto("64MiB")),
+            sweep_case("c · auto 8 MiB + disk", "c", auto("8MiB", "1GiB"))]
 
 
 def full_storage_case(impl: str) -> dict:

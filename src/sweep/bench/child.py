@@ -56,15 +56,19 @@ def run_sweep(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tens
     shot = setup["shot"]
     prop = seed_propagator(shot, setup["nt"], device, impl=case["impl"], memory=memory_from_dict(case["memory"]))
     vp = torch.nn.Parameter(setup["vp_start"].to(device))
+    predicted = prop.estimate_memory(shot["wavelet"], shot["sources"], shot["receivers"], [vp])
     loss = (prop(shot["wavelet"], shot["sources"], shot["receivers"], [vp]) - setup["observed"].to(device)).pow(2).mean()
     loss.backward()
     rep = prop.memory_report()
     return vp.grad, dict(strategy=rep.strategy,
+                         predicted=dict(stored_mib={k: v / MIB for k, v in predicted.bytes_by_location("stored").items()},
+                                        tracked_peak_mib=predicted.peak_memory_bytes / MIB,
+                                        process_mib=predicted.process_bytes_estimate / MIB),
                          stored_mib={k: v / MIB for k, v in rep.bytes_by_location("stored").items()},
                          staging_mib=rep.staging_bytes / MIB, tracked_peak_mib=rep.peak_memory_bytes / MIB,
                          steps=dict(forward=rep.forward_steps, replayed=rep.replayed_steps,
                                     rebuilt=rep.rebuilt_steps, adjoint=rep.adjoint_steps),
-                         files=rep.n_files)
+                         files=rep.n_files, notes=rep.notes)
 
 
 def run_peer(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tensor, dict]:

@@ -22,7 +22,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from .cases import full_storage_case, inert_reason, knob_cases, notebook_cases, parse_knob
+from .cases import full_storage_case, inert_reason, knob_cases, notebook_cases, parse_knob, planning_cases
 from .runner import machine_info, reference_label, run_cases, write_setup
 from .speed import NT
 
@@ -87,8 +87,8 @@ def _fmt(x: float | None, spec: str) -> str:
 
 def table(rows: list[dict], markdown: bool = False) -> str:
     """The rows as a fixed-width (or Markdown) table; a failed row says why."""
-    head = ["strategy", "fwd+bwd s", "peak MiB", "tracked MiB", "device", "host", "disk", "RMS g", "err whole",
-            "err z>=10", "pointwise"]
+    head = ["strategy", "fwd+bwd s", "peak MiB", "tracked MiB", "predicted MiB", "device", "host", "disk", "RMS g",
+            "err whole", "err z>=10", "pointwise"]
     lines = []
     for r in rows:
         label = r["label"] if r.get("value") is None else f"{r['label']} [{r['value']}]"
@@ -98,8 +98,9 @@ def table(rows: list[dict], markdown: bool = False) -> str:
         s = r.get("stored_mib")
         peak = r.get("cuda_peak_mib") if r.get("cuda_peak_mib") is not None else r.get("peak_rss_mib")
         stored = [_fmt(s.get(k, 0.0), ".2f") if s is not None else "-" for k in ("device", "host", "disk")]
+        predicted = (r.get("predicted") or {}).get("tracked_peak_mib")
         lines.append([label, _fmt(r["seconds"], ".2f"), _fmt(peak, ".1f"), _fmt(r.get("tracked_peak_mib"), ".2f"),
-                      *stored, _fmt(r.get("grad_rms"), ".2e"), _fmt(r["err_whole"], ".1e"),
+                      _fmt(predicted, ".2f"), *stored, _fmt(r.get("grad_rms"), ".2e"), _fmt(r["err_whole"], ".1e"),
                       _fmt(r["err_below10"], ".1e"), _fmt(r["err_pointwise"], ".1e")])
     if markdown:
         return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] +
@@ -140,7 +141,7 @@ def run(argv: list[str] | None = None) -> dict:
         if knobs:
             groups = [(name, values, _with_references(knob_cases(name, values, disk_dir))) for name, values in knobs]
         else:
-            cases = [c for c in notebook_cases(disk_dir) if any(fnmatch.fnmatch(c["label"], p) for p in args.strategies)]
+            cases = [c for c in notebook_cases(disk_dir) + planning_cases(disk_dir) if any(fnmatch.fnmatch(c["label"], p) for p in args.strategies)]
             if not cases:
                 raise SystemExit(f"sweep-bench: no strategy matches {args.strategies}")
             groups = [(None, None, _with_references(cases + (_peer_cases(disk_dir) if args.peers else [])))]

@@ -159,7 +159,7 @@ class MemoryReport:
         mib = 2**20
         where = ", ".join(f"{k} {v / mib:.2f}" for k, v in self.bytes_by_location("stored").items()) or "nothing"
         peaks = ", ".join(f"{k} {v / mib:.2f}" for k, v in self.peak_bytes.items()) or "none"
-        lines = [f"strategy {self.strategy}: stored {self.stored_bytes / mib:.2f} MiB ({where}); "
+        lines = [("predicted, " if self.predicted else "") + f"strategy {self.strategy}: stored {self.stored_bytes / mib:.2f} MiB ({where}); "
                  f"staging {self.staging_bytes / mib:.2f} MiB; peak held {peaks} MiB "
                  f"(memory {self.peak_memory_bytes / mib:.2f} MiB)",
                  f"steps: forward {self.forward_steps}, replayed {self.replayed_steps}, "

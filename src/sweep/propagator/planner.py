@@ -90,11 +90,11 @@ class Planner:
 
         def done(memory: MemoryOptions, what: str) -> Plan:
             r = self.price(memory)
-            disk = f", {_mib(r.peak_bytes.get('disk', 0))} on disk" if r.peak_bytes.get("disk") else ""
-            skipped = f" (too large: {'; '.join(tried)})" if tried else ""
-            reason = (f"strategy='auto' chose {what}: predicted peak {_mib(r.peak_memory_bytes)} in memory{disk} "
-                      f"within budget {_mib(self.budget)}" + (f" and disk_budget {_mib(self.disk_budget)}"
-                                                             if self.auto.disk_budget else "") + skipped)
+            limits = f"predicted peak {_mib(r.peak_memory_bytes)} in memory (budget {_mib(self.budget)})"
+            if self.auto.disk_budget:
+                limits += f", {_mib(r.peak_bytes.get('disk', 0))} on disk (disk_budget {_mib(self.disk_budget)})"
+            skipped = f"; too large: {', '.join(tried)}" if tried else ""
+            reason = f"strategy='auto' chose {what}: {limits}{skipped}"
             log.info(reason)
             return Plan(memory, r, reason)
 

@@ -36,6 +36,8 @@ def test_errors_exit_2_and_leave_the_state_intact(tmp_path, capsys):
     assert "belongs to another problem (it differs in: batches, seed)" in capsys.readouterr().err
     assert main(TINY + ["--out", str(tmp_path), "--compile"]) == 2
     assert "--compile" in capsys.readouterr().err
+    assert main(TINY + ["--out", str(tmp_path), "--strategy", "full", "--storage-dtype", "zfp"]) == 2
+    assert "--storage-dtype applies to --strategy boundary" in capsys.readouterr().err
     assert main(TINY + ["--out", str(tmp_path), "--batch-size", "3"]) == 2
     assert "batch_size=3 is larger than the number of shots (2)" in capsys.readouterr().err
     np.save(tmp_path / "mask.npy", np.ones((5, 5), dtype=bool))

@@ -75,7 +75,13 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--chunks", type=int, default=100, help="chunk length for --strategy chunk (default 100)")
     g.add_argument("--count", type=int, default=8, help="checkpoints for --strategy recursive (default 8)")
     g.add_argument("--storage", choices=("gpu", "cpu", "disk"), default="gpu", help="boundary store (default gpu: on the device)")
-    g.add_argument("--storage-dtype", choices=("fp32", "fp16", "bf16", "int8"), default=None, help="boundary codec")
+    g.add_argument("--storage-dtype", choices=("fp32", "fp16", "bf16", "int8", "zfp"), default=None,
+                   help="boundary codec (default lossless)")
+    g.add_argument("--checkpoint-dtype", choices=("zfp",), default=None,
+                   help="lossy ZFP compression of chunk checkpoints (--strategy chunk; default exact)")
+    g.add_argument("--zfp-tolerance", type=float, default=1e-4,
+                   help="ZFP fixed accuracy, relative to each compressed array's peak (default 1e-4)")
+    g.add_argument("--zfp-rate", type=float, default=None, help="ZFP fixed rate in bits per value instead")
     g.add_argument("--compile", action="store_true", help="torch.compile the eager steps (impl='eager' only)")
     g.add_argument("--threads", type=int, default=None, help="threads per process (default: cores / processes)")
     g = p.add_argument_group("output")
@@ -87,13 +93,20 @@ def parser() -> argparse.ArgumentParser:
 
 
 def memory_options(args: argparse.Namespace) -> MemoryOptions:
+    if args.checkpoint_dtype and args.strategy != "chunk":
+        raise ValueError("--checkpoint-dtype applies to --strategy chunk")
+    if args.storage_dtype and args.strategy != "boundary":
+        raise ValueError("--storage-dtype applies to --strategy boundary")
     if args.strategy == "full":
         return MemoryOptions("full")
+    zfp = dict(zfp_tolerance=args.zfp_tolerance, zfp_rate=args.zfp_rate)
     if args.strategy == "chunk":
-        return MemoryOptions("ckpt", ckpt=CkptOptions("chunk", chunks=args.chunks))
+        return MemoryOptions("ckpt", ckpt=CkptOptions("chunk", chunks=args.chunks, storage_dtype=args.checkpoint_dtype,
+                                                      **zfp))
     if args.strategy == "recursive":
         return MemoryOptions("ckpt", ckpt=CkptOptions("recursive", count=args.count))
-    return MemoryOptions("boundary", boundary=BoundaryOptions(storage=args.storage, storage_dtype=args.storage_dtype))
+    return MemoryOptions("boundary", boundary=BoundaryOptions(storage=args.storage, storage_dtype=args.storage_dtype,
+                                                              **zfp))
 
 
 def _mask(spec: str, start: torch.Tensor) -> np.ndarray | None:

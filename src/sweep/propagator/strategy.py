@@ -41,7 +41,7 @@ def _key(m: MemoryOptions) -> tuple:
     c = m.ckpt
     if m.strategy == "ckpt":
         size = c.chunks if c.mode == "chunk" else (c.count, c.disk_count)
-        return ("ckpt", c.mode, size, c.storage, c.disk_dir)
+        return ("ckpt", c.mode, size, c.storage, c.disk_dir, c.storage_dtype, c.zfp_tolerance, c.zfp_rate)
     return ("boundary", m.boundary)
 
 

@@ -28,10 +28,14 @@ def test_quick_comparison_with_a_failing_case(tmp_path):
     blocked.write_text("not a directory")
     out = tmp_path / "out"
     result = run([*QUICK, "--strategies", "c · bdy gpu · int8", "c · bdy disk · fp32", "c · chunk-ckpt",
-                  "--out", str(out), "--disk-dir", str(blocked / "sub")])
+                  "c · auto 64 MiB", "--out", str(out), "--disk-dir", str(blocked / "sub")])
     rows = {r["label"]: r for r in result["rows"]}
     # the requested strategies plus their reference (full storage of the same back-end), in that order
-    assert list(rows) == ["c · full", "c · bdy gpu · int8", "c · bdy disk · fp32", "c · chunk-ckpt"]
+    assert list(rows) == ["c · full", "c · bdy gpu · int8", "c · bdy disk · fp32", "c · chunk-ckpt", "c · auto 64 MiB"]
+    for label in ("c · full", "c · bdy gpu · int8", "c · chunk-ckpt", "c · auto 64 MiB"):
+        r = rows[label]  # the prediction made in the case's process equals what it then measured
+        assert r["predicted"]["tracked_peak_mib"] == r["tracked_peak_mib"] and r["predicted"]["stored_mib"] == r["stored_mib"]
+    assert rows["c · auto 64 MiB"]["strategy"] == "full" and "chose full storage" in rows["c · auto 64 MiB"]["notes"][0]
     failed = rows["c · bdy disk · fp32"]
     assert failed["status"] == "failed" and "disk_dir" in failed["error"]
     for label in ("c · full", "c · bdy gpu · int8", "c · chunk-ckpt"):

@@ -1,4 +1,5 @@
-"""What ``sweep-bench`` measures: the seed notebook's 21 strategies, knob sweeps, and their JSON form.
+"""What ``sweep-bench`` measures: the seed notebook's 21 strategies, rows beyond them, knob sweeps, and their
+JSON form.
 
 A *case* is a JSON-serialisable dict that a fresh subprocess (:mod:`sweep.bench.child`) can rebuild:
 ``{"label", "contender": "sweep" | "deepwave", "impl", "memory": MemoryOptions as a dict, "peer": dict}``.
@@ -62,12 +63,20 @@ def notebook_cases(disk_dir: str) -> list[dict]:
     return cases
 
 
-def planning_cases(disk_dir: str) -> list[dict]:
-    """Beyond the notebook: strategy='auto' at two budgets (with the disk allowed for the smaller)."""
+def beyond_notebook_cases(disk_dir: str) -> list[dict]:
+    """Rows the notebook does not have: ZFP strips and checkpoints, precursor skipping, and
+    strategy='auto' at two budgets (with the disk allowed for the smaller)."""
     auto = lambda budget, disk=None: MemoryOptions(  # noqa: E731
         "auto", budget=budget, disk_budget=disk, boundary=BoundaryOptions(disk_dir=disk_dir),
         ckpt=CkptOptions(disk_dir=disk_dir))
-    return [sweep_case("c · auto 64 MiB", "c", auto("64MiB")),
+    zfp = lambda **kw: MemoryOptions("boundary", boundary=BoundaryOptions(storage_dtype="zfp", **kw))  # noqa: E731
+    return [sweep_case("c · bdy gpu · zfp 1e-4", "c", zfp(zfp_tolerance=1e-4)),
+            sweep_case("c · bdy gpu · zfp rate 16", "c", zfp(zfp_rate=16)),
+            sweep_case("c · bdy gpu · fp32 · skip zeros", "c",
+                       MemoryOptions("boundary", boundary=BoundaryOptions(storage_dtype="fp32", skip_zero_strips=True))),
+            sweep_case("c · chunk-ckpt · zfp 1e-6", "c",
+                       MemoryOptions("ckpt", ckpt=CkptOptions("chunk", chunks=100, storage_dtype="zfp", zfp_tolerance=1e-6))),
+            sweep_case("c · auto 64 MiB", "c", auto("64MiB")),
             sweep_case("c · auto 8 MiB + disk", "c", auto("8MiB", "1GiB"))]
 
 

@@ -1,6 +1,6 @@
 """``sweep-bench``: the seed notebook's memory-strategy comparison in one command, and knob sweeps.
 
-    sweep-bench                                  # the notebook shot, its 21 strategies, one repeat
+    sweep-bench                                  # the notebook shot: its 21 strategies and 6 beyond, one repeat
     sweep-bench --quick --strategies 'c *'       # a small grid, seconds per case
     sweep-bench --peers                          # add Deepwave's storage options (when installed)
     sweep-bench sweep chunks=25,50,100,200 transfer_interval=1,8,64
@@ -22,7 +22,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from .cases import full_storage_case, inert_reason, knob_cases, notebook_cases, parse_knob, planning_cases
+from .cases import full_storage_case, inert_reason, knob_cases, notebook_cases, parse_knob, beyond_notebook_cases
 from .runner import machine_info, reference_label, run_cases, write_setup
 from .speed import NT
 
@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("command", nargs="*", metavar="sweep KNOB=V1,V2",
                    help="nothing: the strategy comparison; 'sweep' and KNOB=values: knob sweeps "
                         "(chunks, count, transfer_interval, storage, storage_dtype, pinned)")
-    p.add_argument("--strategies", nargs="+", default=["*"], metavar="NAME", help="labels or globs (default: all 21)")
+    p.add_argument("--strategies", nargs="+", default=["*"], metavar="NAME",
+                   help="labels or globs (default: all: the notebook's 21 and the 6 beyond it)")
     p.add_argument("--repeat", type=int, default=1, help="runs per case, interleaved; the median time is reported")
     p.add_argument("--nt", type=int, default=None, help=f"time steps (default {NT}; {QUICK_NT} with --quick)")
     p.add_argument("--decimate", type=int, default=None,
@@ -141,7 +142,7 @@ def run(argv: list[str] | None = None) -> dict:
         if knobs:
             groups = [(name, values, _with_references(knob_cases(name, values, disk_dir))) for name, values in knobs]
         else:
-            cases = [c for c in notebook_cases(disk_dir) + planning_cases(disk_dir) if any(fnmatch.fnmatch(c["label"], p) for p in args.strategies)]
+            cases = [c for c in notebook_cases(disk_dir) + beyond_notebook_cases(disk_dir) if any(fnmatch.fnmatch(c["label"], p) for p in args.strategies)]
             if not cases:
                 raise SystemExit(f"sweep-bench: no strategy matches {args.strategies}")
             groups = [(None, None, _with_references(cases + (_peer_cases(disk_dir) if args.peers else [])))]

@@ -132,7 +132,7 @@ class BoundarySaving:
     def _forward_segments(self, stepper: Stepper, ws: Workspace, record: torch.Tensor) -> Tape:
         state = new_state(stepper, ws, "forward_state")
         dtype, nt = state.dtype, stepper.nt
-        dry = bool(getattr(ws, "dry", False))
+        dry = ws.dry
         segments = {e: np.asarray(s) for e, s in stepper.strip_segments.items()}
         index = {e: torch.from_numpy(s.reshape(-1)).to(state.device) for e, s in segments.items()}
         where = {} if isinstance(self.codec, ZFP) else {  # per segment, its values' places in each part
@@ -194,7 +194,7 @@ class BoundarySaving:
     def _backward_segments(self, stepper: Stepper, ws: Workspace, tape: Tape, grad_record: torch.Tensor) -> None:
         fields = ws.allocate("rebuild_fields", stepper.rebuild_shape, tape["fields"].parts[0].dtype)
         fields.copy_(tape["fields"].read(0, 1)[0][0])
-        dry = bool(getattr(ws, "dry", False))
+        dry = ws.dry
         nt, steps = stepper.nt, min(self.interval, stepper.nt)
         ring = ws.allocate("strip_ring", (steps, *stepper.strip_shape), fields.dtype, role="staging")
         snapshots = snapshot_block(stepper, ws, "snapshots", steps, fields)

@@ -32,22 +32,13 @@ class _Growing:
     path: str | None = None
 
     def _account(self, nbytes: int, key: object) -> None:
-        ws, report = self.workspace, self.workspace.report
-        new = Buffer(name=self.name, location=self.location, dtype="uint8", shape=(nbytes,), nbytes=nbytes,
-                     role="stored", path=self.path)
-        old = ws._held.get(key)
-        if old is not None:
-            report.release(old)
-        report.track(new)  # appended; held and peaks grow by the difference
-        if old is not None:  # the grown buffer takes the old one's place in the list
-            report.buffers.pop()
-            report.buffers[next(k for k, b in enumerate(report.buffers) if b is old)] = new
-        ws._held[key] = new
+        self.workspace.hold(key, Buffer(name=self.name, location=self.location, dtype="uint8", shape=(nbytes,),
+                                        nbytes=nbytes, role="stored", path=self.path))
         self.held_bytes = nbytes
 
     @property
     def dry(self) -> bool:
-        return bool(getattr(self.workspace, "dry", False))
+        return self.workspace.dry
 
 
 class MemoryBlobStore(TensorStore, _Growing):
@@ -178,7 +169,7 @@ class FixedBlobs:
 
     @property
     def dry(self) -> bool:
-        return bool(getattr(self.store.workspace, "dry", False))
+        return self.store.workspace.dry
 
     def write_blob(self, i: int, blob: bytes) -> None:
         if self.dry:

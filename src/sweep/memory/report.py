@@ -88,9 +88,14 @@ class MemoryReport:
     _held: dict[str, int] = field(default_factory=dict, repr=False)
 
     # -- tracking (called by the stores) -------------------------------------------------------
-    def track(self, buffer: Buffer) -> Buffer:
-        """Record ``buffer`` as allocated and held from now on."""
-        self.buffers.append(buffer)
+    def track(self, buffer: Buffer, replacing: Buffer | None = None) -> Buffer:
+        """Record ``buffer`` as allocated and held from now on; ``replacing``, a held buffer it grew
+        from (a store whose size follows the data), is released and takes its place in the list."""
+        if replacing is None:
+            self.buffers.append(buffer)
+        else:
+            self.release(replacing)
+            self.buffers[next(k for k, b in enumerate(self.buffers) if b is replacing)] = buffer
         loc = buffer.location
         self._held[loc] = self._held.get(loc, 0) + buffer.nbytes
         self.peak_bytes[loc] = max(self.peak_bytes.get(loc, 0), self._held[loc])

@@ -126,7 +126,7 @@ class ChunkCheckpointing:
         kw = dict(disk_dir=self.disk_dir, option="CkptOptions.storage")
         store = (fixed_store(ws, "checkpoints", self.storage, len(bounds), size, **kw) if self.codec.fixed_rate
                  else blob_store(ws, "checkpoints", self.storage, len(bounds), size * len(bounds), **kw))
-        dry = bool(getattr(ws, "dry", False))
+        dry = ws.dry
         for c, (n0, n1) in enumerate(bounds):
             if not dry:
                 host = state.detach().cpu().numpy().reshape(len(fields), *fields[0])

@@ -263,8 +263,9 @@ class Workspace:
         return fd
 
     def hold(self, key: str, buffer: Buffer) -> None:
-        """Track ``buffer`` (held under ``key``, e.g. its file) until the workspace closes."""
-        self._held[key] = self.report.track(buffer)
+        """Track ``buffer`` (held under ``key``, e.g. its file) until the workspace closes; a buffer
+        already held under ``key`` (a store that grows) is replaced by it."""
+        self._held[key] = self.report.track(buffer, replacing=self._held.get(key))
 
     def close(self) -> None:
         """Release every buffer still held and remove the files and the private directory."""

@@ -2,23 +2,59 @@
 
 Metadata lives in pyproject.toml; this file only adds the C kernels. The extension is optional: without
 a C compiler with OpenMP the install still succeeds and ``sweep`` falls back to impl='eager'.
-Set ``SWEEP_PORTABLE=1`` to build without ``-march=native`` (e.g. for a wheel run on other machines).
+Set ``SWEEP_PORTABLE=1`` to build without ``-march=native`` (e.g. for a wheel run on other machines): on
+x86-64 the kernels are then compiled for baseline x86-64, AVX2 + FMA and AVX-512, and the best one the CPU
+supports is picked at run time (``sweep.propagator.c.code_path()``).
 """
 import os
+import platform
+from concurrent.futures import ThreadPoolExecutor
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 # 512-bit vectors where the machine has them: the stencil loops are compute-bound in cache, and gcc
 # otherwise prefers 256-bit ones on AVX-512 machines.
-native = [] if os.environ.get("SWEEP_PORTABLE") else ["-march=native", "-mprefer-vector-width=512"]
+portable = bool(os.environ.get("SWEEP_PORTABLE"))
+native = [] if portable else ["-march=native", "-mprefer-vector-width=512"]
+dispatch = [("SWEEP_DISPATCH", "1")] if portable and platform.machine().lower() in ("x86_64", "amd64") else []
+
+C = "src/sweep/propagator/c/"
+sources = [C + "acoustic.c"]
+if dispatch:  # one translation unit per code path, compiled in parallel
+    sources += [C + "acoustic_avx512.c", C + "acoustic_avx2.c", C + "acoustic_baseline.c"]
+
+
+class ParallelBuildExt(build_ext):
+    """Compiles an extension's sources in parallel (the portable build has one per code path)."""
+
+    def build_extension(self, ext):
+        compiler = self.compiler
+        original = compiler.compile
+
+        def compile_parallel(sources, *args, **kwargs):
+            if len(sources) < 2:
+                return original(sources, *args, **kwargs)
+            with ThreadPoolExecutor(max_workers=min(len(sources), os.cpu_count() or 1)) as pool:
+                parts = list(pool.map(lambda src: original([src], *args, **kwargs), sources))
+            return [obj for part in parts for obj in part]
+
+        compiler.compile = compile_parallel
+        try:
+            super().build_extension(ext)
+        finally:
+            compiler.compile = original
+
 
 setup(
+    cmdclass={"build_ext": ParallelBuildExt},
     ext_modules=[
         Extension(
             "sweep.propagator.c._sweep_acoustic",
-            sources=["src/sweep/propagator/c/acoustic.c"],
-            depends=["src/sweep/propagator/c/acoustic_impl.h", "src/sweep/propagator/c/acoustic_adjoint.h",
-                     "src/sweep/propagator/c/acoustic_retreat.h"],
+            sources=sources,
+            depends=[C + name for name in ("acoustic_common.h", "acoustic_impl.h", "acoustic_adjoint.h",
+                                           "acoustic_retreat.h", "acoustic_instance.h")],
+            define_macros=dispatch,
             extra_compile_args=["-O3", "-funroll-loops", "-fopenmp", "-std=gnu11", *native],
             extra_link_args=["-fopenmp"],
             optional=True,

@@ -7,12 +7,26 @@ timed when installed; its source amplitude scaling differs from sweep's, which d
 
 Repeats of the contenders are interleaved (the machine is noisy) and the median is reported, with
 physical cell updates per second (nz * nx * nt / seconds) and the ratio to Deepwave's time.
+
+Devito (``pip install devito``, optional) is timed with its own seismic example classes
+(``examples.seismic``: ``Model`` with a 20-cell damping layer, ``AcquisitionGeometry``, ``AcousticWaveSolver``)
+on the same grid, space order, time step and shot; its operator is compiled in a warm-up call that is not
+timed. Its wall time is the comparison; the kernel time its performance summary reports is shown beside it.
+
+Further sections (``--sections``): ``loaded`` times sweep's forward while another process runs a 2-thread
+sweep forward of the same shot (the ratio to the quiet time is the point); ``shots`` reports forward shots
+per second at several shot counts and forward+backward with chunk checkpointing, against Deepwave. The
+sweep forward is also reported in GFLOP/s (a nominal ``6 r + 9`` flops per padded cell and step, the
+interior stencil's) against the peak of a short FMA microbenchmark on the same threads.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 import warnings
 from typing import Callable
@@ -95,6 +109,121 @@ def deepwave_available() -> bool:
     return True
 
 
+def multi_shot(shot: dict, nshots: int) -> dict:
+    """``nshots`` copies of the seed shot with sources spread along row 2 (same receivers)."""
+    nx = shot["vp"].shape[1]
+    xs = np.linspace(nx // 8, nx - 1 - nx // 8, nshots).round().astype(np.int64) if nshots > 1 else [nx // 2]
+    return dict(shot, sources=np.array([[[x, 2]] for x in xs], dtype=np.int64),
+                receivers=np.repeat(shot["receivers"], nshots, 0),
+                wavelet=shot["wavelet"].view(1, 1, -1).expand(nshots, 1, -1).contiguous())
+
+
+def sweep_shots_runner(shot: dict, nt: int, backward: bool, **options) -> Callable[[], None]:
+    """sweep impl='c' on a :func:`multi_shot` shot; ``options`` go to :class:`PropTorch`."""
+    prop = seed_propagator(shot, nt, impl="c", **options)
+
+    def run() -> None:
+        vp = shot["vp"].clone().requires_grad_(backward)
+        with torch.set_grad_enabled(backward):
+            data = prop(shot["wavelet"], shot["sources"], shot["receivers"], [vp])
+            if backward:
+                (data**2).sum().backward()
+
+    return run
+
+
+def deepwave_shots_runner(shot: dict, nt: int, backward: bool) -> Callable[[], None]:
+    """Deepwave on a :func:`multi_shot` shot (its default storage)."""
+    import deepwave
+
+    src = torch.from_numpy(shot["sources"][..., ::-1].copy())
+    rec = torch.from_numpy(shot["receivers"][..., ::-1].copy())
+
+    def run() -> None:
+        vp = shot["vp"].clone().requires_grad_(backward)
+        with torch.set_grad_enabled(backward):
+            out = deepwave.scalar(vp, shot["dh"], DT, source_amplitudes=shot["wavelet"], source_locations=src,
+                                  receiver_locations=rec, accuracy=ORDER, pml_width=ABCN,
+                                  pml_freq=FREQ).receiver_amplitudes
+            if backward:
+                (out**2).sum().backward()
+
+    return run
+
+
+def devito_missing() -> str | None:
+    """Why Devito cannot be timed (None when it can)."""
+    try:
+        import devito  # noqa: F401
+        from examples.seismic import AcquisitionGeometry, Model  # noqa: F401
+        from examples.seismic.acoustic import AcousticWaveSolver  # noqa: F401
+    except ImportError as exc:
+        return f"devito or its examples.seismic package is not installed ({exc}); `pip install devito`"
+    return None
+
+
+def devito_runner(shot: dict, nt: int, threads: int) -> tuple[Callable[[], None], list[float]]:
+    """Devito's acoustic example solver on the seed shot: same grid and spacing, space order, 20-cell
+    absorbing layer (Devito's damping mask), dt, source and receivers; OpenMP on ``threads`` threads. Returns
+    (run, kernel_seconds): each run appends the kernel time of Devito's performance summary. The operator is
+    compiled here (one untimed call)."""
+    os.environ.setdefault("DEVITO_LANGUAGE", "openmp")
+    os.environ.setdefault("DEVITO_LOGGING", "ERROR")
+    import devito
+    from examples.seismic import AcquisitionGeometry, Model
+    from examples.seismic.acoustic import AcousticWaveSolver
+
+    devito.configuration["language"] = "openmp"
+    devito.configuration["log-level"] = "ERROR"
+    vp = shot["vp"].numpy().T.astype(np.float32) / 1000.0  # Devito: (x, z), km/s
+    nx, nz = vp.shape
+    dh = float(shot["dh"])
+    model = Model(vp=vp, origin=(0.0, 0.0), spacing=(dh, dh), shape=(nx, nz), space_order=ORDER, nbl=ABCN,
+                  bcs="damp", dtype=np.float32)
+    src = (shot["sources"].reshape(-1, 2) * dh).astype(np.float32)
+    rec = (shot["receivers"].reshape(-1, 2) * dh).astype(np.float32)
+    dt_ms = DT * 1000.0
+    geometry = AcquisitionGeometry(model, rec, src, t0=0.0, tn=(nt - 1) * dt_ms, f0=FREQ / 1000.0,
+                                   src_type="Ricker", t0w=DELAY * 1000.0).resample(dt_ms)
+    solver = AcousticWaveSolver(model, geometry, space_order=ORDER)
+    kernel: list[float] = []
+
+    def run() -> None:
+        _, _, summary = solver.forward(dt=dt_ms, nthreads=threads)
+        kernel.append(sum(entry.time for entry in summary.values()))
+
+    run()  # compiles the operator (not timed)
+    kernel.clear()
+    return run, kernel
+
+
+def _load_worker(nt: int) -> None:
+    """Body of the load process: 2-thread sweep forwards of the seed shot until killed."""
+    torch.set_num_threads(2)
+    warnings.filterwarnings("ignore", message="only .* grid points per shortest wavelength")
+    run = sweep_runner("c", seed_shot(nt), nt, False)
+    run()
+    print("ready", flush=True)
+    while True:
+        run()
+
+
+def start_load(nt: int) -> subprocess.Popen:
+    """Another process running 2-thread sweep forwards of the seed shot (warm when this returns)."""
+    code = f"from sweep.bench.speed import _load_worker; _load_worker({nt})"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    return proc
+
+
+def flops_per_cell() -> int:
+    """Nominal flops of the interior stencil per padded cell and step (order ORDER): 2 (3 r + 1) for the two
+    second derivatives, 3 to scale and add them, 4 for the leapfrog update."""
+    r = ORDER // 2
+    return 6 * r + 9
+
+
 def save_result(rows: list[dict], shape: tuple[int, int], nt: int, path: str | None) -> dict:
     """The benchmark's result (grid, nt, threads, rows), also written as JSON to ``path`` when given."""
     result = dict(shape=list(shape), nt=nt, threads=torch.get_num_threads(), rows=rows)
@@ -125,38 +254,125 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--eager-repeats", type=int, default=1,
                         help="timed repeats of impl='eager' (slow); 0 skips it")
     parser.add_argument("--no-deepwave", action="store_true", help="skip Deepwave even if installed")
+    parser.add_argument("--no-devito", action="store_true", help="skip Devito even if installed")
+    parser.add_argument("--sections", default="quiet",
+                        help="comma-separated: quiet (seed shot forward and forward+backward), loaded (forward "
+                             "beside another 2-thread sweep process), shots (throughput); default quiet")
+    parser.add_argument("--shots", default="1,8,32", help="shot counts of the shots section (default 1,8,32)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="only .* grid points per shortest wavelength")
+    sections = {x.strip() for x in args.sections.split(",") if x.strip()}
+    unknown = sections - {"quiet", "loaded", "shots"}
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}")
+    from ..propagator.c import code_path, fma_peak
 
+    threads = torch.get_num_threads()
     shot = seed_shot(args.nt)
     nz, nx = shot["vp"].shape
     updates = nz * nx * args.nt
+    padded = (nz + 2 * ABCN) * (nx + 2 * ABCN)
     use_deepwave = not args.no_deepwave and deepwave_available()
-    rows = []
-    for mode, backward in (("forward", False), ("forward+backward", True)):
-        contenders: dict[str, tuple[Callable[[], None], int]] = {
-            "sweep c": (sweep_runner("c", shot, args.nt, backward), args.repeats)}
-        if args.eager_repeats > 0:
-            contenders["sweep eager"] = (sweep_runner("eager", shot, args.nt, backward), args.eager_repeats)
-        if use_deepwave:
-            contenders["deepwave"] = (deepwave_runner(shot, args.nt, backward), args.repeats)
-        times = measure(contenders, args.repeats)
-        reference = statistics.median(times["deepwave"]) if use_deepwave else None
-        for name, ts in times.items():
-            seconds = statistics.median(ts)
-            rows.append(dict(contender=name, mode=mode, seconds=seconds, repeats=len(ts), all_seconds=ts,
-                             cell_updates_per_s=updates / seconds,
-                             ratio_to_deepwave=None if reference is None else seconds / reference))
+    if not use_deepwave:
+        print("deepwave: skipped (" + ("--no-deepwave" if args.no_deepwave else "not installed") + ")")
+    devito_reason = "--no-devito" if args.no_devito else devito_missing()
+    if devito_reason:
+        print(f"devito: skipped ({devito_reason})")
+    rows: list[dict] = []
+    extra: dict = dict(code_path=code_path())
+    peak = fma_peak(threads)
+    extra["fma_peak_gflops"] = peak / 1e9
+
+    if "quiet" in sections:
+        for mode, backward in (("forward", False), ("forward+backward", True)):
+            contenders: dict[str, tuple[Callable[[], None], int]] = {
+                "sweep c": (sweep_runner("c", shot, args.nt, backward), args.repeats)}
+            if args.eager_repeats > 0:
+                contenders["sweep eager"] = (sweep_runner("eager", shot, args.nt, backward), args.eager_repeats)
+            if use_deepwave:
+                contenders["deepwave"] = (deepwave_runner(shot, args.nt, backward), args.repeats)
+            kernel: list[float] | None = None
+            if not backward and not devito_reason:
+                run, kernel = devito_runner(shot, args.nt, threads)
+                contenders["devito"] = (run, args.repeats)
+            times = measure(contenders, args.repeats)
+            if kernel is not None:
+                del kernel[0]  # measure()'s warm-up call
+            reference = statistics.median(times["deepwave"]) if use_deepwave else None
+            devito_wall = statistics.median(times["devito"]) if "devito" in times else None
+            for name, ts in times.items():
+                seconds = statistics.median(ts)
+                row = dict(section="quiet", contender=name, mode=mode, seconds=seconds, repeats=len(ts),
+                           all_seconds=ts, cell_updates_per_s=updates / seconds,
+                           ratio_to_deepwave=None if reference is None else seconds / reference,
+                           ratio_to_devito=None if devito_wall is None else seconds / devito_wall)
+                if name == "devito" and kernel:
+                    row["kernel_seconds"] = statistics.median(kernel)
+                if name == "sweep c" and not backward:
+                    row["gflops"] = padded * args.nt * flops_per_cell() / seconds / 1e9
+                    row["fraction_of_peak"] = row["gflops"] * 1e9 / peak
+                rows.append(row)
+
+    if "loaded" in sections:
+        run = sweep_runner("c", shot, args.nt, False)
+        quiet = measure({"q": (run, args.repeats)}, args.repeats)["q"]
+        load = start_load(args.nt)
+        try:
+            loaded = measure({"l": (run, args.repeats)}, args.repeats)["l"]
+        finally:
+            load.kill()
+            load.wait()
+        again = measure({"q": (run, args.repeats)}, args.repeats)["q"]
+        q = statistics.median(quiet + again)
+        lo = statistics.median(loaded)
+        rows.append(dict(section="loaded", contender="sweep c", mode="forward quiet", seconds=q, repeats=len(quiet) * 2,
+                         all_seconds=quiet + again))
+        rows.append(dict(section="loaded", contender="sweep c", mode="forward loaded", seconds=lo, repeats=len(loaded),
+                         all_seconds=loaded, ratio_to_quiet=lo / q))
+
+    if "shots" in sections:
+        counts = [int(c) for c in args.shots.split(",") if c.strip()]
+        cases = [(n, False, {"use_ckpt": False}) for n in counts] + [(8, True, {"use_ckpt": True})]
+        for n, backward, options in cases:
+            multi = multi_shot(shot, n)
+            mode = f"{n} shots " + ("forward+backward (chunks)" if backward else "forward")
+            contenders = {"sweep c": (sweep_shots_runner(multi, args.nt, backward, **options), args.repeats)}
+            if use_deepwave:
+                contenders["deepwave"] = (deepwave_shots_runner(multi, args.nt, backward), args.repeats)
+            reps = max(3, args.repeats if n <= 8 else 3)
+            times = measure(contenders, reps)
+            reference = statistics.median(times["deepwave"]) if use_deepwave else None
+            for name, ts in times.items():
+                seconds = statistics.median(ts)
+                rows.append(dict(section="shots", contender=name, mode=mode, nshots=n, seconds=seconds,
+                                 repeats=len(ts), all_seconds=ts, shots_per_s=n / seconds,
+                                 ratio_to_deepwave=None if reference is None else seconds / reference))
 
     print(f"seed shot: {nz}x{nx} physical cells, nt={args.nt}, space order {ORDER}, abcn={ABCN}, "
-          f"{torch.get_num_threads()} threads, {args.repeats} repeats (median)")
-    print(f"{'contender':<13} {'mode':<17} {'seconds':>9} {'G cells/s':>10} {'x deepwave':>11} {'n':>3}")
+          f"{threads} threads, {args.repeats} repeats (median); sweep c code path: {extra['code_path']}; "
+          f"FMA peak {peak / 1e9:.1f} GFLOP/s")
+    print(f"{'section':<7} {'contender':<12} {'mode':<34} {'seconds':>8} {'x deepwave':>10} {'x devito':>9} "
+          f"{'other':>28}")
     for row in rows:
-        ratio = "-" if row["ratio_to_deepwave"] is None else f"{row['ratio_to_deepwave']:.2f}"
-        print(f"{row['contender']:<13} {row['mode']:<17} {row['seconds']:>9.3f} "
-              f"{row['cell_updates_per_s'] / 1e9:>10.3f} {ratio:>11} {row['repeats']:>3}")
-    return save_result(rows, (nz, nx), args.nt, args.json)
+        ratio = lambda key: "-" if row.get(key) is None else f"{row[key]:.2f}"  # noqa: E731
+        other = ""
+        if "kernel_seconds" in row:
+            other = f"kernel {row['kernel_seconds']:.3f} s"
+        if "gflops" in row:
+            other = f"{row['gflops']:.1f} GFLOP/s = {100 * row['fraction_of_peak']:.0f}% peak"
+        if "ratio_to_quiet" in row:
+            other = f"{row['ratio_to_quiet']:.2f} x quiet"
+        if "shots_per_s" in row:
+            other = f"{row['shots_per_s']:.2f} shots/s"
+        print(f"{row['section']:<7} {row['contender']:<12} {row['mode']:<34} {row['seconds']:>8.3f} "
+              f"{ratio('ratio_to_deepwave'):>10} {ratio('ratio_to_devito'):>9} {other:>28}")
+    result = save_result(rows, (nz, nx), args.nt, None)
+    result.update(extra)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return result
 
 
 if __name__ == "__main__":

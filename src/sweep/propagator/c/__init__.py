@@ -19,10 +19,10 @@ import torch
 from ...equations.stencils import FIRST_DERIVATIVE, SECOND_DERIVATIVE
 from ..setup import Problem
 
-__all__ = ["CAcousticStepper", "build_instructions", "library_available", "load_error"]
+__all__ = ["CAcousticStepper", "build_instructions", "code_path", "fma_peak", "library_available", "load_error"]
 
 _LIB_NAME = "_sweep_acoustic"
-_ABI_VERSION = 3  # must match sweep_abi_version() in acoustic.c
+_ABI_VERSION = 4  # must match sweep_abi_version() in acoustic.c
 NFIELDS = 6
 #: Fewest grid cells (over all shots) per OpenMP thread. A step has several barriers; on tiny grids a
 #: second thread costs more in synchronisation than it saves, and on a busy machine a spinning barrier
@@ -79,6 +79,10 @@ def _find_library() -> Path | None:
 
 def _declare(lib: ctypes.CDLL) -> None:
     ptr = ctypes.c_void_p
+    lib.sweep_code_path.argtypes = []
+    lib.sweep_code_path.restype = ctypes.c_char_p
+    lib.sweep_fma_peak.argtypes = [ctypes.c_int, ctypes.c_int64]
+    lib.sweep_fma_peak.restype = ctypes.c_double
     for sfx in ("f32", "f64"):
         fwd = getattr(lib, f"sweep_acoustic_forward_{sfx}")
         fwd.argtypes = [ctypes.POINTER(_Problem), ptr, ctypes.c_int64, ctypes.c_int64, ptr, ptr, ptr, ctypes.c_int]
@@ -131,6 +135,23 @@ def load_error() -> str | None:
     """Why the compiled back-end is unavailable, or None when it loads."""
     library_available()
     return _error
+
+
+def code_path() -> str | None:
+    """The kernels' code path: ``'native (avx2)'`` etc. for the default ``-march=native`` build; for a
+    portable build (``SWEEP_PORTABLE=1``) the one picked at run time, ``'avx512'``, ``'avx2'`` or
+    ``'baseline'`` (``SWEEP_ISA=avx2|baseline`` forces a lower one). None when the library is not built."""
+    lib = _load() if library_available() else None
+    return None if lib is None else lib.sweep_code_path().decode()
+
+
+def fma_peak(threads: int, iters: int = 20_000_000) -> float:
+    """Measured peak float32 FMA throughput (flop/s) of the kernels' code path on ``threads`` threads: a
+    short microbenchmark of independent vector FMA chains (about ``iters`` x 12 FMAs per thread)."""
+    lib = _load()
+    if lib is None:
+        raise RuntimeError(f"impl='c' is not available: {_error}")
+    return float(lib.sweep_fma_peak(int(threads), int(iters)))
 
 
 def _interior(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int]:

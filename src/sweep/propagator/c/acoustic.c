@@ -9,263 +9,104 @@
  * `sweep_`; helpers are static (a global called `step` would resolve to libc's legacy step() when loaded
  * through ctypes).
  */
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <xmmintrin.h>
+#include "acoustic_common.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-/* One propagation problem, shared by both precisions. Arrays are C-contiguous; `real` arrays are in
- * the kernel's precision (float or double); coefficients are double and rounded once to `real`, as
- * PyTorch rounds a Python float multiplying a float32 tensor. */
-typedef struct {
-    int64_t nshots, nz, nx;          /* padded grid (NZ, NX) and shots */
-    int64_t nsrc, nrec, nt;
-    int64_t radius;                  /* stencil half-width r, 1..4 */
-    int64_t xa, xb, za, zb;          /* PML-free interior (a = 0, b = 1): columns [xa, xb), rows [za, zb) */
-    double c1[4];                    /* first derivative, offsets 1..r (1/dh) */
-    double c2[5];                    /* second derivative, offsets 0..r (1/dh^2) */
-    double inv_dh, inv_dh2;
-    const void *w;                   /* (NZ, NX) v^2 dt^2 */
-    const void *ax, *bx;             /* (NX,) C-PML coefficients */
-    const void *az, *bz;             /* (NZ,) */
-    const void *wavelet;             /* (nshots, nsrc, nt) */
-    const int64_t *src_z, *src_x;    /* (nshots, nsrc) padded-grid indices */
-    const int64_t *rec_z, *rec_x;    /* (nshots, nrec) */
-    int64_t ptop, pleft, pnz, pnx;   /* physical window of the padded grid (the snapshot's grid) */
-    /* Sources / receivers by row: those of padded row i of shot s are src_order[src_ptr[s*NZ+i] ..
-     * src_ptr[s*NZ+i+1]) (flat indices q = s*nsrc + k, ascending), likewise rec_*. */
-    const int64_t *src_ptr, *src_order;   /* (nshots*NZ + 1,), (nshots*nsrc,) */
-    const int64_t *rec_ptr, *rec_order;   /* (nshots*NZ + 1,), (nshots*nrec,) */
-    /* Boundary strip: flat indices i*pnx + j into the physical grid, ascending (grid.strip_cells()). */
-    const int64_t *strip_idx;
-    int64_t nstrip;
-} sweep_problem;
-
-static inline int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-/* Flush subnormals to zero (FTZ | DAZ): decaying wavefield tails are otherwise ~3x slower on x86.
- * Each OpenMP thread sets its own MXCSR and restores the value it found. */
-#define SWEEP_FTZ_DAZ 0x8040u
-
-static inline unsigned int enter_ftz(void) {
-    unsigned int old = _mm_getcsr();
-    _mm_setcsr(old | SWEEP_FTZ_DAZ);
-    return old;
-}
-
-static inline void leave_ftz(unsigned int old) { _mm_setcsr(old); }
-
-/* Column (or row) segments of one line of the grid, [lo, hi) being its absorption-free range (empty when
- * there is none): [0,s1) touches the outer edge (bounds-checked stencils), [s1,p1) and [p2,s4) lie
- * within r cells of an absorbing layer (C-PML terms), [p1,p2) is the branch-free centre. The cells that
- * need C-PML terms are exactly those with index < c0 or >= c1: not the edge cells on a side without a
- * layer (a free surface, abcn = 0), whose zero C-PML terms would still change the rounding (gcc fuses
- * other products into FMAs) and so the reverse-time rebuild's match with the forward. */
-typedef struct { int64_t s1, p1, p2, s4, c0, c1; } segments;
-
-static inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
-
-static segments make_segments(int64_t n, int64_t r, int64_t lo, int64_t hi) {
-    segments s;
-    s.s1 = r < n ? r : n;
-    s.s4 = n - r > s.s1 ? n - r : s.s1;
-    s.p1 = clamp64(lo + r, s.s1, s.s4);
-    s.p2 = clamp64(hi - r, s.p1, s.s4);
-    s.c0 = (lo == 0 && lo < hi) ? 0 : lo + r;
-    s.c1 = (hi == n && lo < hi) ? n : hi - r;
-    return s;
-}
-
-/* Whether the ascending array a[0..n) holds v. */
-static inline int sorted_contains(const int64_t *a, int64_t n, int64_t v) {
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        const int64_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < v)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && a[lo] == v;
-}
-
-/* ---- work split and synchronisation ----------------------------------------------------------------
+/* ---- code paths -------------------------------------------------------------------------------------
  *
- * A call splits its work once: with nshots >= threads, each thread takes a contiguous range of whole
- * shots and runs every step of each of them with no synchronisation at all; with fewer shots, each
- * shot's rows are cut into bands, one per thread. A band's boundary rows lie in the z-interior
- * [za + r, zb - r], so that no C-PML auxiliary (psi_z, zeta_z or their adjoints) is read across a band
- * boundary: they are zero there and never written. Across a boundary a step reads only the neighbour's
- * wavefield of the previous step, so the only dependency is "my neighbours have finished step k - 1",
- * checked with a per-thread progress counter (no barrier over all threads). A waiting thread spins for
- * a few microseconds, then sleeps on a futex: on a loaded machine it hands its core to whoever needs it
- * instead of burning its time slice (libgomp's barriers spin unless OMP_WAIT_POLICY=passive, which is
- * read once when the runtime starts, at `import torch`, too early for sweep to set).
- *
- * Every cell's arithmetic is the same whatever the split, so results do not depend on it. */
-typedef struct {
-    int64_t s0, s1;  /* shots [s0, s1) */
-    int64_t a, b;    /* rows [a, b) of each */
-    int up, down;    /* neighbour threads sharing the shot (bands above / below), or -1 */
-} sweep_part;
+ * The default build (-march=native) compiles one instance of the kernels for the build machine. A
+ * portable build (SWEEP_PORTABLE=1, which defines SWEEP_DISPATCH) compiles three, for x86-64 baseline,
+ * AVX2 + FMA and AVX-512 (512-bit vectors), and picks one per process at the first call from what the
+ * CPU supports; SWEEP_ISA=baseline|avx2 forces a lower one (a higher one than the CPU has is ignored).
+ * The forward and the rebuild always run the same instance, so the rebuild repeats the forward's rounding;
+ * the paths differ from each other by FMA contraction and vector width only (rounding, not arithmetic). */
+#if defined(SWEEP_DISPATCH) && defined(__x86_64__) && defined(__GNUC__)
+/* The instances live in acoustic_avx512.c, acoustic_avx2.c and acoustic_baseline.c (compiled in parallel). */
+#define DECLARE(p)                                                                                         \
+    int sweep_acoustic_forward_f32_##p(const sweep_problem *, float *, int64_t, int64_t, float *, float *,  \
+                                       float *, int);                                                      \
+    int sweep_acoustic_forward_f64_##p(const sweep_problem *, double *, int64_t, int64_t, double *, double *, \
+                                       double *, int);                                                     \
+    int sweep_acoustic_adjoint_f32_##p(const sweep_problem *, float *, const float *, int64_t, int64_t,     \
+                                       const float *, float *, float *, int);                              \
+    int sweep_acoustic_adjoint_f64_##p(const sweep_problem *, double *, const double *, int64_t, int64_t,   \
+                                       const double *, double *, double *, int);                           \
+    int sweep_acoustic_retreat_f32_##p(const sweep_problem *, float *, const float *, int64_t, int64_t,     \
+                                       float *, int);                                                      \
+    int sweep_acoustic_retreat_f64_##p(const sweep_problem *, double *, const double *, int64_t, int64_t,   \
+                                       double *, int);                                                     \
+    double sweep_fma_peak_##p(int, int64_t);
+DECLARE(avx512)
+DECLARE(avx2)
+DECLARE(baseline)
 
-/* The split of nshots shots of nz rows over nthreads threads (see above); rows [lo, hi] are where a band
- * boundary may lie. Threads without work get an empty shot range. */
-static void make_plan(int64_t ns, int64_t nz, int nthreads, int64_t lo, int64_t hi, sweep_part *plan) {
-    for (int t = 0; t < nthreads; t++) {
-        plan[t].s0 = plan[t].s1 = 0;
-        plan[t].a = 0;
-        plan[t].b = nz;
-        plan[t].up = plan[t].down = -1;
+enum { SWEEP_BASELINE = 0, SWEEP_AVX2 = 1, SWEEP_AVX512 = 2 };
+
+static int sweep_isa(void) {
+    static int isa = -1;
+    if (isa < 0) {
+        __builtin_cpu_init();
+        int best = SWEEP_BASELINE;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = SWEEP_AVX2;
+        if (best == SWEEP_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+            best = SWEEP_AVX512;
+        const char *e = getenv("SWEEP_ISA");
+        int want = best;
+        if (e && !strcmp(e, "baseline")) want = SWEEP_BASELINE;
+        if (e && !strcmp(e, "avx2")) want = SWEEP_AVX2;
+        isa = want < best ? want : best;
     }
-    if (ns >= nthreads) {
-        for (int t = 0; t < nthreads; t++) {
-            plan[t].s0 = t * ns / nthreads;
-            plan[t].s1 = (t + 1) * ns / nthreads;
-        }
-        return;
-    }
-    for (int64_t s = 0; s < ns; s++) {
-        const int t0 = (int)(s * nthreads / ns), t1 = (int)((s + 1) * nthreads / ns);
-        int m = t1 - t0 > 64 ? 64 : t1 - t0;
-        int64_t cut[65];
-        for (;;) { /* m bands with strictly increasing boundaries inside [lo, hi], or fewer */
-            int ok = 1;
-            cut[0] = 0;
-            cut[m] = nz;
-            for (int k = 1; k < m; k++) {
-                cut[k] = clamp64(k * nz / m, lo, hi);
-                if (cut[k] <= cut[k - 1] || lo > hi) ok = 0;
-            }
-            if (ok || m == 1) break;
-            m--;
-        }
-        for (int k = 0; k < m; k++) {
-            sweep_part *p = plan + t0 + k;
-            p->s0 = s;
-            p->s1 = s + 1;
-            p->a = cut[k];
-            p->b = cut[k + 1];
-            p->up = k > 0 ? t0 + k - 1 : -1;
-            p->down = k + 1 < m ? t0 + k + 1 : -1;
-        }
-    }
+    return isa;
 }
 
-/* Per-thread progress: steps finished in this call. One cache line each. */
-typedef struct {
-    int done, waiters;
-    char pad[56];
-} __attribute__((aligned(64))) sweep_progress;
-
-#ifdef __linux__
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-#endif
-#include <limits.h>
-#include <sched.h>
-#include <x86intrin.h>
-
-/* Spin budget before sleeping, in TSC ticks (~20 us at 2.5 GHz); SWEEP_SPIN_TICKS overrides it. */
-static int64_t spin_ticks(void) {
-    static int64_t ticks = -1;
-    if (ticks < 0) {
-        const char *e = getenv("SWEEP_SPIN_TICKS");
-        ticks = e ? atoll(e) : 50000;
-    }
-    return ticks;
+const char *sweep_code_path(void) {
+    static const char *names[] = {"baseline", "avx2", "avx512"};
+    return names[sweep_isa()];
 }
 
-static void progress_post(sweep_progress *p, int v) {
-    __atomic_store_n(&p->done, v, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&p->waiters, __ATOMIC_SEQ_CST)) {
-#ifdef __linux__
-        syscall(SYS_futex, &p->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-#endif
+#define DISPATCH(name, params, args)                                                                      \
+    int name params {                                                                                     \
+        switch (sweep_isa()) {                                                                            \
+        case SWEEP_AVX512: return name##_avx512 args;                                                     \
+        case SWEEP_AVX2: return name##_avx2 args;                                                         \
+        default: return name##_baseline args;                                                             \
+        }                                                                                                 \
+    }
+#define FWD_PARAMS(R) (const sweep_problem *P, R *state, int64_t n0, int64_t n1, R *record, R *keep, R *strips, \
+                       int nthreads)
+#define ADJ_PARAMS(R) (const sweep_problem *P, R *adj, const R *kept, int64_t n0, int64_t n1, const R *grad_rec, \
+                       R *grad_w, R *grad_wavelet, int nthreads)
+#define BACK_PARAMS(R) (const sweep_problem *P, R *fields, const R *strips, int64_t n0, int64_t n1, R *keep, \
+                        int nthreads)
+DISPATCH(sweep_acoustic_forward_f32, FWD_PARAMS(float), (P, state, n0, n1, record, keep, strips, nthreads))
+DISPATCH(sweep_acoustic_forward_f64, FWD_PARAMS(double), (P, state, n0, n1, record, keep, strips, nthreads))
+DISPATCH(sweep_acoustic_adjoint_f32, ADJ_PARAMS(float), (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads))
+DISPATCH(sweep_acoustic_adjoint_f64, ADJ_PARAMS(double), (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads))
+DISPATCH(sweep_acoustic_retreat_f32, BACK_PARAMS(float), (P, fields, strips, n0, n1, keep, nthreads))
+DISPATCH(sweep_acoustic_retreat_f64, BACK_PARAMS(double), (P, fields, strips, n0, n1, keep, nthreads))
+
+double sweep_fma_peak(int nthreads, int64_t iters) {
+    switch (sweep_isa()) {
+    case SWEEP_AVX512: return sweep_fma_peak_avx512(nthreads, iters);
+    case SWEEP_AVX2: return sweep_fma_peak_avx2(nthreads, iters);
+    default: return sweep_fma_peak_baseline(nthreads, iters);
     }
 }
-
-/* Wait until p->done >= v: spin, then sleep (futex; elsewhere sched_yield). */
-static void progress_wait(sweep_progress *p, int v, int64_t budget) {
-    if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) >= v) return;
-    const uint64_t t0 = __rdtsc();
-    while ((int64_t)(__rdtsc() - t0) < budget) {
-        for (int k = 0; k < 16; k++) _mm_pause();
-        if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) >= v) return;
-    }
-    for (;;) {
-        __atomic_fetch_add(&p->waiters, 1, __ATOMIC_SEQ_CST);
-        const int cur = __atomic_load_n(&p->done, __ATOMIC_SEQ_CST);
-        if (cur < v) {
-#ifdef __linux__
-            struct timespec ts = {0, 2000000}; /* 2 ms: a safety net; posts wake sleepers */
-            syscall(SYS_futex, &p->done, FUTEX_WAIT_PRIVATE, cur, &ts, NULL, 0);
 #else
-            sched_yield();
+#define ISA(name) name
+#include "acoustic_instance.h"
+#undef ISA
+
+const char *sweep_code_path(void) {
+#if defined(__AVX512F__)
+    return "native (avx512)";
+#elif defined(__AVX2__)
+    return "native (avx2)";
+#else
+    return "native";
 #endif
-        }
-        __atomic_fetch_sub(&p->waiters, 1, __ATOMIC_SEQ_CST);
-        if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) >= v) return;
-    }
 }
-
-/* Wait for the neighbours of `part` to have finished v steps. */
-static inline void wait_neighbours(sweep_progress *prog, const sweep_part *part, int v, int64_t budget) {
-    if (part->up >= 0) progress_wait(prog + part->up, v, budget);
-    if (part->down >= 0) progress_wait(prog + part->down, v, budget);
-}
-
-/* Plan and progress counters of one call (free with free()). */
-typedef struct {
-    sweep_part *plan;
-    sweep_progress *prog;
-} sweep_sched;
-
-static int sched_alloc(sweep_sched *s, int64_t ns, int64_t nz, int nthreads, int64_t lo, int64_t hi) {
-    s->plan = (sweep_part *)malloc((size_t)nthreads * sizeof(sweep_part));
-    s->prog = (sweep_progress *)aligned_alloc(64, (size_t)nthreads * sizeof(sweep_progress));
-    if (!s->plan || !s->prog) {
-        free(s->plan);
-        free(s->prog);
-        return 1;
-    }
-    memset(s->prog, 0, (size_t)nthreads * sizeof(sweep_progress));
-    make_plan(ns, nz, nthreads, lo, hi, s->plan);
-    return 0;
-}
-
-static void sched_free(sweep_sched *s) {
-    free(s->plan);
-    free(s->prog);
-}
-
-#define REAL float
-#define SFX(name) name##_f32
-#include "acoustic_impl.h"
-#include "acoustic_adjoint.h"
-#include "acoustic_retreat.h"
-#undef REAL
-#undef SFX
-
-#define REAL double
-#define SFX(name) name##_f64
-#include "acoustic_impl.h"
-#include "acoustic_adjoint.h"
-#include "acoustic_retreat.h"
-#undef REAL
-#undef SFX
+#endif
 
 /* ABI version, checked by the Python loader so that a stale build is reported instead of misused. */
-int sweep_abi_version(void) { return 3; }
+int sweep_abi_version(void) { return 4; }

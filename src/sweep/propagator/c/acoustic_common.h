@@ -1,0 +1,247 @@
+/* Shared declarations and helpers of the compiled kernels (see acoustic.c), included by every translation
+ * unit: acoustic.c and, in a portable build, one acoustic_<path>.c per code path. */
+#ifndef SWEEP_ACOUSTIC_COMMON_H
+#define SWEEP_ACOUSTIC_COMMON_H
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xmmintrin.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* One propagation problem, shared by both precisions. Arrays are C-contiguous; `real` arrays are in
+ * the kernel's precision (float or double); coefficients are double and rounded once to `real`, as
+ * PyTorch rounds a Python float multiplying a float32 tensor. */
+typedef struct {
+    int64_t nshots, nz, nx;          /* padded grid (NZ, NX) and shots */
+    int64_t nsrc, nrec, nt;
+    int64_t radius;                  /* stencil half-width r, 1..4 */
+    int64_t xa, xb, za, zb;          /* PML-free interior (a = 0, b = 1): columns [xa, xb), rows [za, zb) */
+    double c1[4];                    /* first derivative, offsets 1..r (1/dh) */
+    double c2[5];                    /* second derivative, offsets 0..r (1/dh^2) */
+    double inv_dh, inv_dh2;
+    const void *w;                   /* (NZ, NX) v^2 dt^2 */
+    const void *ax, *bx;             /* (NX,) C-PML coefficients */
+    const void *az, *bz;             /* (NZ,) */
+    const void *wavelet;             /* (nshots, nsrc, nt) */
+    const int64_t *src_z, *src_x;    /* (nshots, nsrc) padded-grid indices */
+    const int64_t *rec_z, *rec_x;    /* (nshots, nrec) */
+    int64_t ptop, pleft, pnz, pnx;   /* physical window of the padded grid (the snapshot's grid) */
+    /* Sources / receivers by row: those of padded row i of shot s are src_order[src_ptr[s*NZ+i] ..
+     * src_ptr[s*NZ+i+1]) (flat indices q = s*nsrc + k, ascending), likewise rec_*. */
+    const int64_t *src_ptr, *src_order;   /* (nshots*NZ + 1,), (nshots*nsrc,) */
+    const int64_t *rec_ptr, *rec_order;   /* (nshots*NZ + 1,), (nshots*nrec,) */
+    /* Boundary strip: flat indices i*pnx + j into the physical grid, ascending (grid.strip_cells()). */
+    const int64_t *strip_idx;
+    int64_t nstrip;
+} sweep_problem;
+
+static inline int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Flush subnormals to zero (FTZ | DAZ): decaying wavefield tails are otherwise ~3x slower on x86.
+ * Each OpenMP thread sets its own MXCSR and restores the value it found. */
+#define SWEEP_FTZ_DAZ 0x8040u
+
+static inline unsigned int enter_ftz(void) {
+    unsigned int old = _mm_getcsr();
+    _mm_setcsr(old | SWEEP_FTZ_DAZ);
+    return old;
+}
+
+static inline void leave_ftz(unsigned int old) { _mm_setcsr(old); }
+
+/* Column (or row) segments of one line of the grid, [lo, hi) being its absorption-free range (empty when
+ * there is none): [0,s1) touches the outer edge (bounds-checked stencils), [s1,p1) and [p2,s4) lie
+ * within r cells of an absorbing layer (C-PML terms), [p1,p2) is the branch-free centre. The cells that
+ * need C-PML terms are exactly those with index < c0 or >= c1: not the edge cells on a side without a
+ * layer (a free surface, abcn = 0), whose zero C-PML terms would still change the rounding (gcc fuses
+ * other products into FMAs) and so the reverse-time rebuild's match with the forward. */
+typedef struct { int64_t s1, p1, p2, s4, c0, c1; } segments;
+
+static inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+__attribute__((unused)) static segments make_segments(int64_t n, int64_t r, int64_t lo, int64_t hi) {
+    segments s;
+    s.s1 = r < n ? r : n;
+    s.s4 = n - r > s.s1 ? n - r : s.s1;
+    s.p1 = clamp64(lo + r, s.s1, s.s4);
+    s.p2 = clamp64(hi - r, s.p1, s.s4);
+    s.c0 = (lo == 0 && lo < hi) ? 0 : lo + r;
+    s.c1 = (hi == n && lo < hi) ? n : hi - r;
+    return s;
+}
+
+/* Whether the ascending array a[0..n) holds v. */
+static inline int sorted_contains(const int64_t *a, int64_t n, int64_t v) {
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && a[lo] == v;
+}
+
+/* ---- work split and synchronisation ----------------------------------------------------------------
+ *
+ * A call splits its work once: with nshots >= threads, each thread takes a contiguous range of whole
+ * shots and runs every step of each of them with no synchronisation at all; with fewer shots, each
+ * shot's rows are cut into bands, one per thread. A band's boundary rows lie in the z-interior
+ * [za + r, zb - r], so that no C-PML auxiliary (psi_z, zeta_z or their adjoints) is read across a band
+ * boundary: they are zero there and never written. Across a boundary a step reads only the neighbour's
+ * wavefield of the previous step, so the only dependency is "my neighbours have finished step k - 1",
+ * checked with a per-thread progress counter (no barrier over all threads). A waiting thread spins for
+ * a few microseconds, then sleeps on a futex: on a loaded machine it hands its core to whoever needs it
+ * instead of burning its time slice (libgomp's barriers spin unless OMP_WAIT_POLICY=passive, which is
+ * read once when the runtime starts, at `import torch`, too early for sweep to set).
+ *
+ * Every cell's arithmetic is the same whatever the split, so results do not depend on it. */
+typedef struct {
+    int64_t s0, s1;  /* shots [s0, s1) */
+    int64_t a, b;    /* rows [a, b) of each */
+    int up, down;    /* neighbour threads sharing the shot (bands above / below), or -1 */
+} sweep_part;
+
+/* The split of nshots shots of nz rows over nthreads threads (see above); rows [lo, hi] are where a band
+ * boundary may lie. Threads without work get an empty shot range. */
+__attribute__((unused)) static void make_plan(int64_t ns, int64_t nz, int nthreads, int64_t lo, int64_t hi, sweep_part *plan) {
+    for (int t = 0; t < nthreads; t++) {
+        plan[t].s0 = plan[t].s1 = 0;
+        plan[t].a = 0;
+        plan[t].b = nz;
+        plan[t].up = plan[t].down = -1;
+    }
+    if (ns >= nthreads) {
+        for (int t = 0; t < nthreads; t++) {
+            plan[t].s0 = t * ns / nthreads;
+            plan[t].s1 = (t + 1) * ns / nthreads;
+        }
+        return;
+    }
+    for (int64_t s = 0; s < ns; s++) {
+        const int t0 = (int)(s * nthreads / ns), t1 = (int)((s + 1) * nthreads / ns);
+        int m = t1 - t0 > 64 ? 64 : t1 - t0;
+        int64_t cut[65];
+        for (;;) { /* m bands with strictly increasing boundaries inside [lo, hi], or fewer */
+            int ok = 1;
+            cut[0] = 0;
+            cut[m] = nz;
+            for (int k = 1; k < m; k++) {
+                cut[k] = clamp64(k * nz / m, lo, hi);
+                if (cut[k] <= cut[k - 1] || lo > hi) ok = 0;
+            }
+            if (ok || m == 1) break;
+            m--;
+        }
+        for (int k = 0; k < m; k++) {
+            sweep_part *p = plan + t0 + k;
+            p->s0 = s;
+            p->s1 = s + 1;
+            p->a = cut[k];
+            p->b = cut[k + 1];
+            p->up = k > 0 ? t0 + k - 1 : -1;
+            p->down = k + 1 < m ? t0 + k + 1 : -1;
+        }
+    }
+}
+
+/* Per-thread progress: steps finished in this call. One cache line each. */
+typedef struct {
+    int done, waiters;
+    char pad[56];
+} __attribute__((aligned(64))) sweep_progress;
+
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#endif
+#include <limits.h>
+#include <sched.h>
+#include <x86intrin.h>
+
+/* Spin budget before sleeping, in TSC ticks (~20 us at 2.5 GHz); SWEEP_SPIN_TICKS overrides it. */
+__attribute__((unused)) static int64_t spin_ticks(void) {
+    static int64_t ticks = -1;
+    if (ticks < 0) {
+        const char *e = getenv("SWEEP_SPIN_TICKS");
+        ticks = e ? atoll(e) : 50000;
+    }
+    return ticks;
+}
+
+__attribute__((unused)) static void progress_post(sweep_progress *p, int v) {
+    __atomic_store_n(&p->done, v, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&p->waiters, __ATOMIC_SEQ_CST)) {
+#ifdef __linux__
+        syscall(SYS_futex, &p->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#endif
+    }
+}
+
+/* Wait until p->done >= v: spin, then sleep (futex; elsewhere sched_yield). */
+__attribute__((unused)) static void progress_wait(sweep_progress *p, int v, int64_t budget) {
+    if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) >= v) return;
+    const uint64_t t0 = __rdtsc();
+    while ((int64_t)(__rdtsc() - t0) < budget) {
+        for (int k = 0; k < 16; k++) _mm_pause();
+        if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) >= v) return;
+    }
+    for (;;) {
+        __atomic_fetch_add(&p->waiters, 1, __ATOMIC_SEQ_CST);
+        const int cur = __atomic_load_n(&p->done, __ATOMIC_SEQ_CST);
+        if (cur < v) {
+#ifdef __linux__
+            struct timespec ts = {0, 2000000}; /* 2 ms: a safety net; posts wake sleepers */
+            syscall(SYS_futex, &p->done, FUTEX_WAIT_PRIVATE, cur, &ts, NULL, 0);
+#else
+            sched_yield();
+#endif
+        }
+        __atomic_fetch_sub(&p->waiters, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) >= v) return;
+    }
+}
+
+/* Wait for the neighbours of `part` to have finished v steps. */
+static inline void wait_neighbours(sweep_progress *prog, const sweep_part *part, int v, int64_t budget) {
+    if (part->up >= 0) progress_wait(prog + part->up, v, budget);
+    if (part->down >= 0) progress_wait(prog + part->down, v, budget);
+}
+
+/* Plan and progress counters of one call (free with free()). */
+typedef struct {
+    sweep_part *plan;
+    sweep_progress *prog;
+} sweep_sched;
+
+__attribute__((unused)) static int sched_alloc(sweep_sched *s, int64_t ns, int64_t nz, int nthreads, int64_t lo, int64_t hi) {
+    s->plan = (sweep_part *)malloc((size_t)nthreads * sizeof(sweep_part));
+    s->prog = (sweep_progress *)aligned_alloc(64, (size_t)nthreads * sizeof(sweep_progress));
+    if (!s->plan || !s->prog) {
+        free(s->plan);
+        free(s->prog);
+        return 1;
+    }
+    memset(s->prog, 0, (size_t)nthreads * sizeof(sweep_progress));
+    make_plan(ns, nz, nthreads, lo, hi, s->plan);
+    return 0;
+}
+
+__attribute__((unused)) static void sched_free(sweep_sched *s) {
+    free(s->plan);
+    free(s->prog);
+}
+
+#endif

@@ -143,10 +143,14 @@ def run(argv: list[str] | None = None) -> dict:
                               state_path=state)
         if group.is_main:
             args.out.mkdir(parents=True, exist_ok=True)
+            first = inversion.calls(0, 0)[0]
+            per_call = prop.estimate_memory(first.wavelet, first.sources, first.receivers, [start.clone().requires_grad_()])
             print(f"sweep-fwi: {problem.survey.nshots} shots on {prop.shape[0]} x {prop.shape[1]} cells at {prop.dh:g} m, "
-                  f"nt={prop.nt}, impl={prop.impl}, memory={args.strategy}, {group.world} process(es) x "
-                  f"{group.threads} thread(s); bounds {constraints.lower:.0f}-{constraints.upper:.0f} m/s; "
-                  f"state {state}", flush=True)
+                  f"nt={prop.nt}, impl={prop.impl}, {group.world} process(es) x {group.threads} thread(s); bounds "
+                  f"{constraints.lower:.0f}-{constraints.upper:.0f} m/s; state {state}\n"
+                  f"memory per propagation call ({first.nshots} shot(s)): {per_call.strategy}, predicted peak "
+                  f"{per_call.peak_memory_bytes / 2**20:.1f} MiB in memory (stored {per_call.stored_bytes / 2**20:.1f} MiB; "
+                  "an upper bound for data-dependent codecs)", flush=True)
         began = time.perf_counter()
         result = inversion.run(progress=not args.no_progress)
         seconds = time.perf_counter() - began

@@ -74,32 +74,37 @@ ALWAYS_INLINE void SFX(adj_psi_row_r)(const SFX(consts) *K, const REAL *a1, REAL
 #undef PZ
 }
 
-/* Pass 2 on [j0, j1) of row i: X <- sigma X + 2 A1 + ... (A1' before the receiver term). */
+/* Pass 2 on [j0, j1) of row i: X <- sigma X + 2 A1 + ... (A1' before the receiver term). sr[k] (k = -R..R)
+ * is row i + k of s = w A1 (a zero row outside the grid), computed once per row and step. */
+#define SWS(k, j) ((SAFE && ((i) + (k) < 0 || (i) + (k) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : sr[k][j])
+#define LHXS(j) ((SAFE && ((j) < 0 || (j) >= nx)) ? (REAL)0 : (sr[0][j] + ax[j] * (a4[i * nx + (j)] + sr[0][j])))
+#define LHZS(k, j) ((SAFE && ((i) + (k) < 0 || (i) + (k) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : \
+    (sr[k][j] + az[(i) + (k)] * (a5[((i) + (k)) * nx + (j)] + sr[k][j])))
 ALWAYS_INLINE void SFX(adj_span)(const SFX(consts) *K_, REAL *restrict a0, const REAL *restrict a1,
                                  const REAL *restrict a2, const REAL *restrict a3, const REAL *restrict a4,
-                                 const REAL *restrict a5, const REAL sigma, int64_t i, int64_t j0, int64_t j1,
-                                 const int SAFE, const int DOX, const int DOZ, const int R) {
+                                 const REAL *restrict a5, const REAL *const *sr, const REAL sigma, int64_t i,
+                                 int64_t j0, int64_t j1, const int SAFE, const int DOX, const int DOZ, const int R) {
     /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
     const SFX(consts) Kl = *K_, *const K = &Kl;
     const int64_t nz = K->nz, nx = K->nx;
-    const REAL *restrict w = K->w, *restrict ax = K->ax, *restrict az = K->az;
+    const REAL *restrict ax = K->ax, *restrict az = K->az;
 #pragma GCC ivdep
     for (int64_t j = j0; j < j1; j++) {
         const int64_t c = i * nx + j;
         REAL tx, tz;
         if (DOX) {
-            tx = K->c2[0] * LHX(i, j);
-            for (int k = 1; k <= R; k++) tx = tx + K->c2[k] * (LHX(i, j + k) + LHX(i, j - k));
+            tx = K->c2[0] * LHXS(j);
+            for (int k = 1; k <= R; k++) tx = tx + K->c2[k] * (LHXS(j + k) + LHXS(j - k));
         } else {
-            tx = K->c2[0] * SW(i, j);
-            for (int k = 1; k <= R; k++) tx = tx + K->c2[k] * (SW(i, j + k) + SW(i, j - k));
+            tx = K->c2[0] * SWS(0, j);
+            for (int k = 1; k <= R; k++) tx = tx + K->c2[k] * (SWS(0, j + k) + SWS(0, j - k));
         }
         if (DOZ) {
-            tz = K->c2[0] * LHZ(i, j);
-            for (int k = 1; k <= R; k++) tz = tz + K->c2[k] * (LHZ(i + k, j) + LHZ(i - k, j));
+            tz = K->c2[0] * LHZS(0, j);
+            for (int k = 1; k <= R; k++) tz = tz + K->c2[k] * (LHZS(k, j) + LHZS(-k, j));
         } else {
-            tz = K->c2[0] * SW(i, j);
-            for (int k = 1; k <= R; k++) tz = tz + K->c2[k] * (SW(i + k, j) + SW(i - k, j));
+            tz = K->c2[0] * SWS(0, j);
+            for (int k = 1; k <= R; k++) tz = tz + K->c2[k] * (SWS(k, j) + SWS(-k, j));
         }
         REAL t = sigma * a0[c] + 2 * a1[c] + tx * K->inv_dh2 + tz * K->inv_dh2;
         if (DOX) {
@@ -115,12 +120,15 @@ ALWAYS_INLINE void SFX(adj_span)(const SFX(consts) *K_, REAL *restrict a0, const
         a0[c] = t;
     }
 }
+#undef SWS
+#undef LHXS
+#undef LHZS
 
 ALWAYS_INLINE void SFX(adj_row_r)(const SFX(consts) *K, REAL *a0, const REAL *a1, const REAL *a2, const REAL *a3,
-                                  const REAL *a4, const REAL *a5, REAL sigma, int64_t i, const segments *rs,
-                                  const segments *cs, const int R) {
+                                  const REAL *a4, const REAL *a5, const REAL *const *sr, REAL sigma, int64_t i,
+                                  const segments *rs, const segments *cs, const int R) {
     const int64_t nx = K->nx;
-#define SPAN(j0, j1, S, X, Z) SFX(adj_span)(K, a0, a1, a2, a3, a4, a5, sigma, i, j0, j1, S, X, Z, R)
+#define SPAN(j0, j1, S, X, Z) SFX(adj_span)(K, a0, a1, a2, a3, a4, a5, sr, sigma, i, j0, j1, S, X, Z, R)
     if (i < rs->s1 || i >= rs->s4) {
         SPAN(0, nx, 1, 1, 1);
         return;
@@ -139,17 +147,31 @@ ALWAYS_INLINE void SFX(adj_row_r)(const SFX(consts) *K, REAL *a0, const REAL *a1
 #undef SPAN
 }
 
+#define DEF(RR)                                                                                            \
+    SWEEP_NOINLINE void SFX(adj_psi_row##RR)(const SFX(consts) *K, const REAL *a1, REAL *a2, REAL *a3,        \
+                                             const REAL *a4, const REAL *a5, int64_t i, int64_t xa, int64_t xb, \
+                                             int64_t za, int64_t zb) {                                       \
+        SFX(adj_psi_row_r)(K, a1, a2, a3, a4, a5, i, xa, xb, za, zb, RR);                                    \
+    }                                                                                                      \
+    SWEEP_NOINLINE void SFX(adj_row##RR)(const SFX(consts) *K, REAL *a0, const REAL *a1, const REAL *a2,      \
+                                         const REAL *a3, const REAL *a4, const REAL *a5, const REAL *const *sr, \
+                                         REAL sigma, int64_t i, const segments *rs, const segments *cs) {    \
+        SFX(adj_row_r)(K, a0, a1, a2, a3, a4, a5, sr, sigma, i, rs, cs, RR);                                 \
+    }
+SWEEP_PER_RADIUS(DEF)
+#undef DEF
+
 static void SFX(adj_psi_row)(const SFX(consts) *K, int r, const REAL *a1, REAL *a2, REAL *a3, const REAL *a4,
                              const REAL *a5, int64_t i, int64_t xa, int64_t xb, int64_t za, int64_t zb) {
-#define CALL(R) SFX(adj_psi_row_r)(K, a1, a2, a3, a4, a5, i, xa, xb, za, zb, R)
+#define CALL(R) SFX(adj_psi_row##R)(K, a1, a2, a3, a4, a5, i, xa, xb, za, zb)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
 
 static void SFX(adj_row)(const SFX(consts) *K, int r, REAL *a0, const REAL *a1, const REAL *a2, const REAL *a3,
-                         const REAL *a4, const REAL *a5, REAL sigma, int64_t i, const segments *rs,
-                         const segments *cs) {
-#define CALL(R) SFX(adj_row_r)(K, a0, a1, a2, a3, a4, a5, sigma, i, rs, cs, R)
+                         const REAL *a4, const REAL *a5, const REAL *const *sr, REAL sigma, int64_t i,
+                         const segments *rs, const segments *cs) {
+#define CALL(R) SFX(adj_row##R)(K, a0, a1, a2, a3, a4, a5, sr, sigma, i, rs, cs)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
@@ -202,7 +224,15 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
     const int64_t xa = P->xa, xb = P->xb, za = P->za, zb = P->zb;
     if (n1 <= n0) return 0;
     sweep_sched S;
-    if (sched_alloc(&S, ns, nz, nthreads, za + r, zb - r)) return 1;
+    /* Per thread: a ring of 2r + 1 rows of s = w A1, and a zero row. */
+    const int64_t L = 2 * r + 1;
+    REAL *ring = (REAL *)malloc((size_t)nthreads * (size_t)L * (size_t)nx * sizeof(REAL));
+    REAL *zero = (REAL *)calloc((size_t)nx, sizeof(REAL));
+    if (!ring || !zero || sched_alloc(&S, ns, nz, nthreads, za + r, zb - r)) {
+        free(ring);
+        free(zero);
+        return 1;
+    }
     const int64_t budget = spin_ticks();
 #pragma omp parallel num_threads(nthreads)
     {
@@ -210,6 +240,9 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
         const int me = thread_id();
         const sweep_part part = S.plan[me];
         const int64_t a = part.a, b = part.b;
+        REAL *const myring = ring + (size_t)me * (size_t)L * (size_t)nx;
+        const REAL *sr_a[9];
+        const REAL *const *const sr = sr_a + r;
         for (int64_t sh = part.s0; sh < part.s1; sh++) {
             const int64_t o = sh * plane;
             for (int64_t n = n1 - 1; n >= n0; n--) {
@@ -219,7 +252,20 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
                 const REAL sigma = k == 0 ? (REAL)1 : (REAL)-1;
                 const REAL *const kp = kept ? kept + (n - n0) * ns * pplane : 0;
                 if (k > 0) wait_neighbours(S.prog, &part, (int)k, budget);
+                /* s = w A1 of row m into its ring slot (A1 is read-only during the step, so the rows beyond
+                 * the band's edges are safe to read). */
+#define S_ROW(m)                                                                                           \
+    do {                                                                                                   \
+        const int64_t m_ = (m);                                                                            \
+        if (m_ >= 0 && m_ < nz) {                                                                          \
+            REAL *restrict d_ = myring + (m_ % L) * nx;                                                    \
+            const REAL *restrict w_ = w + m_ * nx, *restrict y_ = Y + m_ * nx;                             \
+            for (int64_t j_ = 0; j_ < nx; j_++) d_[j_] = w_[j_] * y_[j_];                                  \
+        }                                                                                                  \
+    } while (0)
+                for (int64_t m = a - r; m < a; m++) S_ROW(m);
                 for (int64_t i = a; i < b + 2 * r; i++) {
+                    if (i - r < b) S_ROW(i); /* rows up to i2 + r for pass 2 below */
                     /* Pass 1 on row i: P = A2 - D1 Lh in the layers; the wavelet gradient at its sources. */
                     if (i < b) {
                         const int64_t row = sh * nz + i;
@@ -234,7 +280,9 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
                     const int64_t i2 = i - r;
                     if (i2 >= a && i2 < b) {
                         const int64_t row = sh * nz + i2;
-                        SFX(adj_row)(&K, r, X, Y, a2 + o, a3 + o, a4 + o, a5 + o, sigma, i2, &rs, &cs);
+                        for (int q = -r; q <= r; q++)
+                            sr_a[r + q] = (i2 + q >= 0 && i2 + q < nz) ? myring + ((i2 + q) % L) * nx : zero;
+                        SFX(adj_row)(&K, r, X, Y, a2 + o, a3 + o, a4 + o, a5 + o, sr, sigma, i2, &rs, &cs);
                         for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
                             const int64_t q = P->rec_order[t];
                             X[i2 * nx + P->rec_x[q]] += grad_rec[(sh * nt + n) * nrec + q % nrec];
@@ -269,7 +317,10 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
         }
         leave_ftz(mxcsr);
     }
+#undef S_ROW
     sched_free(&S);
+    free(ring);
+    free(zero);
     return 0;
 }
 

@@ -2,7 +2,7 @@
 #include "acoustic_common.h"
 #if defined(SWEEP_DISPATCH) && defined(__x86_64__) && defined(__GNUC__)
 /* A fallback for CPUs without AVX2: no loop unrolling, to keep the build short. */
-#pragma GCC optimize("no-unroll-loops")
+#pragma GCC optimize("O2", "no-unroll-loops")
 #define ISA(name) name##_baseline
 #include "acoustic_instance.h"
 #undef ISA

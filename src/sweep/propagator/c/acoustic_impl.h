@@ -55,6 +55,8 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
 /* Field value at (i, j), zero outside the padded grid when SAFE (a compile-time constant). */
 #define LD(f, i, j) ((SAFE && ((i) < 0 || (i) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : (f)[(i) * nx + (j)])
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define SWEEP_NOINLINE static __attribute__((noinline))
+#define SWEEP_PER_RADIUS(DEF) DEF(1) DEF(2) DEF(3) DEF(4)
 
 /* Dispatch on the stencil radius so that every inner loop has a compile-time length. */
 #define SWEEP_RADIUS_DISPATCH(r, call)                                                                   \
@@ -234,9 +236,29 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
 #undef FS
 }
 
+/* One out-of-line function per radius (and KEEP): every inner loop still has compile-time constants, and
+ * the compiler handles several small functions much faster than one huge one. */
+#define DEF(RR)                                                                                            \
+    SWEEP_NOINLINE void SFX(psi_row##RR)(const SFX(consts) *K, const REAL *u, REAL *px, REAL *pz, int64_t i,  \
+                                         int64_t xa, int64_t xb, int64_t za, int64_t zb) {                   \
+        SFX(psi_row_r)(K, u, px, pz, i, xa, xb, za, zb, RR);                                                 \
+    }                                                                                                      \
+    SWEEP_NOINLINE void SFX(fwd_row_keep##RR)(const SFX(consts) *K, const REAL *u, REAL *up, const REAL *px,  \
+                                              const REAL *pz, REAL *zx, REAL *zz, REAL *srow, int64_t i,     \
+                                              const segments *rs, const segments *cs) {                      \
+        SFX(fwd_row_r)(K, u, up, px, pz, zx, zz, srow, i, rs, cs, 1, RR);                                    \
+    }                                                                                                      \
+    SWEEP_NOINLINE void SFX(fwd_row_nokeep##RR)(const SFX(consts) *K, const REAL *u, REAL *up, const REAL *px, \
+                                                const REAL *pz, REAL *zx, REAL *zz, int64_t i,               \
+                                                const segments *rs, const segments *cs) {                    \
+        SFX(fwd_row_r)(K, u, up, px, pz, zx, zz, 0, i, rs, cs, 0, RR);                                       \
+    }
+SWEEP_PER_RADIUS(DEF)
+#undef DEF
+
 static void SFX(psi_row)(const SFX(consts) *K, int r, const REAL *u, REAL *px, REAL *pz, int64_t i, int64_t xa,
                          int64_t xb, int64_t za, int64_t zb) {
-#define CALL(R) SFX(psi_row_r)(K, u, px, pz, i, xa, xb, za, zb, R)
+#define CALL(R) SFX(psi_row##R)(K, u, px, pz, i, xa, xb, za, zb)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
@@ -246,9 +268,9 @@ static void SFX(fwd_row)(const SFX(consts) *K, int r, const REAL *u, REAL *up, c
 #define CALL(R)                                                                \
     do {                                                                       \
         if (srow)                                                              \
-            SFX(fwd_row_r)(K, u, up, px, pz, zx, zz, srow, i, rs, cs, 1, R);   \
+            SFX(fwd_row_keep##R)(K, u, up, px, pz, zx, zz, srow, i, rs, cs);   \
         else                                                                   \
-            SFX(fwd_row_r)(K, u, up, px, pz, zx, zz, srow, i, rs, cs, 0, R);   \
+            SFX(fwd_row_nokeep##R)(K, u, up, px, pz, zx, zz, i, rs, cs);       \
     } while (0)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL

@@ -50,9 +50,18 @@ ALWAYS_INLINE void SFX(back_row_r)(const SFX(consts) *K, const REAL *u, REAL *un
     }
 }
 
+#define DEF(RR)                                                                                            \
+    SWEEP_NOINLINE void SFX(back_row##RR)(const SFX(consts) *K, const REAL *u, REAL *un, const REAL *wr,      \
+                                          REAL *srow, int64_t i, const int64_t *cells, int64_t ncells,       \
+                                          const segments *cs) {                                              \
+        SFX(back_row_r)(K, u, un, wr, srow, i, cells, ncells, cs, RR);                                       \
+    }
+SWEEP_PER_RADIUS(DEF)
+#undef DEF
+
 static void SFX(back_row)(const SFX(consts) *K, int r, const REAL *u, REAL *un, const REAL *wr, REAL *srow,
                           int64_t i, const int64_t *cells, int64_t ncells, const segments *cs) {
-#define CALL(R) SFX(back_row_r)(K, u, un, wr, srow, i, cells, ncells, cs, R)
+#define CALL(R) SFX(back_row##R)(K, u, un, wr, srow, i, cells, ncells, cs)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
@@ -155,3 +164,5 @@ int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL
 #undef ROWS
 #undef ALWAYS_INLINE
 #undef SWEEP_RADIUS_DISPATCH
+#undef SWEEP_NOINLINE
+#undef SWEEP_PER_RADIUS

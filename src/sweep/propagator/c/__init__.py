@@ -24,9 +24,9 @@ __all__ = ["CAcousticStepper", "build_instructions", "code_path", "fma_peak", "l
 _LIB_NAME = "_sweep_acoustic"
 _ABI_VERSION = 4  # must match sweep_abi_version() in acoustic.c
 NFIELDS = 6
-#: Fewest grid cells (over all shots) per OpenMP thread. A step has several barriers; on tiny grids a
-#: second thread costs more in synchronisation than it saves, and on a busy machine a spinning barrier
-#: waiting for a descheduled thread can cost milliseconds.
+#: Fewest grid cells (over all shots) per OpenMP thread. Threads working on one shot wait for their
+#: neighbours once per step (spinning briefly, then sleeping); on tiny grids a second thread costs more in
+#: synchronisation than it saves.
 MIN_CELLS_PER_THREAD = 16384
 
 
@@ -188,8 +188,9 @@ class CAcousticStepper:
 
     Notes
     -----
-    ``advance`` runs a whole block of steps in one C call (OpenMP over shots and rows, with
-    ``torch.get_num_threads()`` threads, fewer on tiny grids: see ``MIN_CELLS_PER_THREAD``);
+    ``advance`` runs a whole block of steps in one C call (``torch.get_num_threads()`` threads, fewer on
+    tiny grids: see ``MIN_CELLS_PER_THREAD``; whole shots per thread when there are at least as many shots
+    as threads, otherwise bands of rows of each shot, see ``acoustic_common.h``);
     ``adjoint`` is the hand-written adjoint of a block of steps, also one C call, which needs no forward
     state: only the snapshots (S = du_next/dw on the physical grid) for the model gradient. The
     adjoint's psi/zeta components are only kept inside the absorbing layers: outside them the forward

@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> dict:
         cases = [(n, False, {"use_ckpt": False}) for n in counts] + [(8, True, {"use_ckpt": True})]
         for n, backward, options in cases:
             multi = multi_shot(shot, n)
-            mode = f"{n} shots " + ("forward+backward (chunks)" if backward else "forward")
+            mode = f"{n} shots " + ("fwd+bwd (sweep: chunks)" if backward else "forward")
             contenders = {"sweep c": (sweep_shots_runner(multi, args.nt, backward, **options), args.repeats)}
             if use_deepwave:
                 contenders["deepwave"] = (deepwave_shots_runner(multi, args.nt, backward), args.repeats)

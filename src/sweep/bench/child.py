@@ -56,19 +56,28 @@ def run_sweep(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tens
     shot = setup["shot"]
     prop = seed_propagator(shot, setup["nt"], device, impl=case["impl"], memory=memory_from_dict(case["memory"]))
     vp = torch.nn.Parameter(setup["vp_start"].to(device))
-    predicted = prop.estimate_memory(shot["wavelet"], shot["sources"], shot["receivers"], [vp])
     loss = (prop(shot["wavelet"], shot["sources"], shot["receivers"], [vp]) - setup["observed"].to(device)).pow(2).mean()
     loss.backward()
     rep = prop.memory_report()
     return vp.grad, dict(strategy=rep.strategy,
-                         predicted=dict(stored_mib={k: v / MIB for k, v in predicted.bytes_by_location("stored").items()},
-                                        tracked_peak_mib=predicted.peak_memory_bytes / MIB,
-                                        process_mib=predicted.process_bytes_estimate / MIB),
                          stored_mib={k: v / MIB for k, v in rep.bytes_by_location("stored").items()},
                          staging_mib=rep.staging_bytes / MIB, tracked_peak_mib=rep.peak_memory_bytes / MIB,
                          steps=dict(forward=rep.forward_steps, replayed=rep.replayed_steps,
                                     rebuilt=rep.rebuilt_steps, adjoint=rep.adjoint_steps),
                          files=rep.n_files, notes=rep.notes)
+
+
+def predict_sweep(case: dict, setup: dict, device: torch.device) -> dict:
+    """``estimate_memory`` of the case's call (made before the measurement, outside its time and peak)."""
+    from .cases import memory_from_dict
+    from .speed import seed_propagator
+
+    shot = setup["shot"]
+    prop = seed_propagator(shot, setup["nt"], device, impl=case["impl"], memory=memory_from_dict(case["memory"]))
+    vp = setup["vp_start"].to(device).requires_grad_(True)
+    predicted = prop.estimate_memory(shot["wavelet"], shot["sources"], shot["receivers"], [vp])
+    return dict(stored_mib={k: v / MIB for k, v in predicted.bytes_by_location("stored").items()},
+                tracked_peak_mib=predicted.peak_memory_bytes / MIB, process_mib=predicted.process_bytes_estimate / MIB)
 
 
 def run_peer(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tensor, dict]:
@@ -106,6 +115,7 @@ def main(argv: list[str]) -> None:
     device = torch.device(setup["device"])
     cuda = device.type == "cuda"
     warm_up(case, setup, device)
+    predicted = predict_sweep(case, setup, device) if case["contender"] == "sweep" else None
     kind, baseline = reset_peak()
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
@@ -115,7 +125,7 @@ def main(argv: list[str]) -> None:
     if cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
-    info.update(seconds=seconds, peak_kind="cuda" if cuda else kind,
+    info.update(seconds=seconds, predicted=predicted, peak_kind="cuda" if cuda else kind,
                 cuda_peak_mib=torch.cuda.max_memory_allocated(device) / MIB if cuda else None,
                 peak_rss_mib=peak_since(kind, baseline) / MIB,
                 grad_rms=float(grad.detach().pow(2).mean().sqrt()))

@@ -61,8 +61,10 @@ def seed_propagator(shot: dict, nt: int, device: torch.device | str = "cpu", **o
                      space_order=ORDER, **options)
 
 
-def sweep_runner(impl: str, shot: dict, nt: int, backward: bool) -> Callable[[], None]:
-    prop = seed_propagator(shot, nt, impl=impl, use_ckpt=False)
+def sweep_runner(impl: str, shot: dict, nt: int, backward: bool, **options) -> Callable[[], None]:
+    """sweep on ``shot`` (the seed shot or a :func:`multi_shot` one); ``options`` go to :class:`PropTorch`
+    (default: full storage)."""
+    prop = seed_propagator(shot, nt, impl=impl, **(options or {"use_ckpt": False}))
 
     def run() -> None:
         vp = shot["vp"].clone().requires_grad_(backward)
@@ -116,20 +118,6 @@ def multi_shot(shot: dict, nshots: int) -> dict:
     return dict(shot, sources=np.array([[[x, 2]] for x in xs], dtype=np.int64),
                 receivers=np.repeat(shot["receivers"], nshots, 0),
                 wavelet=shot["wavelet"].view(1, 1, -1).expand(nshots, 1, -1).contiguous())
-
-
-def sweep_shots_runner(shot: dict, nt: int, backward: bool, **options) -> Callable[[], None]:
-    """sweep impl='c' on a :func:`multi_shot` shot; ``options`` go to :class:`PropTorch`."""
-    prop = seed_propagator(shot, nt, impl="c", **options)
-
-    def run() -> None:
-        vp = shot["vp"].clone().requires_grad_(backward)
-        with torch.set_grad_enabled(backward):
-            data = prop(shot["wavelet"], shot["sources"], shot["receivers"], [vp])
-            if backward:
-                (data**2).sum().backward()
-
-    return run
 
 
 def deepwave_shots_runner(shot: dict, nt: int, backward: bool) -> Callable[[], None]:
@@ -337,7 +325,7 @@ def main(argv: list[str] | None = None) -> dict:
         for n, backward, options in cases:
             multi = multi_shot(shot, n)
             mode = f"{n} shots " + ("fwd+bwd (sweep: chunks)" if backward else "forward")
-            contenders = {"sweep c": (sweep_shots_runner(multi, args.nt, backward, **options), args.repeats)}
+            contenders = {"sweep c": (sweep_runner("c", multi, args.nt, backward, **options), args.repeats)}
             if use_deepwave:
                 contenders["deepwave"] = (deepwave_shots_runner(multi, args.nt, backward), args.repeats)
             reps = max(3, args.repeats if n <= 8 else 3)

@@ -132,9 +132,12 @@ class Inversion:
 
     def calls(self, iteration: int, band: int) -> list[Survey]:
         """The propagation calls of ``iteration``: one (possibly encoded) survey per batch."""
+        return self._calls(self.batches(iteration), iteration, band)
+
+    def _calls(self, batches: list[np.ndarray], iteration: int, band: int) -> list[Survey]:
         survey = self.band_survey(band)
         out = []
-        for b, shots in enumerate(self.batches(iteration)):
+        for b, shots in enumerate(batches):
             part = survey.subset(shots)
             out.append(encode(part, polarity_codes(len(shots), self.seed, iteration, b)) if self.encoding else part)
         return out
@@ -146,7 +149,8 @@ class Inversion:
         v = model.detach().requires_grad_(True)
         grad = torch.zeros_like(v)
         total = torch.zeros((), dtype=torch.float64, device=v.device)
-        for call in self.group.mine(self.calls(iteration, band)):
+        batches = self.batches(iteration)
+        for call in self.group.mine(self._calls(batches, iteration, band)):
             predicted = self.prop(call.wavelet, call.sources, call.receivers, [v])
             loss = self.misfit(predicted, call.observed.to(predicted.device))
             (g,) = torch.autograd.grad(loss, v)
@@ -154,7 +158,7 @@ class Inversion:
             total += loss.detach().to(torch.float64)
         self.group.sum_(grad)
         self.group.sum_(total)
-        scale = 1.0 if self.batches.exact else self.survey.nshots / sum(len(b) for b in self.batches(iteration))
+        scale = 1.0 if self.batches.exact else self.survey.nshots / sum(len(b) for b in batches)
         return float(total) * scale, grad.mul_(scale)
 
     # -- the loop --------------------------------------------------------------------------------------
@@ -171,12 +175,13 @@ class Inversion:
     def band_starts(self) -> list[int]:
         return [int(x) for x in np.cumsum([0] + [b.iterations for b in self.bands[:-1]])]
 
-    def _load(self) -> dict | None:
-        """Rank 0 reads the state file; every rank gets its progress, or every rank raises its error."""
+    def _load(self, key: dict | None) -> dict | None:
+        """Rank 0 reads the state file of problem ``key``; every rank gets its progress, or every rank
+        raises its error."""
         outcome: tuple[str, object] = ("ok", None)
-        if self.group.is_main and self.state_path is not None:
+        if key is not None:
             try:
-                outcome = ("ok", load_state(self.state_path, self.problem_key()))
+                outcome = ("ok", load_state(self.state_path, key))
             except ValueError as exc:
                 outcome = ("error", str(exc))
         kind, value = self.group.broadcast(outcome)
@@ -194,7 +199,9 @@ class Inversion:
             directory = os.path.dirname(os.path.abspath(self.state_path))
             if not os.path.isdir(directory):
                 raise FileNotFoundError(f"state_path: directory {directory!r} does not exist")
-        saved = self._load()
+        # Hashed once: the key covers the survey's data, which a per-iteration save must not re-read.
+        key = self.problem_key() if self.group.is_main and self.state_path is not None else None
+        saved = self._load(key)
         model = self.start.clone().requires_grad_(True)
         optimizer = torch.optim.Adam([model], lr=self.lr)
         losses: list[float] = []
@@ -216,8 +223,8 @@ class Inversion:
                 optimizer.step()
                 self.constraints.project(model.data, before)
                 losses.append(loss)
-                if self.group.is_main and self.state_path is not None:
-                    save_state(self.state_path, self.problem_key(),
+                if key is not None:
+                    save_state(self.state_path, key,
                                {"model": model.detach().cpu(), "optimizer": optimizer.state_dict(), "losses": losses})
                 bar.set_postfix(loss=f"{loss:.4g}", band=band, refresh=False)
                 bar.update()

@@ -40,6 +40,15 @@ class _Growing:
     def dry(self) -> bool:
         return self.workspace.dry
 
+    def _claim(self, i: int) -> bool:
+        """Check slot ``i`` may be written (once); False in a dry run, where nothing is written."""
+        self._check_range(i, i + 1)
+        if self.dry:
+            return False
+        if i in self._slot:
+            raise IndexError(f"{self.name}: slot {i} written twice")
+        return True
+
 
 class MemoryBlobStore(TensorStore, _Growing):
     """``count`` byte strings in the compute device's memory or host RAM, one uint8 tensor each.
@@ -57,11 +66,8 @@ class MemoryBlobStore(TensorStore, _Growing):
         self._account(bound if self.dry else 0, self._key)
 
     def write_blob(self, i: int, blob: bytes) -> None:
-        self._check_range(i, i + 1)
-        if self.dry:
+        if not self._claim(i):
             return
-        if i in self._slot:
-            raise IndexError(f"{self.name}: slot {i} written twice")
         t = torch.frombuffer(bytearray(blob), dtype=torch.uint8) if blob else torch.empty(0, dtype=torch.uint8)
         if self.location == "device":
             t = t.to(self.workspace.device)
@@ -98,11 +104,8 @@ class DiskBlobStore(DiskStore, _Growing):
         self.files = [self.fd]
 
     def write_blob(self, i: int, blob: bytes) -> None:
-        self._check_range(i, i + 1)
-        if self.dry:
+        if not self._claim(i):
             return
-        if i in self._slot:
-            raise IndexError(f"{self.name}: slot {i} written twice")
         data, offset = memoryview(blob), self.held_bytes
         try:
             while len(data):

@@ -9,6 +9,7 @@ import sweep.propagator.torch as torch_mod
 from sweep.equations import Acoustic
 from sweep.propagator.c import CAcousticStepper, library_available, load_error
 from sweep.propagator.grid import PaddedGrid
+from sweep.propagator.options import BoundaryOptions, MemoryOptions
 from sweep.propagator.setup import build_problem
 from sweep.propagator.torch import PropTorch
 from sweep.signal import ricker
@@ -62,6 +63,35 @@ def test_c_matches_eager(space_order, free_surface, dtype, tol_data, tol_grad):
     assert rel(c[0], e[0]) < tol_data
     assert rel(c[1], e[1]) < tol_grad
     assert rel(c[2], e[2]) < tol_grad
+
+
+
+@pytest.mark.parametrize("nx, abcn, space_order", [(2, 3, 2), (8, 2, 8), (12, 4, 4), (7, 0, 6), (33, 6, 2), (40, 9, 8)])
+@pytest.mark.parametrize("dtype, tol_data, tol_grad", [(torch.float32, 1e-5, 1e-4), (torch.float64, 1e-12, 1e-10)])
+def test_row_layouts_match_eager(nx, abcn, space_order, dtype, tol_data, tol_grad):
+    """The kernels compute a row's edge columns (within r of an edge or an x layer) from zero-padded copies
+    and, on rows wide enough, as two vector-length blocks around a middle (acoustic_impl.h, xlayout): a
+    narrow row (2 columns: one block in float32), overlapping blocks (8 and 12 columns), no layer, and layers
+    wider than a vector, each against the eager stepper; boundary saving (whose rebuild must repeat the
+    forward's rounding) against full storage."""
+    nz, nt = 9, 60
+    z, x = torch.meshgrid(torch.arange(nz, dtype=torch.float64), torch.arange(nx, dtype=torch.float64), indexing="ij")
+    t = torch.arange(nt, dtype=torch.float64) * DT
+    sources = np.array([[[nx // 2, 1]], [[0, nz - 1]]])
+    receivers = np.array([[[0, 0], [nx - 1, 3], [nx // 3, nz - 1]]] * 2)
+    out = {}
+    for name, kw in (("eager", dict(impl="eager", use_ckpt=False)), ("c", dict(impl="c", use_ckpt=False)),
+                     ("boundary", dict(impl="c", memory=MemoryOptions(strategy="boundary", boundary=BoundaryOptions())))):
+        prop = PropTorch(Acoustic(), (nz, nx), DH, DT, nt, abcn=abcn, space_order=space_order, **kw)
+        vp = (1800.0 + 15.0 * z + 40.0 * torch.sin(x / 3.0)).to(dtype).requires_grad_(True)
+        wav = torch.stack([ricker(t - 0.015 - 0.004 * s, 40.0) for s in range(2)]).view(2, 1, nt).to(dtype)
+        data = prop(wav, sources, receivers, [vp])
+        (data**2).sum().backward()
+        out[name] = (data.detach(), vp.grad)
+    assert rel(out["c"][0], out["eager"][0]) < tol_data
+    assert rel(out["c"][1], out["eager"][1]) < tol_grad
+    assert torch.equal(out["boundary"][0], out["c"][0])
+    assert float((out["boundary"][1] - out["c"][1]).abs().max() / out["c"][1].abs().max()) < tol_data
 
 
 def make_stepper(dtype: torch.dtype, space_order: int, free_surface: bool) -> CAcousticStepper:

@@ -112,6 +112,21 @@ typedef struct {
     int up, down;    /* neighbour threads sharing the shot (bands above / below), or -1 */
 } sweep_part;
 
+/* Relative cost of a row outside [lo, hi] (an absorbing-layer row: C-PML terms on every cell, measured at
+ * about three times an interior row): bands get equal costs, not equal row counts. */
+#define SWEEP_LAYER_ROW_COST 3
+
+static inline int64_t row_cost(int64_t i, int64_t lo, int64_t hi) {
+    return (i < lo || i > hi) ? SWEEP_LAYER_ROW_COST : 1;
+}
+
+/* The first row i with cost(rows < i) >= target (nz if none). */
+static inline int64_t cost_cut(int64_t nz, int64_t lo, int64_t hi, int64_t target) {
+    int64_t i = 0, c = 0;
+    while (i < nz && c < target) c += row_cost(i++, lo, hi);
+    return i;
+}
+
 /* The split of nshots shots of nz rows over nthreads threads (see above); rows [lo, hi] are where a band
  * boundary may lie. Threads without work get an empty shot range. */
 __attribute__((unused)) static void make_plan(int64_t ns, int64_t nz, int nthreads, int64_t lo, int64_t hi, sweep_part *plan) {
@@ -128,6 +143,8 @@ __attribute__((unused)) static void make_plan(int64_t ns, int64_t nz, int nthrea
         }
         return;
     }
+    int64_t total = 0;
+    for (int64_t i = 0; i < nz; i++) total += row_cost(i, lo, hi);
     for (int64_t s = 0; s < ns; s++) {
         const int t0 = (int)(s * nthreads / ns), t1 = (int)((s + 1) * nthreads / ns);
         int m = t1 - t0 > 64 ? 64 : t1 - t0;
@@ -137,7 +154,7 @@ __attribute__((unused)) static void make_plan(int64_t ns, int64_t nz, int nthrea
             cut[0] = 0;
             cut[m] = nz;
             for (int k = 1; k < m; k++) {
-                cut[k] = clamp64(k * nz / m, lo, hi);
+                cut[k] = clamp64(cost_cut(nz, lo, hi, k * total / m), lo, hi);
                 if (cut[k] <= cut[k - 1] || lo > hi) ok = 0;
             }
             if (ok || m == 1) break;

@@ -85,93 +85,109 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
         }                                                                                                 \
     } while (0)
 
-/* Exchange the n values of a and b; an orphaned `omp for`: call it from every thread of a parallel region
- * (the kernels ping-pong two wavefields between slots and restore their layout after an odd count). */
-static inline void SFX(swap_slots)(REAL *restrict a, REAL *restrict b, int64_t n) {
-#pragma omp for schedule(static)
-    for (int64_t c = 0; c < n; c++) {
-        const REAL t = a[c];
-        a[c] = b[c];
-        b[c] = t;
-    }
-}
-
 /* ---- forward ---------------------------------------------------------------------------------- */
 
-ALWAYS_INLINE void SFX(psi_x_span)(const SFX(consts) *K_, const REAL *restrict u, REAL *restrict px, int64_t i,
-                                   int64_t j0, int64_t j1, const int SAFE, const int R) {
+/* The build's vector length in bytes: the edge blocks (see xlayout) run over whole vectors. */
+#if defined(__AVX512F__)
+#define SWEEP_VEC_BYTES 64
+#elif defined(__AVX__)
+#define SWEEP_VEC_BYTES 32
+#else
+#define SWEEP_VEC_BYTES 16
+#endif
+
+/* How a row's columns are computed. The columns within r of a padded edge or of an x absorbing layer
+ * (the edge blocks [0, el) and [er, nx)) read their x taps from a zero-padded copy of the row, so that no
+ * cell needs bounds checks; the middle [el, er) reads the fields directly and has no C-PML x terms. Each
+ * block runs over whole vectors, the left one over [0, xl) and the right one over [xr, nx), into scratch
+ * rows from which only its own cells are copied back: ~20-cell loops with scalar remainders and bounds-checked
+ * edge pieces otherwise cost an x-layer cell about ten interior ones. psi_x' of the layer columns is
+ * computed into a zero-padded row over [0, pl) and [pr, nx) (past the layer the formula gives exact zeros:
+ * a = 0, b = 1 and psi = 0 there). Rows too narrow for that (a block reaching the other layer) are one
+ * block computed in place, with C-PML x terms on exactly the cells outside [c0, c1) (see segments). */
+typedef struct {
+    int two;          /* two edge blocks and a middle; otherwise one block */
+    int dox_l, dox_r; /* the left / right block has C-PML x terms */
+    int64_t el, er, xl, xr, pl, pr;
+    int64_t xa, xb;   /* the layer columns: [0, xa) and [xb, nx), or all when xa >= xb */
+} SFX(xlayout);
+
+static SFX(xlayout) SFX(make_xlayout)(int64_t nx, int64_t r, int64_t xa, int64_t xb, const segments *cs) {
+    const int64_t v = SWEEP_VEC_BYTES / (int64_t)sizeof(REAL);
+    SFX(xlayout) L;
+    L.xa = xa;
+    L.xb = xb;
+    L.el = clamp64(cs->c0 > r ? cs->c0 : r, 0, nx);
+    L.er = clamp64(cs->c1 < nx - r ? cs->c1 : nx - r, 0, nx);
+    L.xl = clamp64((L.el + v - 1) / v * v, 0, nx);
+    L.xr = clamp64(nx - (nx - L.er + v - 1) / v * v, 0, nx);
+    L.pl = clamp64((xa + v - 1) / v * v, 0, L.xl);
+    L.pr = clamp64(nx - (nx - xb + v - 1) / v * v, L.xr, nx);
+    L.dox_l = cs->c0 > 0;
+    L.dox_r = cs->c1 < nx;
+    L.two = xa < xb && L.el <= L.er && L.pl <= xb && L.pr >= xa;
+    return L;
+}
+
+/* Per-thread scratch rows (nx + 2 * 4 each, the x-padded ones zero outside what a row writes). */
+typedef struct {
+    REAL *ub;  /* u of the current row at ub[4 + j], zero beyond the grid */
+    REAL *pb;  /* psi_x' of the current row at pb[4 + j]: the layer columns, zero elsewhere */
+    REAL *ou, *ozx, *ozz; /* a block's u_next, zeta_x', zeta_z' */
+} SFX(scratch);
+
+#define SWEEP_XPAD 4
+
+/* psi_x' = b_x psi_x + a_x D1x u on [j0, j1): x taps from the padded row ux, psi_x from pxi into pxo. */
+ALWAYS_INLINE void SFX(psi_x_span)(const SFX(consts) *K_, const REAL *restrict ux, const REAL *restrict pxi,
+                                   REAL *restrict pxo, int64_t j0, int64_t j1, const int R) {
     /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
     const SFX(consts) Kl = *K_, *const K = &Kl;
-    const int64_t nz = K->nz, nx = K->nx;
     const REAL inv_dh = K->inv_dh;
     const REAL *restrict ax = K->ax, *restrict bx = K->bx;
-    (void)nz;
     for (int64_t j = j0; j < j1; j++) {
-        const int64_t c = i * nx + j;
-        REAL d = K->c1[1] * (LD(u, i, j + 1) - LD(u, i, j - 1));
-        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LD(u, i, j + k) - LD(u, i, j - k));
-        px[c] = bx[j] * px[c] + ax[j] * (d * inv_dh);
+        REAL d = K->c1[1] * (ux[j + 1] - ux[j - 1]);
+        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (ux[j + k] - ux[j - k]);
+        pxo[j] = bx[j] * pxi[j] + ax[j] * (d * inv_dh);
     }
 }
 
+/* psi_z' = b_z psi_z + a_z D1z u on row i (in place). */
 ALWAYS_INLINE void SFX(psi_z_span)(const SFX(consts) *K_, const REAL *restrict u, REAL *restrict pz, int64_t i,
-                                   int64_t j0, int64_t j1, const int SAFE, const int R) {
+                                   int64_t j0, int64_t j1, const int R) {
     /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
     const SFX(consts) Kl = *K_, *const K = &Kl;
-    const int64_t nz = K->nz, nx = K->nx;
+    const int64_t nx = K->nx;
     const REAL inv_dh = K->inv_dh, a = K->az[i], b = K->bz[i];
-    (void)nz;
-    (void)SAFE;
     ROWS(ur, u, i, R);
+    REAL *restrict pr = pz + i * nx;
     for (int64_t j = j0; j < j1; j++) {
-        const int64_t c = i * nx + j;
         REAL d = K->c1[1] * (ur[1][j] - ur[-1][j]);
         for (int k = 2; k <= R; k++) d = d + K->c1[k] * (ur[k][j] - ur[-k][j]);
-        pz[c] = b * pz[c] + a * (d * inv_dh);
+        pr[j] = b * pr[j] + a * (d * inv_dh);
     }
 }
 
-/* psi' = b psi + a D1 u on the absorbing cells of row i: x-PML columns, and the whole row if it is a
- * z-PML row. */
-ALWAYS_INLINE void SFX(psi_row_r)(const SFX(consts) *K, const REAL *u, REAL *px, REAL *pz, int64_t i,
-                                  int64_t xa, int64_t xb, int64_t za, int64_t zb, const int R) {
-    const int64_t nz = K->nz, nx = K->nx;
-#define PX(a, b, S) SFX(psi_x_span)(K, u, px, i, a, b, S, R)
-#define PZ(a, b, S) SFX(psi_z_span)(K, u, pz, i, a, b, S, R)
-    if (xa < xb) {
-        SPLIT_SAFE(0, xa, PX);
-        SPLIT_SAFE(xb, nx, PX);
-    } else {
-        SPLIT_SAFE(0, nx, PX);
-    }
-    if (!(i >= za && i < zb)) PZ(0, nx, 0); /* rows outside the grid: see ROWS */
-#undef PX
-#undef PZ
-}
-
-/* S = L_x + zeta_x' + L_z + zeta_z' at (i, j) from u and the new psi; writes the new zeta when the
- * cell is near a layer (DOX / DOZ). */
-ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *restrict u, const REAL *const *ur,
-                            const REAL *restrict px, const REAL *const *pr, REAL *restrict zx,
-                            REAL *restrict zz, int64_t i, int64_t j,
-                            const int SAFE, const int DOX, const int DOZ, const int R) {
-    const int64_t nz = K->nz, nx = K->nx;
-    const int64_t c = i * nx + j;
-    const REAL uc = u[c];
-    (void)nz;
+/* S = L_x + zeta_x' + L_z + zeta_z' at column j: ux is the row of u (x taps), ur its rows i-R..i+R (z taps),
+ * pxn the row of psi_x' and pr the rows of psi_z' (when DOX / DOZ); zeta' into *zxn / *zzn from zxi / zzi;
+ * bz, az are the row's z coefficients. */
+ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *ux, const REAL *const *ur, const REAL *pxn,
+                            const REAL *const *pr, const REAL *zxi, const REAL *zzi, REAL bz, REAL az, int64_t j,
+                            REAL *zxn, REAL *zzn, const int DOX, const int DOZ, const int R) {
+    const REAL uc = ux[j];
     REAL dxx = K->c2[0] * uc, dzz = K->c2[0] * uc;
     for (int k = 1; k <= R; k++) {
-        dxx = dxx + K->c2[k] * (LD(u, i, j + k) + LD(u, i, j - k));
+        dxx = dxx + K->c2[k] * (ux[j + k] + ux[j - k]);
         dzz = dzz + K->c2[k] * (ur[k][j] + ur[-k][j]);
     }
     REAL lx = dxx * K->inv_dh2, lz = dzz * K->inv_dh2;
     REAL s;
     if (DOX) {
-        REAL d = K->c1[1] * (LD(px, i, j + 1) - LD(px, i, j - 1));
-        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LD(px, i, j + k) - LD(px, i, j - k));
+        REAL d = K->c1[1] * (pxn[j + 1] - pxn[j - 1]);
+        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (pxn[j + k] - pxn[j - k]);
         lx = lx + d * K->inv_dh;
-        const REAL zn = K->bx[j] * zx[c] + K->ax[j] * lx;
-        zx[c] = zn;
+        const REAL zn = K->bx[j] * zxi[j] + K->ax[j] * lx;
+        *zxn = zn;
         s = lx + zn;
     } else {
         s = lx;
@@ -180,8 +196,8 @@ ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *restrict u, const 
         REAL d = K->c1[1] * (pr[1][j] - pr[-1][j]);
         for (int k = 2; k <= R; k++) d = d + K->c1[k] * (pr[k][j] - pr[-k][j]);
         lz = lz + d * K->inv_dh;
-        const REAL zn = K->bz[i] * zz[c] + K->az[i] * lz;
-        zz[c] = zn;
+        const REAL zn = bz * zzi[j] + az * lz;
+        *zzn = zn;
         s = s + lz;
         s = s + zn;
     } else {
@@ -190,87 +206,152 @@ ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *restrict u, const 
     return s;
 }
 
-/* u_prev <- u_next on [j0, j1) of row i; S into srow[j] when KEEP. */
-ALWAYS_INLINE void SFX(fwd_span)(const SFX(consts) *K_, const REAL *restrict u, REAL *restrict up,
-                                 const REAL *restrict px, const REAL *restrict pz, REAL *restrict zx,
-                                 REAL *restrict zz, REAL *restrict srow, int64_t i, int64_t j0, int64_t j1,
-                                 const int SAFE, const int DOX, const int DOZ, const int KEEP, const int R) {
-    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
+/* The row's fields: u (x taps from ux), u_prev / zeta read from the *i rows and written to the *o rows at
+ * j - o (o = 0 in place, the block's start for scratch rows), S into srow[j] when KEEP. */
+typedef struct {
+    const REAL *ux, *const *ur, *pxn, *const *pr, *upi, *zxi, *zzi, *w;
+    REAL *upo, *zxo, *zzo, *srow;
+    REAL bz, az;
+    int64_t o;
+} SFX(rowio);
+
+/* INPLACE (a compile-time constant): the *o rows are the *i rows (o = 0), then one register each: the
+ * layer rows' loops otherwise run out of registers and reload row pointers from the stack. */
+ALWAYS_INLINE void SFX(fwd_span)(const SFX(consts) *K_, const SFX(rowio) *io, int64_t j0, int64_t j1,
+                                 const int DOX, const int DOZ, const int KEEP, const int INPLACE, const int R) {
+    /* Local copies: coefficients and row pointers are then loop invariants kept in registers. */
     const SFX(consts) Kl = *K_, *const K = &Kl;
-    const REAL *restrict w = K->w;
-    const int64_t nx = K->nx;
-    ROWS(ur, u, i, R);
-    ROWS(pr, DOZ ? pz : u, i, R);
+    const REAL *restrict ux = io->ux, *restrict pxn = io->pxn, *restrict w = io->w;
+    const REAL *upi = io->upi, *zxi = io->zxi, *zzi = io->zzi;
+    REAL *upo = INPLACE ? (REAL *)upi : io->upo, *zxo = INPLACE ? (REAL *)zxi : io->zxo;
+    REAL *zzo = INPLACE ? (REAL *)zzi : io->zzo, *restrict srow = io->srow;
+    const REAL bz = io->bz, az = io->az;
+    const int64_t o = INPLACE ? 0 : io->o;
+    const REAL *ur_a[9], *pr_a[9];
+    for (int k = -R; k <= R; k++) {
+        ur_a[R + k] = io->ur[k];
+        pr_a[R + k] = DOZ ? io->pr[k] : io->ur[k];
+    }
+    const REAL *const *const ur = ur_a + R, *const *const pr = pr_a + R;
 #pragma GCC ivdep
     for (int64_t j = j0; j < j1; j++) {
-        const int64_t c = i * nx + j;
-        const REAL s = SFX(rhs)(K, u, ur, px, pr, zx, zz, i, j, SAFE, DOX, DOZ, R);
+        REAL zxn = 0, zzn = 0;
+        const REAL s = SFX(rhs)(K, ux, ur, pxn, pr, zxi, zzi, bz, az, j, &zxn, &zzn, DOX, DOZ, R);
+        if (DOX) zxo[j - o] = zxn;
+        if (DOZ) zzo[j - o] = zzn;
         if (KEEP) srow[j] = s;
-        up[c] = 2 * u[c] - up[c] + w[c] * s;
+        upo[j - o] = 2 * ux[j] - upi[j] + w[j] * s;
     }
 }
 
-ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up, const REAL *px, const REAL *pz,
+/* A span [j0, j1) with runtime DOX / DOZ flags. */
+ALWAYS_INLINE void SFX(fwd_span_any)(const SFX(consts) *K, const SFX(rowio) *io, int64_t j0, int64_t j1, int dox,
+                                     int doz, const int KEEP, const int R) {
+    if (j0 >= j1) return;
+    if (dox && doz) SFX(fwd_span)(K, io, j0, j1, 1, 1, KEEP, 0, R);
+    else if (dox) SFX(fwd_span)(K, io, j0, j1, 1, 0, KEEP, 0, R);
+    else if (doz) SFX(fwd_span)(K, io, j0, j1, 0, 1, KEEP, 0, R);
+    else SFX(fwd_span)(K, io, j0, j1, 0, 0, KEEP, 0, R);
+}
+
+/* u_prev <- u_next on row i (psi_x and zeta updated in the layers; psi_z of rows i-R..i+R already is);
+ * S into srow when KEEP. See xlayout for the column split. */
+ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up, REAL *px, const REAL *pz,
                                   REAL *zx, REAL *zz, REAL *srow, int64_t i, const segments *rs, const segments *cs,
-                                  const int KEEP, const int R) {
-    const int64_t nx = K->nx;
-    /* Only the columns near the left and right edges need bounds checks (rows: see ROWS); the edge
-     * pieces get C-PML terms when any of their cells is near a layer (see segments). */
-    const int pml_l = cs->c0 > 0 || cs->c1 < cs->s1, pml_r = cs->c1 < nx || cs->c0 > cs->s4;
-#define FS(j0, j1, S, X, Z) SFX(fwd_span)(K, u, up, px, pz, zx, zz, srow, i, j0, j1, S, X, Z, KEEP, R)
-#define EDGE(j0, j1, X, Z) ((X) ? FS(j0, j1, 1, 1, Z) : FS(j0, j1, 1, 0, Z))
-    if (i < rs->c0 || i >= rs->c1) {
-        EDGE(0, cs->s1, pml_l, 1);
-        FS(cs->s1, cs->p1, 0, 1, 1);
-        FS(cs->p1, cs->p2, 0, 0, 1);
-        FS(cs->p2, cs->s4, 0, 1, 1);
-        EDGE(cs->s4, nx, pml_r, 1);
+                                  const SFX(xlayout) *X, const SFX(scratch) *S, const int KEEP, const int R) {
+    const int64_t nx = K->nx, c = i * nx;
+    const int doz = i < rs->c0 || i >= rs->c1;
+    ROWS(ur, u, i, R);
+    ROWS(pr, pz, i, R);
+    REAL *const ux = S->ub + SWEEP_XPAD, *const pxn = S->pb + SWEEP_XPAD;
+    const REAL *const urow = u + c;
+    REAL *const pxrow = px + c, *const uprow = up + c, *const zxrow = zx + c, *const zzrow = zz + c;
+    const int64_t xa = X->xa < X->xb ? X->xa : nx, xb = X->xa < X->xb ? X->xb : nx;
+    SFX(rowio) io = {urow, ur, pxn, pr, uprow, zxrow, zzrow, K->w + c, uprow, zxrow, zzrow, srow,
+                     K->bz[i], K->az[i], 0};
+    if (X->two) {
+        const int64_t l1 = X->xl + R < nx ? X->xl + R : nx, r0 = X->xr - R > 0 ? X->xr - R : 0;
+        memcpy(ux, urow, (size_t)l1 * sizeof(REAL));
+        memcpy(ux + r0, urow + r0, (size_t)(nx - r0) * sizeof(REAL));
+        SFX(psi_x_span)(K, ux, pxrow, pxn, 0, X->pl, R);
+        SFX(psi_x_span)(K, ux, pxrow, pxn, X->pr, nx, R);
+        memcpy(pxrow, pxn, (size_t)xa * sizeof(REAL));
+        memcpy(pxrow + xb, pxn + xb, (size_t)(nx - xb) * sizeof(REAL));
+        /* The blocks first: they read u_prev and zeta of their extra cells before the middle writes them,
+         * and the middle then overwrites their S there. */
+        io.ux = ux;
+        io.upo = S->ou;
+        io.zxo = S->ozx;
+        io.zzo = S->ozz;
+        SFX(fwd_span_any)(K, &io, 0, X->xl, X->dox_l, doz, KEEP, R);
+        memcpy(uprow, S->ou, (size_t)X->el * sizeof(REAL));
+        if (X->dox_l) memcpy(zxrow, S->ozx, (size_t)X->el * sizeof(REAL));
+        if (doz) memcpy(zzrow, S->ozz, (size_t)X->el * sizeof(REAL));
+        io.o = X->xr;
+        SFX(fwd_span_any)(K, &io, X->xr, nx, X->dox_r, doz, KEEP, R);
+        const int64_t k = X->er - X->xr, n = nx - X->er;
+        memcpy(uprow + X->er, S->ou + k, (size_t)n * sizeof(REAL));
+        if (X->dox_r) memcpy(zxrow + X->er, S->ozx + k, (size_t)n * sizeof(REAL));
+        if (doz) memcpy(zzrow + X->er, S->ozz + k, (size_t)n * sizeof(REAL));
+        io.ux = urow;
+        if (X->el < X->er) {
+            if (doz)
+                SFX(fwd_span)(K, &io, X->el, X->er, 0, 1, KEEP, 1, R);
+            else
+                SFX(fwd_span)(K, &io, X->el, X->er, 0, 0, KEEP, 1, R);
+        }
     } else {
-        EDGE(0, cs->s1, pml_l, 0);
-        FS(cs->s1, cs->p1, 0, 1, 0);
-        FS(cs->p1, cs->p2, 0, 0, 0);
-        FS(cs->p2, cs->s4, 0, 1, 0);
-        EDGE(cs->s4, nx, pml_r, 0);
+        memcpy(ux, urow, (size_t)nx * sizeof(REAL));
+        SFX(psi_x_span)(K, ux, pxrow, pxn, 0, xa, R);
+        SFX(psi_x_span)(K, ux, pxrow, pxn, xb, nx, R);
+        memcpy(pxrow, pxn, (size_t)xa * sizeof(REAL));
+        memcpy(pxrow + xb, pxn + xb, (size_t)(nx - xb) * sizeof(REAL));
+        io.ux = ux;
+        const int64_t m0 = clamp64(cs->c0, 0, nx), m1 = clamp64(cs->c1, m0, nx);
+        SFX(fwd_span_any)(K, &io, 0, m0, 1, doz, KEEP, R);
+        SFX(fwd_span_any)(K, &io, m0, m1, 0, doz, KEEP, R);
+        SFX(fwd_span_any)(K, &io, m1, nx, 1, doz, KEEP, R);
     }
-#undef EDGE
-#undef FS
 }
 
 /* One out-of-line function per radius (and KEEP): every inner loop still has compile-time constants, and
  * the compiler handles several small functions much faster than one huge one. */
 #define DEF(RR)                                                                                            \
-    SWEEP_NOINLINE void SFX(psi_row##RR)(const SFX(consts) *K, const REAL *u, REAL *px, REAL *pz, int64_t i,  \
-                                         int64_t xa, int64_t xb, int64_t za, int64_t zb) {                   \
-        SFX(psi_row_r)(K, u, px, pz, i, xa, xb, za, zb, RR);                                                 \
+    SWEEP_NOINLINE void SFX(psi_z_row##RR)(const SFX(consts) *K, const REAL *u, REAL *pz, int64_t i) {        \
+        SFX(psi_z_span)(K, u, pz, i, 0, K->nx, RR);                                                          \
     }                                                                                                      \
-    SWEEP_NOINLINE void SFX(fwd_row_keep##RR)(const SFX(consts) *K, const REAL *u, REAL *up, const REAL *px,  \
+    SWEEP_NOINLINE void SFX(fwd_row_keep##RR)(const SFX(consts) *K, const REAL *u, REAL *up, REAL *px,        \
                                               const REAL *pz, REAL *zx, REAL *zz, REAL *srow, int64_t i,     \
-                                              const segments *rs, const segments *cs) {                      \
-        SFX(fwd_row_r)(K, u, up, px, pz, zx, zz, srow, i, rs, cs, 1, RR);                                    \
+                                              const segments *rs, const segments *cs, const SFX(xlayout) *X, \
+                                              const SFX(scratch) *S) {                                       \
+        SFX(fwd_row_r)(K, u, up, px, pz, zx, zz, srow, i, rs, cs, X, S, 1, RR);                              \
     }                                                                                                      \
-    SWEEP_NOINLINE void SFX(fwd_row_nokeep##RR)(const SFX(consts) *K, const REAL *u, REAL *up, const REAL *px, \
+    SWEEP_NOINLINE void SFX(fwd_row_nokeep##RR)(const SFX(consts) *K, const REAL *u, REAL *up, REAL *px,      \
                                                 const REAL *pz, REAL *zx, REAL *zz, int64_t i,               \
-                                                const segments *rs, const segments *cs) {                    \
-        SFX(fwd_row_r)(K, u, up, px, pz, zx, zz, 0, i, rs, cs, 0, RR);                                       \
+                                                const segments *rs, const segments *cs,                      \
+                                                const SFX(xlayout) *X, const SFX(scratch) *S) {              \
+        SFX(fwd_row_r)(K, u, up, px, pz, zx, zz, 0, i, rs, cs, X, S, 0, RR);                                 \
     }
 SWEEP_PER_RADIUS(DEF)
 #undef DEF
 
-static void SFX(psi_row)(const SFX(consts) *K, int r, const REAL *u, REAL *px, REAL *pz, int64_t i, int64_t xa,
-                         int64_t xb, int64_t za, int64_t zb) {
-#define CALL(R) SFX(psi_row##R)(K, u, px, pz, i, xa, xb, za, zb)
+/* psi_z' on row i when it is a z-layer row (rows outside the grid: see ROWS). */
+static void SFX(psi_z_row)(const SFX(consts) *K, int r, const REAL *u, REAL *pz, int64_t i, int64_t za, int64_t zb) {
+    if (i >= za && i < zb) return;
+#define CALL(R) SFX(psi_z_row##R)(K, u, pz, i)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
 
-static void SFX(fwd_row)(const SFX(consts) *K, int r, const REAL *u, REAL *up, const REAL *px, const REAL *pz,
-                         REAL *zx, REAL *zz, REAL *srow, int64_t i, const segments *rs, const segments *cs) {
-#define CALL(R)                                                                \
-    do {                                                                       \
-        if (srow)                                                              \
-            SFX(fwd_row_keep##R)(K, u, up, px, pz, zx, zz, srow, i, rs, cs);   \
-        else                                                                   \
-            SFX(fwd_row_nokeep##R)(K, u, up, px, pz, zx, zz, i, rs, cs);       \
+static void SFX(fwd_row)(const SFX(consts) *K, int r, const REAL *u, REAL *up, REAL *px, const REAL *pz,
+                         REAL *zx, REAL *zz, REAL *srow, int64_t i, const segments *rs, const segments *cs,
+                         const SFX(xlayout) *X, const SFX(scratch) *S) {
+#define CALL(R)                                                                      \
+    do {                                                                             \
+        if (srow)                                                                    \
+            SFX(fwd_row_keep##R)(K, u, up, px, pz, zx, zz, srow, i, rs, cs, X, S);   \
+        else                                                                         \
+            SFX(fwd_row_nokeep##R)(K, u, up, px, pz, zx, zz, i, rs, cs, X, S);       \
     } while (0)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
@@ -287,13 +368,34 @@ static int64_t *SFX(strip_rows)(const int64_t *sidx, int64_t nstrip, int64_t pnz
     return sptr;
 }
 
+/* A thread's rows: S of the current row, u_prev of a row with sources, and the row scratch. */
+typedef struct {
+    REAL *srow, *uold;
+    SFX(scratch) s;
+} SFX(thread_rows);
+
+/* Rows of `ld` REALs per thread (see thread_rows), zero-filled; free() the returned block. */
+static REAL *SFX(alloc_thread_rows)(int nthreads, int64_t nx, SFX(thread_rows) *T) {
+    const int64_t ld = (nx + 2 * SWEEP_XPAD + 15) / 16 * 16;
+    REAL *block = (REAL *)calloc((size_t)nthreads * 7 * (size_t)ld, sizeof(REAL));
+    if (!block) return 0;
+    for (int t = 0; t < nthreads; t++) {
+        REAL *b = block + (size_t)t * 7 * (size_t)ld;
+        T[t].srow = b;
+        T[t].uold = b + ld;
+        T[t].s = (SFX(scratch)){b + 2 * ld, b + 3 * ld, b + 4 * ld, b + 5 * ld, b + 6 * ld};
+    }
+    return block;
+}
+
 /* One forward step of rows [a, b) of shot sh (u_prev slot `up`, u slot `u`, both offset to the shot):
- * psi runs r rows ahead of the main pass, both in place (see the work split in acoustic.c: no psi_z is
- * read across the band's edges). */
+ * psi_z runs r rows ahead of the main pass, both in place (see the work split in acoustic_common.h: no
+ * psi_z is read across the band's edges). */
 static void SFX(fwd_band)(const sweep_problem *P, const SFX(consts) *K, const segments *rs, const segments *cs,
-                          const REAL *u, REAL *up, REAL *px, REAL *pz, REAL *zx, REAL *zz, REAL *srow, REAL *uold,
-                          int64_t sh, int64_t a, int64_t b, int64_t n, int64_t n1, REAL *kp, REAL *record,
-                          REAL *sp, const int64_t *sptr) {
+                          const SFX(xlayout) *X, const SFX(thread_rows) *T, const REAL *u, REAL *up, REAL *px,
+                          REAL *pz, REAL *zx, REAL *zz, int64_t sh, int64_t a, int64_t b, int64_t n, int64_t n1,
+                          REAL *kp, REAL *record, REAL *sp, const int64_t *sptr) {
+    REAL *const srow = T->srow, *const uold = T->uold;
     const int64_t nz = P->nz, nx = P->nx, nt = P->nt, nrec = P->nrec, pnz = P->pnz, pnx = P->pnx;
     const int64_t top = P->ptop, left = P->pleft, pplane = pnz * pnx, nstrip = P->nstrip;
     const int r = (int)P->radius;
@@ -304,14 +406,14 @@ static void SFX(fwd_band)(const sweep_problem *P, const SFX(consts) *K, const se
                 const int64_t c = P->strip_idx[t];
                 sp[sh * nstrip + t] = up[(top + c / pnx) * nx + left + c % pnx];
             }
-    for (int64_t i = a; i < b && i < a + r; i++) SFX(psi_row)(K, r, u, px, pz, i, P->xa, P->xb, P->za, P->zb);
+    for (int64_t i = a; i < b && i < a + r; i++) SFX(psi_z_row)(K, r, u, pz, i, P->za, P->zb);
     for (int64_t i = a; i < b; i++) {
-        if (i + r < b) SFX(psi_row)(K, r, u, px, pz, i + r, P->xa, P->xb, P->za, P->zb);
+        if (i + r < b) SFX(psi_z_row)(K, r, u, pz, i + r, P->za, P->zb);
         const int64_t row = sh * nz + i;
         const int64_t q0 = P->src_ptr[row], q1 = P->src_ptr[row + 1];
         const int phys = i >= top && i < top + pnz;
         if (q0 < q1) memcpy(uold, up + i * nx, (size_t)nx * sizeof(REAL));
-        SFX(fwd_row)(K, r, u, up, px, pz, zx, zz, (q0 < q1 || (kp && phys)) ? srow : 0, i, rs, cs);
+        SFX(fwd_row)(K, r, u, up, px, pz, zx, zz, (q0 < q1 || (kp && phys)) ? srow : 0, i, rs, cs, X, &T->s);
         if (q0 < q1) {
             /* Sources in a fixed order (several may share a cell): S += f / dh^2, then redo u_next there
              * from the saved u_prev. */
@@ -355,6 +457,7 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
     const int64_t pplane = P->pnz * P->pnx;
     const int r = (int)P->radius;
     const segments rs = make_segments(nz, r, P->za, P->zb), cs = make_segments(nx, r, P->xa, P->xb);
+    const SFX(xlayout) X = SFX(make_xlayout)(nx, r, P->xa, P->xb, &cs);
     REAL *const s0 = state, *const s1 = state + fs;
     REAL *const px = state + 2 * fs, *const pz = state + 3 * fs, *const zx = state + 4 * fs,
                 *const zz = state + 5 * fs;
@@ -365,12 +468,13 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
             const int64_t sh = q / nrec;
             record[(sh * nt + n0) * nrec + q % nrec] = s1[sh * plane + P->rec_z[q] * nx + P->rec_x[q]];
         }
-    /* Per-thread rows: S of the current row, and u_prev of a row with sources. */
-    REAL *rows = (REAL *)malloc(2 * (size_t)nthreads * (size_t)nx * sizeof(REAL));
+    SFX(thread_rows) *T = (SFX(thread_rows) *)malloc((size_t)nthreads * sizeof(SFX(thread_rows)));
+    REAL *rows = T ? SFX(alloc_thread_rows)(nthreads, nx, T) : 0;
     REAL *zero = (REAL *)calloc((size_t)nx, sizeof(REAL));
     int64_t *sptr = strips ? SFX(strip_rows)(P->strip_idx, nstrip, P->pnz, P->pnx) : 0;
     sweep_sched S;
     if (!rows || !zero || (strips && !sptr) || sched_alloc(&S, ns, nz, nthreads, P->za + r, P->zb - r)) {
+        free(T);
         free(rows);
         free(zero);
         free(sptr);
@@ -383,7 +487,6 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
         const unsigned int mxcsr = enter_ftz();
         const int me = thread_id();
         const sweep_part part = S.plan[me];
-        REAL *const srow = rows + 2 * (size_t)me * (size_t)nx, *const uold = srow + nx;
         /* Shot by shot, all steps of each (a band's shot range is one shot when it has neighbours). */
         for (int64_t sh = part.s0; sh < part.s1; sh++) {
             const int64_t o = sh * plane;
@@ -392,7 +495,7 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
                 REAL *const up = ((n - n0) & 1) ? s1 : s0;
                 const REAL *const u = ((n - n0) & 1) ? s0 : s1;
                 if (n > n0) wait_neighbours(S.prog, &part, (int)(n - n0), budget);
-                SFX(fwd_band)(P, &K, &rs, &cs, u + o, up + o, px + o, pz + o, zx + o, zz + o, srow, uold, sh,
+                SFX(fwd_band)(P, &K, &rs, &cs, &X, T + me, u + o, up + o, px + o, pz + o, zx + o, zz + o, sh,
                               part.a, part.b, n, n1, keep ? keep + (n - n0) * ns * pplane : 0, record,
                               strips ? strips + (n - n0) * ns * nstrip : 0, sptr);
                 progress_post(S.prog + me, (int)(n - n0 + 1));
@@ -407,6 +510,7 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
         leave_ftz(mxcsr);
     }
     sched_free(&S);
+    free(T);
     free(rows);
     free(zero);
     free(sptr);

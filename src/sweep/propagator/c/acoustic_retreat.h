@@ -15,37 +15,47 @@
  * owner of its row from values of the previous step only, so results do not depend on the thread count.
  */
 
-/* S of row i on [j0, j1) into srow[j]; u_{n-1} over u_{n+1} (in `un`); wr is row i of w. */
-ALWAYS_INLINE void SFX(back_span)(const SFX(consts) *K_, const REAL *restrict u, REAL *restrict un,
+/* S of row i on [j0, j1) into srow[j]; u_{n-1} over u_{n+1} (in `un`); wr is row i of w, ux row i of u (the
+ * grid's or a zero-padded copy: x taps). */
+ALWAYS_INLINE void SFX(back_span)(const SFX(consts) *K_, const REAL *restrict ux, const REAL *u, REAL *restrict un,
                                   const REAL *restrict wr, REAL *restrict srow, int64_t i, int64_t j0, int64_t j1,
-                                  const int SAFE, const int R) {
+                                  const int R) {
     /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
     const SFX(consts) Kl = *K_, *const K = &Kl;
     const int64_t nx = K->nx;
     ROWS(ur, u, i, R);
+    REAL *restrict unr = un + i * nx;
 #pragma GCC ivdep
     for (int64_t j = j0; j < j1; j++) {
-        const int64_t c = i * nx + j;
-        const REAL s = SFX(rhs)(K, u, ur, u, ur, 0, 0, i, j, SAFE, 0, 0, R);
+        REAL unused;
+        const REAL s = SFX(rhs)(K, ux, ur, 0, ur, 0, 0, 0, 0, j, &unused, &unused, 0, 0, R);
         srow[j] = s;
-        un[c] = 2 * u[c] - un[c] + wr[j] * s;
+        unr[j] = 2 * ux[j] - unr[j] + wr[j] * s;
     }
 }
 
-/* The interior cells of row i: the gaps between its strip cells (flat indices cells[0..ncells)). Bounds
- * checks on the columns [0, s1) and [s4, nx) only, as in the forward (rows: see ROWS): they change the
- * compiled stencil, and with it which products gcc fuses into FMAs, so a cell must get the forward's. */
+/* The interior cells of row i: the gaps between its strip cells (flat indices cells[0..ncells)). Those
+ * within r of the left or right edge (only on a side without a layer) read their x taps from a zero-padded
+ * copy of the row (`ub`, zero beyond it), as the forward's edge blocks do, so a cell gets the forward's
+ * arithmetic (same operations, same contractions into FMAs). */
 ALWAYS_INLINE void SFX(back_row_r)(const SFX(consts) *K, const REAL *u, REAL *un, const REAL *wr, REAL *srow,
-                                   int64_t i, const int64_t *cells, int64_t ncells, const segments *cs,
+                                   int64_t i, const int64_t *cells, int64_t ncells, const segments *cs, REAL *ub,
                                    const int R) {
     const int64_t nx = K->nx;
+    const REAL *const urow = u + i * nx;
+    REAL *const ux = ub + SWEEP_XPAD;
+    int copied = 0;
     int64_t j0 = 0;
     for (int64_t t = 0; t <= ncells; t++) {
         const int64_t j1 = t < ncells ? cells[t] - i * nx : nx;
         const int64_t m0 = clamp64(cs->s1, j0, j1), m1 = clamp64(cs->s4, m0, j1);
-        if (j0 < m0) SFX(back_span)(K, u, un, wr, srow, i, j0, m0, 1, R);
-        if (m0 < m1) SFX(back_span)(K, u, un, wr, srow, i, m0, m1, 0, R);
-        if (m1 < j1) SFX(back_span)(K, u, un, wr, srow, i, m1, j1, 1, R);
+        if (!copied && (j0 < m0 || m1 < j1)) {
+            memcpy(ux, urow, (size_t)nx * sizeof(REAL));
+            copied = 1;
+        }
+        if (j0 < m0) SFX(back_span)(K, ux, u, un, wr, srow, i, j0, m0, R);
+        if (m0 < m1) SFX(back_span)(K, urow, u, un, wr, srow, i, m0, m1, R);
+        if (m1 < j1) SFX(back_span)(K, ux, u, un, wr, srow, i, m1, j1, R);
         j0 = j1 + 1;
     }
 }
@@ -53,15 +63,15 @@ ALWAYS_INLINE void SFX(back_row_r)(const SFX(consts) *K, const REAL *u, REAL *un
 #define DEF(RR)                                                                                            \
     SWEEP_NOINLINE void SFX(back_row##RR)(const SFX(consts) *K, const REAL *u, REAL *un, const REAL *wr,      \
                                           REAL *srow, int64_t i, const int64_t *cells, int64_t ncells,       \
-                                          const segments *cs) {                                              \
-        SFX(back_row_r)(K, u, un, wr, srow, i, cells, ncells, cs, RR);                                       \
+                                          const segments *cs, REAL *ub) {                                    \
+        SFX(back_row_r)(K, u, un, wr, srow, i, cells, ncells, cs, ub, RR);                                   \
     }
 SWEEP_PER_RADIUS(DEF)
 #undef DEF
 
 static void SFX(back_row)(const SFX(consts) *K, int r, const REAL *u, REAL *un, const REAL *wr, REAL *srow,
-                          int64_t i, const int64_t *cells, int64_t ncells, const segments *cs) {
-#define CALL(R) SFX(back_row##R)(K, u, un, wr, srow, i, cells, ncells, cs)
+                          int64_t i, const int64_t *cells, int64_t ncells, const segments *cs, REAL *ub) {
+#define CALL(R) SFX(back_row##R)(K, u, un, wr, srow, i, cells, ncells, cs, ub)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
@@ -88,11 +98,13 @@ int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL
     /* Strip cells by row: those of row i are sidx[sptr[i] .. sptr[i+1]). Per-thread row: u_{n+1} of a
      * row with sources, which the source terms need after the row has overwritten it. */
     int64_t *sptr = SFX(strip_rows)(sidx, nstrip, nz, nx);
-    REAL *rows = (REAL *)malloc((size_t)nthreads * (size_t)nx * sizeof(REAL));
+    SFX(thread_rows) *T = (SFX(thread_rows) *)malloc((size_t)nthreads * sizeof(SFX(thread_rows)));
+    REAL *rows = T ? SFX(alloc_thread_rows)(nthreads, nx, T) : 0;
     REAL *zero = (REAL *)calloc((size_t)nx, sizeof(REAL));
     sweep_sched S;
     /* Bands may end anywhere: the rebuild reads only the wavefield across them. */
     if (!sptr || !rows || !zero || sched_alloc(&S, ns, nz, nthreads, 0, nz)) {
+        free(T);
         free(sptr);
         free(rows);
         free(zero);
@@ -105,7 +117,7 @@ int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL
         const unsigned int mxcsr = enter_ftz();
         const int me = thread_id();
         const sweep_part part = S.plan[me];
-        REAL *const uold = rows + (size_t)me * (size_t)nx;
+        REAL *const uold = T[me].uold, *const ub = T[me].s.ub;
         for (int64_t sh = part.s0; sh < part.s1; sh++) {
             const int64_t o = sh * plane;
             for (int64_t n = n1 - 1; n >= n0; n--) {
@@ -123,7 +135,7 @@ int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL
                     const REAL *const wr = K.w + (top + i) * NX + left;
                     REAL *const srow = kp + o + i * nx;
                     if (q0 < q1) memcpy(uold, un + o + i * nx, (size_t)nx * sizeof(REAL));
-                    SFX(back_row)(&K, r, u + o, un + o, wr, srow, i, cells, ncells, &cs);
+                    SFX(back_row)(&K, r, u + o, un + o, wr, srow, i, cells, ncells, &cs, ub);
                     if (q0 < q1) {
                         /* Interior sources in the forward's order: S += f / dh^2, then redo u_{n-1}. A strip
                          * cell's S already holds its sources. */
@@ -156,6 +168,7 @@ int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL
     }
     sched_free(&S);
     free(sptr);
+    free(T);
     free(rows);
     free(zero);
     return 0;

@@ -102,8 +102,8 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
  * block runs over whole vectors, the left one over [0, xl) and the right one over [xr, nx), into scratch
  * rows from which only its own cells are copied back: ~20-cell loops with scalar remainders and bounds-checked
  * edge pieces otherwise cost an x-layer cell about ten interior ones. psi_x' of the layer columns is
- * computed into a zero-padded row over [0, pl) and [pr, nx) (past the layer the formula gives exact zeros:
- * a = 0, b = 1 and psi = 0 there). Rows too narrow for that (a block reaching the other layer) are one
+ * computed over [0, pl) and [pr, nx), in place and into a zero-padded row (past the layer the formula
+ * gives exact zeros: a = 0, b = 1 and psi = 0 there). Rows too narrow for that (a block reaching the other layer) are one
  * block computed in place, with C-PML x terms on exactly the cells outside [c0, c1) (see segments). */
 typedef struct {
     int two;          /* two edge blocks and a middle; otherwise one block */
@@ -138,9 +138,10 @@ typedef struct {
 
 #define SWEEP_XPAD 4
 
-/* psi_x' = b_x psi_x + a_x D1x u on [j0, j1): x taps from the padded row ux, psi_x from pxi into pxo. */
-ALWAYS_INLINE void SFX(psi_x_span)(const SFX(consts) *K_, const REAL *restrict ux, const REAL *restrict pxi,
-                                   REAL *restrict pxo, int64_t j0, int64_t j1, const int R) {
+/* psi_x' = b_x psi_x + a_x D1x u on [j0, j1): x taps from the padded row ux; psi_x' over psi_x (the row px)
+ * and into the padded row pxn. */
+ALWAYS_INLINE void SFX(psi_x_span)(const SFX(consts) *K_, const REAL *restrict ux, REAL *restrict px,
+                                   REAL *restrict pxn, int64_t j0, int64_t j1, const int R) {
     /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
     const SFX(consts) Kl = *K_, *const K = &Kl;
     const REAL inv_dh = K->inv_dh;
@@ -148,7 +149,9 @@ ALWAYS_INLINE void SFX(psi_x_span)(const SFX(consts) *K_, const REAL *restrict u
     for (int64_t j = j0; j < j1; j++) {
         REAL d = K->c1[1] * (ux[j + 1] - ux[j - 1]);
         for (int k = 2; k <= R; k++) d = d + K->c1[k] * (ux[j + k] - ux[j - k]);
-        pxo[j] = bx[j] * pxi[j] + ax[j] * (d * inv_dh);
+        const REAL p = bx[j] * px[j] + ax[j] * (d * inv_dh);
+        px[j] = p;
+        pxn[j] = p;
     }
 }
 
@@ -275,8 +278,6 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
         memcpy(ux + r0, urow + r0, (size_t)(nx - r0) * sizeof(REAL));
         SFX(psi_x_span)(K, ux, pxrow, pxn, 0, X->pl, R);
         SFX(psi_x_span)(K, ux, pxrow, pxn, X->pr, nx, R);
-        memcpy(pxrow, pxn, (size_t)xa * sizeof(REAL));
-        memcpy(pxrow + xb, pxn + xb, (size_t)(nx - xb) * sizeof(REAL));
         /* The blocks first: they read u_prev and zeta of their extra cells before the middle writes them,
          * and the middle then overwrites their S there. */
         io.ux = ux;
@@ -304,8 +305,6 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
         memcpy(ux, urow, (size_t)nx * sizeof(REAL));
         SFX(psi_x_span)(K, ux, pxrow, pxn, 0, xa, R);
         SFX(psi_x_span)(K, ux, pxrow, pxn, xb, nx, R);
-        memcpy(pxrow, pxn, (size_t)xa * sizeof(REAL));
-        memcpy(pxrow + xb, pxn + xb, (size_t)(nx - xb) * sizeof(REAL));
         io.ux = ux;
         const int64_t m0 = clamp64(cs->c0, 0, nx), m1 = clamp64(cs->c1, m0, nx);
         SFX(fwd_span_any)(K, &io, 0, m0, 1, doz, KEEP, R);

@@ -31,7 +31,7 @@
  * a dependency from one cell to the next. */
 #define ADJ_FOR(j, j0, j1, CH)                                                                            \
     _Pragma("GCC ivdep") for (int64_t jb_ = (j0); jb_ < (j1); jb_ += (CH) ? ADJ_V : 1)                    \
-        _Pragma("GCC ivdep") for (int64_t j = jb_; j < jb_ + ((CH) ? ADJ_V : 1); j++)
+        for (int64_t l_ = 0, j = jb_; l_ < ((CH) ? ADJ_V : 1); l_++, j++)
 
 /* Stage A on row m: s = w A1 into s; on a z-layer row (Z) also Lh_z into hz and A5' = b_z (A5 + s), the
  * row's only use of A5. */
@@ -102,6 +102,13 @@ ALWAYS_INLINE void SFX(adj_a1_span)(const SFX(consts) *K, REAL *restrict a0, con
     }
 }
 
+/* upd on an x-layer column j (j < xa or j >= xb), else old. Two selects on 32-bit compares: gcc vectorises
+ * them as blends, where a short-circuit || or 64-bit compares leave a branch or lane shuffles. */
+ALWAYS_INLINE REAL SFX(adj_in_layer)(int64_t j, int64_t xa, int64_t xb, REAL upd, REAL old) {
+    const REAL v = (int)j < (int)xa ? upd : old;
+    return (int)j >= (int)xb ? upd : v;
+}
+
 /* Stage C on the edge span [j0, j1) of row i, which holds all the x-layer cells it touches ([0, xa) and
  * [xb, nx) are the layers) and whose R cells either side are outside them: Lh_x into hx, A4' = b_x (A4 + s),
  * then P_x = A2 - D1x Lh_x, a_x P_x into px and A2' = b_x P_x, then A1'. The x-layer updates run on every
@@ -117,16 +124,16 @@ ALWAYS_INLINE void SFX(adj_edge_span)(const SFX(consts) *K, REAL *restrict a0, c
         hx[j1 - 1 + k] = s[j1 - 1 + k];
     }
     ADJ_FOR(j, j0, j1, CH) {
-        const REAL q = a4[j] + s[j];
+        const REAL old = a4[j], q = old + s[j];
         hx[j] = s[j] + ax[j] * q;
-        a4[j] = (j < xa || j >= xb) ? bx[j] * q : a4[j];
+        a4[j] = SFX(adj_in_layer)(j, xa, xb, bx[j] * q, old);
     }
     ADJ_FOR(j, j0, j1, CH) {
         REAL d = K->c1[1] * (hx[j + 1] - hx[j - 1]);
         for (int k = 2; k <= R; k++) d = d + K->c1[k] * (hx[j + k] - hx[j - k]);
-        const REAL P = a2[j] - d * K->inv_dh;
+        const REAL old = a2[j], P = old - d * K->inv_dh;
         px[j] = ax[j] * P;
-        a2[j] = (j < xa || j >= xb) ? bx[j] * P : a2[j];
+        a2[j] = SFX(adj_in_layer)(j, xa, xb, bx[j] * P, old);
     }
     SFX(adj_a1_span)(K, a0, a1, hx, px, hz, pz, sigma, j0, j1, 1, DOZ, CH, R);
 }

@@ -191,6 +191,36 @@ static void SFX(adj_row)(const SFX(consts) *K, int r, REAL *a0, const REAL *a1, 
 #undef CALL
 }
 
+/* One thread's rings (see below): rows of s, Lh_z and a_z P_z, row m in slot m % L. */
+typedef struct {
+    REAL *s, *h, *p;
+    const REAL *zero; /* a padded zero row */
+    int64_t L, stride, nz, za, zb;
+} SFX(adj_rings);
+
+static inline REAL *SFX(adj_slot)(const SFX(adj_rings) *g, REAL *ring, int64_t m) {
+    return ring + (m % g->L) * g->stride;
+}
+
+/* Whether row m is a z-layer row of the grid. */
+static inline int SFX(adj_zrow)(const SFX(adj_rings) *g, int64_t m) {
+    return m >= 0 && m < g->nz && !(m >= g->za && m < g->zb);
+}
+
+/* hz[q], pz[q] (q = -r..r) = row m + q of Lh_z (s on a z-interior row) and of a_z P_z (zero there); zero rows
+ * beyond the grid. Returns whether any of the rows is a z-layer row. */
+static int SFX(adj_tables)(const SFX(adj_rings) *g, int r, int64_t m, const REAL **hz, const REAL **pz) {
+    int any = 0;
+    for (int q = -r; q <= r; q++) {
+        const int64_t mq = m + q;
+        const int z = SFX(adj_zrow)(g, mq);
+        any |= z;
+        hz[q] = (mq < 0 || mq >= g->nz) ? g->zero : SFX(adj_slot)(g, z ? g->h : g->s, mq);
+        pz[q] = z ? SFX(adj_slot)(g, g->p, mq) : g->zero;
+    }
+    return any;
+}
+
 /* Adjoint steps n1-1 down to n0 in place on `adj` (6, nshots, NZ, NX): on entry the adjoint of the state
  * after step n1-1, on return that of the state at step n0. `kept` (n1 - n0, nshots, nz, nx) holds the
  * snapshots (only read when `grad_w` is given); `grad_rec` (nshots, nt, nrec) the adjoint of the data.
@@ -237,22 +267,9 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
         const sweep_part part = S.plan[me];
         const int64_t a = part.a, b = part.b;
         REAL *const mine = rows + me * per + ADJ_V;
-        REAL *const sring = mine, *const hring = mine + L * stride, *const pring = mine + 2 * L * stride;
+        const SFX(adj_rings) g = {mine, mine + L * stride, mine + 2 * L * stride, zero, L, stride, nz, za, zb};
         REAL *const hx = mine + 3 * L * stride, *const px = hx + stride;
-#define ZROW(m) ((m) >= 0 && (m) < nz && !((m) >= za && (m) < zb))
-#define SLOT(ring, m) ((ring) + ((m) % L) * stride)
-        /* Rows m-r..m+r of Lh_z (s on a z-interior row) and of a_z P_z (zero there); zero rows beyond the grid. */
-#define TABLES(m)                                                                                          \
-    const REAL *hz_a[9], *pz_a[9];                                                                          \
-    int doz_ = 0;                                                                                           \
-    for (int q_ = -r; q_ <= r; q_++) {                                                                      \
-        const int64_t m_ = (m) + q_;                                                                        \
-        const int z_ = ZROW(m_);                                                                            \
-        doz_ |= z_;                                                                                         \
-        hz_a[r + q_] = (m_ < 0 || m_ >= nz) ? zero : SLOT(z_ ? hring : sring, m_);                         \
-        pz_a[r + q_] = z_ ? SLOT(pring, m_) : zero;                                                         \
-    }                                                                                                       \
-    const REAL *const *const hz = hz_a + r, *const *const pz = pz_a + r
+        const REAL *hz_a[9], *pz_a[9], **const hz = hz_a + r, **const pz = pz_a + r;
         for (int64_t sh = part.s0; sh < part.s1; sh++) {
             const int64_t o = sh * plane;
             for (int64_t n = n1 - 1; n >= n0; n--) {
@@ -265,24 +282,23 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
                 for (int64_t m = a - r; m < b + 2 * r; m++) {
                     /* Stage A on row m (A1 is read-only during the step, so rows beyond the band are safe). */
                     if (m >= 0 && m < nz && m < b + r) {
-                        const int z = ZROW(m) && m >= a && m < b;
-                        SFX(adj_s_row)(&K, Y + m * nx, a5 + o + m * nx, SLOT(sring, m), SLOT(hring, m), m, z);
+                        const int z = SFX(adj_zrow)(&g, m) && m >= a && m < b;
+                        SFX(adj_s_row)(&K, Y + m * nx, a5 + o + m * nx, SFX(adj_slot)(&g, g.s, m),
+                                       SFX(adj_slot)(&g, g.h, m), m, z);
                     }
                     /* Stage B on row m - r. */
                     const int64_t p = m - r;
-                    if (p >= a && p < b && ZROW(p)) {
-                        TABLES(p);
-                        (void)pz;
-                        (void)doz_;
-                        SFX(adj_pz_row)(&K, r, hz, a3 + o + p * nx, SLOT(pring, p), p);
+                    if (p >= a && p < b && SFX(adj_zrow)(&g, p)) {
+                        SFX(adj_tables)(&g, r, p, hz, pz);
+                        SFX(adj_pz_row)(&K, r, hz, a3 + o + p * nx, SFX(adj_slot)(&g, g.p, p), p);
                     }
                     /* Stage C on row m - 2r; the receivers' adjoint, grad_w += A1 S, the wavelet's gradient. */
                     const int64_t i = m - 2 * r;
                     if (i >= a && i < b) {
                         const int64_t row = sh * nz + i, c = i * nx;
-                        TABLES(i);
-                        SFX(adj_row)(&K, r, X + c, Y + c, a2 + o + c, a4 + o + c, SLOT(sring, i), hx, px, hz, pz,
-                                     sigma, xa, xb, xl, xr, doz_);
+                        const int doz = SFX(adj_tables)(&g, r, i, hz, pz);
+                        SFX(adj_row)(&K, r, X + c, Y + c, a2 + o + c, a4 + o + c, SFX(adj_slot)(&g, g.s, i), hx, px,
+                                     hz, pz, sigma, xa, xb, xl, xr, doz);
                         for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
                             const int64_t q = P->rec_order[t];
                             X[c + P->rec_x[q]] += grad_rec[(sh * nt + n) * nrec + q % nrec];
@@ -317,9 +333,6 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
                 }
             }
         }
-#undef TABLES
-#undef SLOT
-#undef ZROW
         leave_ftz(mxcsr);
     }
     sched_free(&S);

@@ -14,191 +14,211 @@
  * swapped: A1' overwrites A0's slot and the other slot keeps A1 = -A0', so after the first step the "A0"
  * slot holds -A0 (the sign is folded into the update, exactly) and one pass at the end of the block
  * restores the layout. Parallelism as in the forward (see acoustic_impl.h).
+ *
+ * Outside the layers a = 0 and A2..A5 = 0, so Lh = s there: the kernels keep s rows, Lh_z rows (z-layer
+ * rows only) and a_z P_z rows (likewise) in per-thread rings of padded rows (zeros beyond the left and right
+ * edges, a zero row beyond the top and bottom), and Lh_x and a_x P_x of the current row in two padded rows.
+ * The x-layer terms are local to a row, so all of a row's x-layer work runs with its A1' (stage C below), on
+ * an edge span of whole chunks: no stencil needs a bounds check, and no short loop has a scalar remainder.
  */
 
-/* Adjoint of L_x at (i, j): Lh = s + a (A4 + s), s = w A1; zero outside the grid. */
-#define LHX(i, j) ((SAFE && ((i) < 0 || (i) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : \
-    (w[(i) * nx + (j)] * a1[(i) * nx + (j)] + ax[j] * (a4[(i) * nx + (j)] + w[(i) * nx + (j)] * a1[(i) * nx + (j)])))
-#define LHZ(i, j) ((SAFE && ((i) < 0 || (i) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : \
-    (w[(i) * nx + (j)] * a1[(i) * nx + (j)] + az[i] * (a5[(i) * nx + (j)] + w[(i) * nx + (j)] * a1[(i) * nx + (j)])))
-#define SW(i, j) ((SAFE && ((i) < 0 || (i) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : \
-    w[(i) * nx + (j)] * a1[(i) * nx + (j)])
-#define APX(i, j) ((SAFE && ((i) < 0 || (i) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : ax[j] * a2[(i) * nx + (j)])
-#define APZ(i, j) ((SAFE && ((i) < 0 || (i) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : az[i] * a3[(i) * nx + (j)])
+/* Cells per chunk of the edge spans: a cache line, a whole number of vectors on every code path. */
+#define ADJ_V ((int64_t)(64 / sizeof(REAL)))
+#define ADJ_UP(n) (((n) + ADJ_V - 1) / ADJ_V * ADJ_V)
 
-ALWAYS_INLINE void SFX(adj_px_span)(const SFX(consts) *K_, const REAL *restrict a1, REAL *restrict a2,
-                                    const REAL *restrict a4, int64_t i, int64_t j0, int64_t j1, const int SAFE,
-                                    const int R) {
-    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
-    const SFX(consts) Kl = *K_, *const K = &Kl;
-    const int64_t nz = K->nz, nx = K->nx;
-    const REAL *restrict w = K->w, *restrict ax = K->ax;
-    (void)nz;
-    for (int64_t j = j0; j < j1; j++) {
-        REAL d = K->c1[1] * (LHX(i, j + 1) - LHX(i, j - 1));
-        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LHX(i, j + k) - LHX(i, j - k));
-        a2[i * nx + j] = a2[i * nx + j] - d * K->inv_dh;
-    }
-}
+/* for (j = j0; j < j1; j++), in chunks of ADJ_V when CH (j1 - j0 is then a multiple of it): each chunk
+ * compiles to straight vector code, so that a short span costs no remainder loop. No loop using it carries
+ * a dependency from one cell to the next. */
+#define ADJ_FOR(j, j0, j1, CH)                                                                            \
+    _Pragma("GCC ivdep") for (int64_t jb_ = (j0); jb_ < (j1); jb_ += (CH) ? ADJ_V : 1)                    \
+        for (int64_t l_ = 0, j = jb_; l_ < ((CH) ? ADJ_V : 1); l_++, j++)
 
-ALWAYS_INLINE void SFX(adj_pz_span)(const SFX(consts) *K_, const REAL *restrict a1, REAL *restrict a3,
-                                    const REAL *restrict a5, int64_t i, int64_t j0, int64_t j1, const int SAFE,
-                                    const int R) {
-    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
-    const SFX(consts) Kl = *K_, *const K = &Kl;
-    const int64_t nz = K->nz, nx = K->nx;
-    const REAL *restrict w = K->w, *restrict az = K->az;
-    (void)nz;
-    for (int64_t j = j0; j < j1; j++) {
-        REAL d = K->c1[1] * (LHZ(i + 1, j) - LHZ(i - 1, j));
-        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (LHZ(i + k, j) - LHZ(i - k, j));
-        a3[i * nx + j] = a3[i * nx + j] - d * K->inv_dh;
-    }
-}
-
-/* Pass 1 on row i's absorbing cells: P = A2 - D1 Lh into A2/A3. */
-ALWAYS_INLINE void SFX(adj_psi_row_r)(const SFX(consts) *K, const REAL *a1, REAL *a2, REAL *a3, const REAL *a4,
-                                      const REAL *a5, int64_t i, int64_t xa, int64_t xb, int64_t za, int64_t zb,
-                                      const int R) {
-    const int64_t nz = K->nz, nx = K->nx;
-#define PX(a, b, S) SFX(adj_px_span)(K, a1, a2, a4, i, a, b, S, R)
-#define PZ(a, b, S) SFX(adj_pz_span)(K, a1, a3, a5, i, a, b, S, R)
-    if (xa < xb) {
-        SPLIT_SAFE(0, xa, PX);
-        SPLIT_SAFE(xb, nx, PX);
-    } else {
-        SPLIT_SAFE(0, nx, PX);
-    }
-    if (!(i >= za && i < zb)) SPLIT_SAFE(0, nx, PZ);
-#undef PX
-#undef PZ
-}
-
-/* Pass 2 on [j0, j1) of row i: X <- sigma X + 2 A1 + ... (A1' before the receiver term). sr[k] (k = -R..R)
- * is row i + k of s = w A1 (a zero row outside the grid), computed once per row and step. */
-#define SWS(k, j) ((SAFE && ((i) + (k) < 0 || (i) + (k) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : sr[k][j])
-#define LHXS(j) ((SAFE && ((j) < 0 || (j) >= nx)) ? (REAL)0 : (sr[0][j] + ax[j] * (a4[i * nx + (j)] + sr[0][j])))
-#define LHZS(k, j) ((SAFE && ((i) + (k) < 0 || (i) + (k) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : \
-    (sr[k][j] + az[(i) + (k)] * (a5[((i) + (k)) * nx + (j)] + sr[k][j])))
-ALWAYS_INLINE void SFX(adj_span)(const SFX(consts) *K_, REAL *restrict a0, const REAL *restrict a1,
-                                 const REAL *restrict a2, const REAL *restrict a3, const REAL *restrict a4,
-                                 const REAL *restrict a5, const REAL *const *sr, const REAL sigma, int64_t i,
-                                 int64_t j0, int64_t j1, const int SAFE, const int DOX, const int DOZ, const int R) {
-    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
-    const SFX(consts) Kl = *K_, *const K = &Kl;
-    const int64_t nz = K->nz, nx = K->nx;
-    const REAL *restrict ax = K->ax, *restrict az = K->az;
-#pragma GCC ivdep
-    for (int64_t j = j0; j < j1; j++) {
-        const int64_t c = i * nx + j;
-        REAL tx, tz;
-        if (DOX) {
-            tx = K->c2[0] * LHXS(j);
-            for (int k = 1; k <= R; k++) tx = tx + K->c2[k] * (LHXS(j + k) + LHXS(j - k));
-        } else {
-            tx = K->c2[0] * SWS(0, j);
-            for (int k = 1; k <= R; k++) tx = tx + K->c2[k] * (SWS(0, j + k) + SWS(0, j - k));
-        }
-        if (DOZ) {
-            tz = K->c2[0] * LHZS(0, j);
-            for (int k = 1; k <= R; k++) tz = tz + K->c2[k] * (LHZS(k, j) + LHZS(-k, j));
-        } else {
-            tz = K->c2[0] * SWS(0, j);
-            for (int k = 1; k <= R; k++) tz = tz + K->c2[k] * (SWS(k, j) + SWS(-k, j));
-        }
-        REAL t = sigma * a0[c] + 2 * a1[c] + tx * K->inv_dh2 + tz * K->inv_dh2;
-        if (DOX) {
-            REAL d = K->c1[1] * (APX(i, j + 1) - APX(i, j - 1));
-            for (int k = 2; k <= R; k++) d = d + K->c1[k] * (APX(i, j + k) - APX(i, j - k));
-            t = t - d * K->inv_dh;
-        }
-        if (DOZ) {
-            REAL d = K->c1[1] * (APZ(i + 1, j) - APZ(i - 1, j));
-            for (int k = 2; k <= R; k++) d = d + K->c1[k] * (APZ(i + k, j) - APZ(i - k, j));
-            t = t - d * K->inv_dh;
-        }
-        a0[c] = t;
-    }
-}
-#undef SWS
-#undef LHXS
-#undef LHZS
-
-ALWAYS_INLINE void SFX(adj_row_r)(const SFX(consts) *K, REAL *a0, const REAL *a1, const REAL *a2, const REAL *a3,
-                                  const REAL *a4, const REAL *a5, const REAL *const *sr, REAL sigma, int64_t i,
-                                  const segments *rs, const segments *cs, const int R) {
+/* Stage A on row m: s = w A1 into s; on a z-layer row (Z) also Lh_z into hz and A5' = b_z (A5 + s), the
+ * row's only use of A5. */
+ALWAYS_INLINE void SFX(adj_s_row_r)(const SFX(consts) *K, const REAL *restrict y, REAL *restrict a5,
+                                    REAL *restrict s, REAL *restrict hz, int64_t m, const int Z) {
     const int64_t nx = K->nx;
-#define SPAN(j0, j1, S, X, Z) SFX(adj_span)(K, a0, a1, a2, a3, a4, a5, sr, sigma, i, j0, j1, S, X, Z, R)
-    if (i < rs->s1 || i >= rs->s4) {
-        SPAN(0, nx, 1, 1, 1);
-        return;
+    const REAL *restrict wr = K->w + m * nx;
+    const REAL a = Z ? K->az[m] : 0, b = Z ? K->bz[m] : 1;
+    for (int64_t j = 0; j < nx; j++) {
+        const REAL sj = wr[j] * y[j];
+        s[j] = sj;
+        if (Z) {
+            const REAL q = a5[j] + sj;
+            hz[j] = sj + a * q;
+            a5[j] = b * q;
+        }
     }
-    SPAN(0, cs->s1, 1, 1, 1);
-    if (i < rs->p1 || i >= rs->p2) {
-        SPAN(cs->s1, cs->p1, 0, 1, 1);
-        SPAN(cs->p1, cs->p2, 0, 0, 1);
-        SPAN(cs->p2, cs->s4, 0, 1, 1);
+}
+
+SWEEP_NOINLINE void SFX(adj_s_row)(const SFX(consts) *K, const REAL *y, REAL *a5, REAL *s, REAL *hz, int64_t m,
+                                   int z) {
+    if (z)
+        SFX(adj_s_row_r)(K, y, a5, s, hz, m, 1);
+    else
+        SFX(adj_s_row_r)(K, y, a5, s, hz, m, 0);
+}
+
+/* Stage B on z-layer row p: P_z = A3 - D1z Lh_z (hz: rows p-R..p+R), a_z P_z into pz, A3' = b_z P_z. */
+ALWAYS_INLINE void SFX(adj_pz_row_r)(const SFX(consts) *K_, const REAL *const *hz, REAL *restrict a3,
+                                     REAL *restrict pz, int64_t p, const int R) {
+    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
+    const SFX(consts) Kl = *K_, *const K = &Kl;
+    const REAL a = K->az[p], b = K->bz[p];
+    for (int64_t j = 0; j < K->nx; j++) {
+        REAL d = K->c1[1] * (hz[1][j] - hz[-1][j]);
+        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (hz[k][j] - hz[-k][j]);
+        const REAL P = a3[j] - d * K->inv_dh;
+        pz[j] = a * P;
+        a3[j] = b * P;
+    }
+}
+
+/* A1' of row i on [j0, j1): a0 <- sigma a0 + 2 a1 + D2x hx + D2z hz - D1x px - D1z pz (hx, px: padded rows;
+ * hz, pz: rows i-R..i+R), the D1 terms only where they can be nonzero (DOX: near an x layer, DOZ: near a z
+ * layer). */
+ALWAYS_INLINE void SFX(adj_a1_span)(const SFX(consts) *K, REAL *restrict a0, const REAL *restrict a1,
+                                    const REAL *restrict hx, const REAL *restrict px, const REAL *const *hz,
+                                    const REAL *const *pz, const REAL sigma, int64_t j0, int64_t j1,
+                                    const int DOX, const int DOZ, const int CH, const int R) {
+    ADJ_FOR(j, j0, j1, CH) {
+        REAL tx = K->c2[0] * hx[j], tz = K->c2[0] * hz[0][j];
+        for (int k = 1; k <= R; k++) {
+            tx = tx + K->c2[k] * (hx[j + k] + hx[j - k]);
+            tz = tz + K->c2[k] * (hz[k][j] + hz[-k][j]);
+        }
+        REAL t = sigma * a0[j] + 2 * a1[j] + (tx + tz) * K->inv_dh2;
+        if (DOX) {
+            REAL d = K->c1[1] * (px[j + 1] - px[j - 1]);
+            for (int k = 2; k <= R; k++) d = d + K->c1[k] * (px[j + k] - px[j - k]);
+            t = t - d * K->inv_dh;
+        }
+        if (DOZ) {
+            REAL d = K->c1[1] * (pz[1][j] - pz[-1][j]);
+            for (int k = 2; k <= R; k++) d = d + K->c1[k] * (pz[k][j] - pz[-k][j]);
+            t = t - d * K->inv_dh;
+        }
+        a0[j] = t;
+    }
+}
+
+/* upd on an x-layer column j (j < xa or j >= xb), else old. Two selects on 32-bit compares: gcc vectorises
+ * them as blends, where a short-circuit || or 64-bit compares leave a branch or lane shuffles. */
+ALWAYS_INLINE REAL SFX(adj_in_layer)(int64_t j, int64_t xa, int64_t xb, REAL upd, REAL old) {
+    const REAL v = (int)j < (int)xa ? upd : old;
+    return (int)j >= (int)xb ? upd : v;
+}
+
+/* Stage C on the edge span [j0, j1) of row i, which holds all the x-layer cells it touches ([0, xa) and
+ * [xb, nx) are the layers) and whose R cells either side are outside them: Lh_x into hx, A4' = b_x (A4 + s),
+ * then P_x = A2 - D1x Lh_x, a_x P_x into px and A2' = b_x P_x, then A1'. The x-layer updates run on every
+ * cell of the span, selected to the layer cells (a_x = 0 elsewhere, so hx = s and px = 0 there). */
+ALWAYS_INLINE void SFX(adj_edge_span)(const SFX(consts) *K, REAL *restrict a0, const REAL *restrict a1,
+                                      REAL *restrict a2, REAL *restrict a4, const REAL *restrict s,
+                                      REAL *restrict hx, REAL *restrict px, const REAL *const *hz,
+                                      const REAL *const *pz, const REAL sigma, int64_t j0, int64_t j1, int64_t xa,
+                                      int64_t xb, const int DOZ, const int CH, const int R) {
+    const REAL *restrict ax = K->ax, *restrict bx = K->bx;
+    for (int k = 1; k <= R; k++) { /* s beyond the span (zero beyond the grid: s rows are padded) */
+        hx[j0 - k] = s[j0 - k];
+        hx[j1 - 1 + k] = s[j1 - 1 + k];
+    }
+    ADJ_FOR(j, j0, j1, CH) {
+        const REAL old = a4[j], q = old + s[j];
+        hx[j] = s[j] + ax[j] * q;
+        a4[j] = SFX(adj_in_layer)(j, xa, xb, bx[j] * q, old);
+    }
+    ADJ_FOR(j, j0, j1, CH) {
+        REAL d = K->c1[1] * (hx[j + 1] - hx[j - 1]);
+        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (hx[j + k] - hx[j - k]);
+        const REAL old = a2[j], P = old - d * K->inv_dh;
+        px[j] = ax[j] * P;
+        a2[j] = SFX(adj_in_layer)(j, xa, xb, bx[j] * P, old);
+    }
+    SFX(adj_a1_span)(K, a0, a1, hx, px, hz, pz, sigma, j0, j1, 1, DOZ, CH, R);
+}
+
+/* Stage C on row i (a0..a4: its rows; s: its s row): A1' and the x-layer updates. With chunked edges (CH) the
+ * row is [0, xl) | [xl, xr) | [xr, nx), the middle span free of x-layer terms (Lh_x = s there); otherwise one
+ * edge span covers the row. */
+ALWAYS_INLINE void SFX(adj_row_r)(const SFX(consts) *K_, REAL *a0, const REAL *a1, REAL *a2, REAL *a4,
+                                  const REAL *s, REAL *hx, REAL *px, const REAL *const *hz, const REAL *const *pz,
+                                  REAL sigma, int64_t xa, int64_t xb, int64_t xl, int64_t xr, const int DOZ,
+                                  const int CH, const int R) {
+    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
+    const SFX(consts) Kl = *K_, *const K = &Kl;
+    if (CH) {
+        SFX(adj_edge_span)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, 0, xl, xa, xb, DOZ, 1, R);
+        SFX(adj_a1_span)(K, a0, a1, s, px, hz, pz, sigma, xl, xr, 0, DOZ, 0, R);
+        SFX(adj_edge_span)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, xr, K->nx, xa, xb, DOZ, 1, R);
     } else {
-        SPAN(cs->s1, cs->p1, 0, 1, 0);
-        SPAN(cs->p1, cs->p2, 0, 0, 0);
-        SPAN(cs->p2, cs->s4, 0, 1, 0);
+        SFX(adj_edge_span)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, 0, K->nx, xa, xb, DOZ, 0, R);
     }
-    SPAN(cs->s4, nx, 1, 1, 1);
-#undef SPAN
 }
 
 #define DEF(RR)                                                                                            \
-    SWEEP_NOINLINE void SFX(adj_psi_row##RR)(const SFX(consts) *K, const REAL *a1, REAL *a2, REAL *a3,        \
-                                             const REAL *a4, const REAL *a5, int64_t i, int64_t xa, int64_t xb, \
-                                             int64_t za, int64_t zb) {                                       \
-        SFX(adj_psi_row_r)(K, a1, a2, a3, a4, a5, i, xa, xb, za, zb, RR);                                    \
+    SWEEP_NOINLINE void SFX(adj_pz_row##RR)(const SFX(consts) *K, const REAL *const *hz, REAL *a3, REAL *pz,  \
+                                            int64_t p) {                                                     \
+        SFX(adj_pz_row_r)(K, hz, a3, pz, p, RR);                                                             \
     }                                                                                                      \
-    SWEEP_NOINLINE void SFX(adj_row##RR)(const SFX(consts) *K, REAL *a0, const REAL *a1, const REAL *a2,      \
-                                         const REAL *a3, const REAL *a4, const REAL *a5, const REAL *const *sr, \
-                                         REAL sigma, int64_t i, const segments *rs, const segments *cs) {    \
-        SFX(adj_row_r)(K, a0, a1, a2, a3, a4, a5, sr, sigma, i, rs, cs, RR);                                 \
+    SWEEP_NOINLINE void SFX(adj_row##RR)(const SFX(consts) *K, REAL *a0, const REAL *a1, REAL *a2, REAL *a4,  \
+                                         const REAL *s, REAL *hx, REAL *px, const REAL *const *hz,           \
+                                         const REAL *const *pz, REAL sigma, int64_t xa, int64_t xb,          \
+                                         int64_t xl, int64_t xr, int doz) {                                  \
+        if (xl <= xr) {                                                                                    \
+            if (doz)                                                                                       \
+                SFX(adj_row_r)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, xa, xb, xl, xr, 1, 1, RR);       \
+            else                                                                                           \
+                SFX(adj_row_r)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, xa, xb, xl, xr, 0, 1, RR);       \
+        } else {                                                                                           \
+            SFX(adj_row_r)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, xa, xb, xl, xr, 1, 0, RR);           \
+        }                                                                                                  \
     }
 SWEEP_PER_RADIUS(DEF)
 #undef DEF
 
-static void SFX(adj_psi_row)(const SFX(consts) *K, int r, const REAL *a1, REAL *a2, REAL *a3, const REAL *a4,
-                             const REAL *a5, int64_t i, int64_t xa, int64_t xb, int64_t za, int64_t zb) {
-#define CALL(R) SFX(adj_psi_row##R)(K, a1, a2, a3, a4, a5, i, xa, xb, za, zb)
+static void SFX(adj_pz_row)(const SFX(consts) *K, int r, const REAL *const *hz, REAL *a3, REAL *pz, int64_t p) {
+#define CALL(R) SFX(adj_pz_row##R)(K, hz, a3, pz, p)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
 
-static void SFX(adj_row)(const SFX(consts) *K, int r, REAL *a0, const REAL *a1, const REAL *a2, const REAL *a3,
-                         const REAL *a4, const REAL *a5, const REAL *const *sr, REAL sigma, int64_t i,
-                         const segments *rs, const segments *cs) {
-#define CALL(R) SFX(adj_row##R)(K, a0, a1, a2, a3, a4, a5, sr, sigma, i, rs, cs)
+static void SFX(adj_row)(const SFX(consts) *K, int r, REAL *a0, const REAL *a1, REAL *a2, REAL *a4, const REAL *s,
+                         REAL *hx, REAL *px, const REAL *const *hz, const REAL *const *pz, REAL sigma, int64_t xa,
+                         int64_t xb, int64_t xl, int64_t xr, int doz) {
+#define CALL(R) SFX(adj_row##R)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, xa, xb, xl, xr, doz)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
 
-/* Pass 3 on row i, pointwise in the layers: A4' = b (A4 + w A1), A2' = b P (likewise z). */
-static void SFX(adj_decay_row)(const SFX(consts) *K, const REAL *Y, REAL *a2, REAL *a3, REAL *a4, REAL *a5,
-                               int64_t i, int64_t xa, int64_t xb, int64_t za, int64_t zb) {
-    const int64_t nx = K->nx, o = i * nx;
-    const REAL *restrict y = Y + o, *restrict wr = K->w + o, *restrict bx = K->bx;
-    REAL *restrict p2 = a2 + o, *restrict p4 = a4 + o;
-    const int64_t xa_ = xa < xb ? xa : nx, xb_ = xa < xb ? xb : nx;
-    for (int64_t j = 0; j < xa_; j++) {
-        p4[j] = bx[j] * (p4[j] + wr[j] * y[j]);
-        p2[j] = bx[j] * p2[j];
+/* One thread's rings (see below): rows of s, Lh_z and a_z P_z, row m in slot m % L. */
+typedef struct {
+    REAL *s, *h, *p;
+    const REAL *zero; /* a padded zero row */
+    int64_t L, stride, nz, za, zb;
+} SFX(adj_rings);
+
+static inline REAL *SFX(adj_slot)(const SFX(adj_rings) *g, REAL *ring, int64_t m) {
+    return ring + (m % g->L) * g->stride;
+}
+
+/* Whether row m is a z-layer row of the grid. */
+static inline int SFX(adj_zrow)(const SFX(adj_rings) *g, int64_t m) {
+    return m >= 0 && m < g->nz && !(m >= g->za && m < g->zb);
+}
+
+/* hz[q], pz[q] (q = -r..r) = row m + q of Lh_z (s on a z-interior row) and of a_z P_z (zero there); zero rows
+ * beyond the grid. Returns whether any of the rows is a z-layer row. */
+static int SFX(adj_tables)(const SFX(adj_rings) *g, int r, int64_t m, const REAL **hz, const REAL **pz) {
+    int any = 0;
+    for (int q = -r; q <= r; q++) {
+        const int64_t mq = m + q;
+        const int z = SFX(adj_zrow)(g, mq);
+        any |= z;
+        hz[q] = (mq < 0 || mq >= g->nz) ? g->zero : SFX(adj_slot)(g, z ? g->h : g->s, mq);
+        pz[q] = z ? SFX(adj_slot)(g, g->p, mq) : g->zero;
     }
-    for (int64_t j = xb_; j < nx; j++) {
-        p4[j] = bx[j] * (p4[j] + wr[j] * y[j]);
-        p2[j] = bx[j] * p2[j];
-    }
-    if (i < za || i >= zb) {
-        REAL *restrict p3 = a3 + o, *restrict p5 = a5 + o;
-        const REAL b = K->bz[i];
-        for (int64_t j = 0; j < nx; j++) {
-            p5[j] = b * (p5[j] + wr[j] * y[j]);
-            p3[j] = b * p3[j];
-        }
-    }
+    return any;
 }
 
 /* Adjoint steps n1-1 down to n0 in place on `adj` (6, nshots, NZ, NX): on entry the adjoint of the state
@@ -207,9 +227,11 @@ static void SFX(adj_decay_row)(const SFX(consts) *K, const REAL *Y, REAL *a2, RE
  * Accumulates into `grad_w` (nshots, nz, nx; per shot, so that no two threads add to one cell) and
  * `grad_wavelet` (nshots, nsrc, nt) when not NULL. Returns 0, or 1 if out of memory.
  *
- * The three passes of a step run fused over a band's rows: pass 1 r rows ahead of pass 2, pass 3 r rows
- * behind it, so that every row sees the values the unfused passes would give it (pass 1 of row i reads
- * A5 of rows i-r..i+r, pass 2 reads P of rows i-r..i+r, pass 3 of row i must wait for both). */
+ * A step runs three stages over a band's rows, each r rows behind the previous: A on row m (s, and Lh_z
+ * and A5' on a z-layer row), B on row m - r (P_z on a z-layer row: reads Lh_z of rows m-2r..m), C on row
+ * m - 2r (A1' and the x layers: reads s, Lh_z and a_z P_z of rows m-3r..m-r). Every auxiliary row is read
+ * and written by one stage only. The rings hold L = 3r + 1 rows. Rows beyond a band's edges get stage A only:
+ * they are z-interior (see the work split in acoustic_common.h), so their Lh_z is s and a_z P_z zero. */
 int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *kept, int64_t n0, int64_t n1,
                                 const REAL *grad_rec, REAL *grad_w, REAL *grad_wavelet, int nthreads) {
     SFX(consts) K;
@@ -218,21 +240,25 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
     const int64_t pnz = P->pnz, pnx = P->pnx, top = P->ptop, left = P->pleft, pplane = pnz * pnx;
     const int64_t nrec = P->nrec, nt = P->nt;
     const int r = (int)P->radius;
-    const segments rs = make_segments(nz, r, P->za, P->zb), cs = make_segments(nx, r, P->xa, P->xb);
     REAL *const a2 = adj + 2 * fs, *const a3 = adj + 3 * fs, *const a4 = adj + 4 * fs, *const a5 = adj + 5 * fs;
     const REAL *w = K.w;
-    const int64_t xa = P->xa, xb = P->xb, za = P->za, zb = P->zb;
+    /* x layers [0, xa) and [xb, nx) (the whole row when there is no interior), and the edge spans [0, xl)
+     * and [xr, nx) in whole chunks, each reaching r cells past its layer (one span when they would meet). */
+    const int64_t xa = P->xa < P->xb ? P->xa : nx, xb = P->xa < P->xb ? P->xb : nx;
+    const int64_t xl = ADJ_UP(xa + r), xr = nx - ADJ_UP(nx - xb + r);
+    const int64_t za = P->za, zb = P->zb;
     if (n1 <= n0) return 0;
     sweep_sched S;
-    /* Per thread: a ring of 2r + 1 rows of s = w A1, and a zero row. */
-    const int64_t L = 2 * r + 1;
-    REAL *ring = (REAL *)malloc((size_t)nthreads * (size_t)L * (size_t)nx * sizeof(REAL));
-    REAL *zero = (REAL *)calloc((size_t)nx, sizeof(REAL));
-    if (!ring || !zero || sched_alloc(&S, ns, nz, nthreads, za + r, zb - r)) {
-        free(ring);
-        free(zero);
+    /* Per thread: three rings of L padded rows (s, Lh_z, a_z P_z) and two padded rows (Lh_x, a_x P_x); and a
+     * zero row. A padded row has ADJ_V zeros either side, never written. */
+    const int64_t L = 3 * r + 1, stride = ADJ_UP(nx) + 2 * ADJ_V, per = (3 * L + 2) * stride;
+    REAL *rows = (REAL *)aligned_alloc(64, (size_t)(nthreads * per + stride) * sizeof(REAL));
+    if (!rows || sched_alloc(&S, ns, nz, nthreads, za + r, zb - r)) {
+        free(rows);
         return 1;
     }
+    memset(rows, 0, (size_t)(nthreads * per + stride) * sizeof(REAL));
+    const REAL *const zero = rows + nthreads * per + ADJ_V;
     const int64_t budget = spin_ticks();
 #pragma omp parallel num_threads(nthreads)
     {
@@ -240,9 +266,10 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
         const int me = thread_id();
         const sweep_part part = S.plan[me];
         const int64_t a = part.a, b = part.b;
-        REAL *const myring = ring + (size_t)me * (size_t)L * (size_t)nx;
-        const REAL *sr_a[9];
-        const REAL *const *const sr = sr_a + r;
+        REAL *const mine = rows + me * per + ADJ_V;
+        const SFX(adj_rings) g = {mine, mine + L * stride, mine + 2 * L * stride, zero, L, stride, nz, za, zb};
+        REAL *const hx = mine + 3 * L * stride, *const px = hx + stride;
+        const REAL *hz_a[9], *pz_a[9], **const hz = hz_a + r, **const pz = pz_a + r;
         for (int64_t sh = part.s0; sh < part.s1; sh++) {
             const int64_t o = sh * plane;
             for (int64_t n = n1 - 1; n >= n0; n--) {
@@ -252,51 +279,42 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
                 const REAL sigma = k == 0 ? (REAL)1 : (REAL)-1;
                 const REAL *const kp = kept ? kept + (n - n0) * ns * pplane : 0;
                 if (k > 0) wait_neighbours(S.prog, &part, (int)k, budget);
-                /* s = w A1 of row m into its ring slot (A1 is read-only during the step, so the rows beyond
-                 * the band's edges are safe to read). */
-#define S_ROW(m)                                                                                           \
-    do {                                                                                                   \
-        const int64_t m_ = (m);                                                                            \
-        if (m_ >= 0 && m_ < nz) {                                                                          \
-            REAL *restrict d_ = myring + (m_ % L) * nx;                                                    \
-            const REAL *restrict w_ = w + m_ * nx, *restrict y_ = Y + m_ * nx;                             \
-            for (int64_t j_ = 0; j_ < nx; j_++) d_[j_] = w_[j_] * y_[j_];                                  \
-        }                                                                                                  \
-    } while (0)
-                for (int64_t m = a - r; m < a; m++) S_ROW(m);
-                for (int64_t i = a; i < b + 2 * r; i++) {
-                    if (i - r < b) S_ROW(i); /* rows up to i2 + r for pass 2 below */
-                    /* Pass 1 on row i: P = A2 - D1 Lh in the layers; the wavelet gradient at its sources. */
-                    if (i < b) {
-                        const int64_t row = sh * nz + i;
-                        SFX(adj_psi_row)(&K, r, Y, a2 + o, a3 + o, a4 + o, a5 + o, i, xa, xb, za, zb);
-                        if (grad_wavelet)
-                            for (int64_t t = P->src_ptr[row]; t < P->src_ptr[row + 1]; t++) {
-                                const int64_t q = P->src_order[t], c = i * nx + P->src_x[q];
-                                grad_wavelet[q * nt + n] += Y[c] * w[c] * K.inv_dh2;
-                            }
+                for (int64_t m = a - r; m < b + 2 * r; m++) {
+                    /* Stage A on row m (A1 is read-only during the step, so rows beyond the band are safe). */
+                    if (m >= 0 && m < nz && m < b + r) {
+                        const int z = SFX(adj_zrow)(&g, m) && m >= a && m < b;
+                        SFX(adj_s_row)(&K, Y + m * nx, a5 + o + m * nx, SFX(adj_slot)(&g, g.s, m),
+                                       SFX(adj_slot)(&g, g.h, m), m, z);
                     }
-                    /* Pass 2 on row i - r: A1' into X's slot, the receivers' adjoint, grad_w += A1 S. */
-                    const int64_t i2 = i - r;
-                    if (i2 >= a && i2 < b) {
-                        const int64_t row = sh * nz + i2;
-                        for (int q = -r; q <= r; q++)
-                            sr_a[r + q] = (i2 + q >= 0 && i2 + q < nz) ? myring + ((i2 + q) % L) * nx : zero;
-                        SFX(adj_row)(&K, r, X, Y, a2 + o, a3 + o, a4 + o, a5 + o, sr, sigma, i2, &rs, &cs);
+                    /* Stage B on row m - r. */
+                    const int64_t p = m - r;
+                    if (p >= a && p < b && SFX(adj_zrow)(&g, p)) {
+                        SFX(adj_tables)(&g, r, p, hz, pz);
+                        SFX(adj_pz_row)(&K, r, hz, a3 + o + p * nx, SFX(adj_slot)(&g, g.p, p), p);
+                    }
+                    /* Stage C on row m - 2r; the receivers' adjoint, grad_w += A1 S, the wavelet's gradient. */
+                    const int64_t i = m - 2 * r;
+                    if (i >= a && i < b) {
+                        const int64_t row = sh * nz + i, c = i * nx;
+                        const int doz = SFX(adj_tables)(&g, r, i, hz, pz);
+                        SFX(adj_row)(&K, r, X + c, Y + c, a2 + o + c, a4 + o + c, SFX(adj_slot)(&g, g.s, i), hx, px,
+                                     hz, pz, sigma, xa, xb, xl, xr, doz);
                         for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
                             const int64_t q = P->rec_order[t];
-                            X[i2 * nx + P->rec_x[q]] += grad_rec[(sh * nt + n) * nrec + q % nrec];
+                            X[c + P->rec_x[q]] += grad_rec[(sh * nt + n) * nrec + q % nrec];
                         }
-                        if (grad_w && i2 >= top && i2 < top + pnz) {
-                            REAL *restrict g = grad_w + sh * pplane + (i2 - top) * pnx;
-                            const REAL *restrict s = kp + sh * pplane + (i2 - top) * pnx;
-                            const REAL *restrict y = Y + i2 * nx + left;
-                            for (int64_t j = 0; j < pnx; j++) g[j] += y[j] * s[j];
+                        if (grad_w && i >= top && i < top + pnz) {
+                            REAL *restrict g = grad_w + sh * pplane + (i - top) * pnx;
+                            const REAL *restrict sk = kp + sh * pplane + (i - top) * pnx;
+                            const REAL *restrict y = Y + c + left;
+                            for (int64_t j = 0; j < pnx; j++) g[j] += y[j] * sk[j];
                         }
+                        if (grad_wavelet)
+                            for (int64_t t = P->src_ptr[row]; t < P->src_ptr[row + 1]; t++) {
+                                const int64_t q = P->src_order[t], cq = c + P->src_x[q];
+                                grad_wavelet[q * nt + n] += Y[cq] * w[cq] * K.inv_dh2;
+                            }
                     }
-                    /* Pass 3 on row i - 2r. */
-                    const int64_t i3 = i - 2 * r;
-                    if (i3 >= a && i3 < b) SFX(adj_decay_row)(&K, Y, a2 + o, a3 + o, a4 + o, a5 + o, i3, xa, xb, za, zb);
                 }
                 progress_post(S.prog + me, (int)(k + 1));
             }
@@ -317,17 +335,14 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
         }
         leave_ftz(mxcsr);
     }
-#undef S_ROW
     sched_free(&S);
-    free(ring);
-    free(zero);
+    free(rows);
     return 0;
 }
 
+#undef ADJ_FOR
+#undef ADJ_UP
+#undef ADJ_V
+/* acoustic_impl.h leaves these to this file. */
 #undef LD
-#undef LHX
-#undef LHZ
-#undef SW
-#undef APX
-#undef APZ
 #undef SPLIT_SAFE

@@ -343,6 +343,3 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
 #undef ADJ_FOR
 #undef ADJ_UP
 #undef ADJ_V
-/* acoustic_impl.h leaves these to this file. */
-#undef LD
-#undef SPLIT_SAFE

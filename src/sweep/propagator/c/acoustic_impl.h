@@ -52,8 +52,6 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
     }                                                                                                     \
     const REAL *const *const name = name##_a + (R)
 
-/* Field value at (i, j), zero outside the padded grid when SAFE (a compile-time constant). */
-#define LD(f, i, j) ((SAFE && ((i) < 0 || (i) >= nz || (j) < 0 || (j) >= nx)) ? (REAL)0 : (f)[(i) * nx + (j)])
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define SWEEP_NOINLINE static __attribute__((noinline))
 #define SWEEP_PER_RADIUS(DEF) DEF(1) DEF(2) DEF(3) DEF(4)
@@ -66,24 +64,6 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
     case 3: call(3); break;                                                                              \
     default: call(4); break;                                                                             \
     }
-
-/* Split the columns [j0, j1) of row i into bounds-checked edges and an unchecked middle, and run
- * BODY(a, b, SAFE) on each piece. A row within r of the top or bottom edge is checked throughout. */
-#define SPLIT_SAFE(j0, j1, BODY)                                                                          \
-    do {                                                                                                  \
-        const int64_t j0_ = (j0), j1_ = (j1);                                                             \
-        if (j0_ < j1_) {                                                                                  \
-            if (i < R || i >= nz - R) {                                                                   \
-                BODY(j0_, j1_, 1);                                                                        \
-            } else {                                                                                      \
-                const int64_t m0_ = j0_ > R ? j0_ : (R < j1_ ? R : j1_);                                  \
-                const int64_t m1_ = j1_ < nx - R ? (j1_ > m0_ ? j1_ : m0_) : (nx - R > m0_ ? nx - R : m0_); \
-                if (j0_ < m0_) BODY(j0_, m0_, 1);                                                         \
-                if (m0_ < m1_) BODY(m0_, m1_, 0);                                                         \
-                if (m1_ < j1_) BODY(m1_, j1_, 1);                                                         \
-            }                                                                                             \
-        }                                                                                                 \
-    } while (0)
 
 /* ---- forward ---------------------------------------------------------------------------------- */
 
@@ -516,5 +496,5 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
     return 0;
 }
 
-/* LD, SPLIT_SAFE: also used by acoustic_adjoint.h, which undefines them; ROWS, ALWAYS_INLINE,
- * SWEEP_RADIUS_DISPATCH: used by acoustic_retreat.h, which undefines them. */
+/* ROWS, ALWAYS_INLINE, SWEEP_RADIUS_DISPATCH: also used by acoustic_adjoint.h and acoustic_retreat.h; the
+ * latter undefines them. */

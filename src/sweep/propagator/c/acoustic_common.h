@@ -79,28 +79,6 @@ __attribute__((unused)) static segments make_segments(int64_t n, int64_t r, int6
     return s;
 }
 
-/* Ask for transparent huge pages on a large output buffer before the kernels first touch it: its first-touch
- * page faults (one per 4 KiB page, each zeroing it) otherwise cost about as much as the forward itself
- * (full storage of the seed shot writes 770 MB of snapshots). Advisory: where THP is off ("never"), already
- * on ("always"), or for a buffer under 2 MiB, nothing changes; SWEEP_THP=0 turns the advice off. */
-#include <sys/mman.h>
-__attribute__((unused)) static void advise_huge(void *p, size_t bytes) {
-#ifdef MADV_HUGEPAGE
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("SWEEP_THP");
-        on = !(e && !strcmp(e, "0"));
-    }
-    if (!on) return;
-    const uintptr_t huge = (uintptr_t)1 << 21;
-    const uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + bytes) & ~(huge - 1);
-    if (p && e > a) madvise((void *)a, e - a, MADV_HUGEPAGE);
-#else
-    (void)p;
-    (void)bytes;
-#endif
-}
-
 /* Whether the ascending array a[0..n) holds v. */
 static inline int sorted_contains(const int64_t *a, int64_t n, int64_t v) {
     int64_t lo = 0, hi = n;

@@ -442,8 +442,6 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
                 *const zz = state + 5 * fs;
     const int64_t nrec = P->nrec, nt = P->nt, nstrip = P->nstrip;
     if (n1 <= n0) return 0;
-    advise_huge(keep, (size_t)(n1 - n0) * (size_t)(ns * pplane) * sizeof(REAL));
-    advise_huge(strips, (size_t)(n1 - n0) * (size_t)(ns * nstrip) * sizeof(REAL));
     if (record) /* step n0's samples: u at the start of the block */
         for (int64_t q = 0; q < ns * nrec; q++) {
             const int64_t sh = q / nrec;

@@ -95,7 +95,6 @@ int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL
     const REAL *const wav = (const REAL *)P->wavelet;
     REAL *const s0 = fields, *const s1 = fields + fs;
     if (n1 <= n0) return 0;
-    advise_huge(keep, (size_t)(n1 - n0) * (size_t)fs * sizeof(REAL));
     /* Strip cells by row: those of row i are sidx[sptr[i] .. sptr[i+1]). Per-thread row: u_{n+1} of a
      * row with sources, which the source terms need after the row has overwritten it. */
     int64_t *sptr = SFX(strip_rows)(sidx, nstrip, nz, nx);

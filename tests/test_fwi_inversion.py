@@ -83,7 +83,9 @@ def test_encoding_reduces_calls_and_redraws_codes(problem):
 def test_two_gloo_processes_give_the_gradient_of_one(problem, tmp_path):
     out = tmp_path / "rank0.pt"
     here = Path(__file__).parent
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]))
+    # TMPDIR: torchrun's agent leaves a torchelastic_* log directory in the temporary directory.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]),
+               TMPDIR=str(tmp_path))
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
                            str(here / "fwi_tiny.py"), str(out)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

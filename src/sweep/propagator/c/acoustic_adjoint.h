@@ -24,7 +24,7 @@
 
 /* Cells per chunk of the edge spans: a cache line, a whole number of vectors on every code path. */
 #define ADJ_V ((int64_t)(64 / sizeof(REAL)))
-#define ADJ_UP(n) (((n) + ADJ_V - 1) / ADJ_V * ADJ_V)
+#define ADJ_UP(n) round_up((n), ADJ_V)
 
 /* for (j = j0; j < j1; j++), in chunks of ADJ_V when CH (j1 - j0 is then a multiple of it): each chunk
  * compiles to straight vector code, so that a short span costs no remainder loop. No loop using it carries
@@ -244,7 +244,8 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
     const REAL *w = K.w;
     /* x layers [0, xa) and [xb, nx) (the whole row when there is no interior), and the edge spans [0, xl)
      * and [xr, nx) in whole chunks, each reaching r cells past its layer (one span when they would meet). */
-    const int64_t xa = P->xa < P->xb ? P->xa : nx, xb = P->xa < P->xb ? P->xb : nx;
+    int64_t xa, xb;
+    layer_columns(nx, P->xa, P->xb, &xa, &xb);
     const int64_t xl = ADJ_UP(xa + r), xr = nx - ADJ_UP(nx - xb + r);
     const int64_t za = P->za, zb = P->zb;
     if (n1 <= n0) return 0;

@@ -68,6 +68,16 @@ typedef struct { int64_t s1, p1, p2, s4, c0, c1; } segments;
 
 static inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
+/* n rounded up to a multiple of v (n >= 0, v > 0). */
+static inline int64_t round_up(int64_t n, int64_t v) { return (n + v - 1) / v * v; }
+
+/* The x-layer columns [0, *a) and [*b, nx) of a grid whose absorption-free columns are [xa, xb): the whole
+ * row (*a = *b = nx) when there are none. */
+static inline void layer_columns(int64_t nx, int64_t xa, int64_t xb, int64_t *a, int64_t *b) {
+    *a = xa < xb ? xa : nx;
+    *b = xa < xb ? xb : nx;
+}
+
 __attribute__((unused)) static segments make_segments(int64_t n, int64_t r, int64_t lo, int64_t hi) {
     segments s;
     s.s1 = r < n ? r : n;

@@ -80,43 +80,44 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
  * (the edge blocks [0, el) and [er, nx)) read their x taps from a zero-padded copy of the row, so that no
  * cell needs bounds checks; the middle [el, er) reads the fields directly and has no C-PML x terms. Each
  * block runs over whole vectors, the left one over [0, xl) and the right one over [xr, nx), into scratch
- * rows from which only its own cells are copied back: ~20-cell loops with scalar remainders and bounds-checked
- * edge pieces otherwise cost an x-layer cell about ten interior ones. psi_x' of the layer columns is
- * computed over [0, pl) and [pr, nx), in place and into a zero-padded row (past the layer the formula
- * gives exact zeros: a = 0, b = 1 and psi = 0 there). Rows too narrow for that (a block reaching the other layer) are one
- * block computed in place, with C-PML x terms on exactly the cells outside [c0, c1) (see segments). */
+ * rows from which only its own cells are copied back: ~20-cell loops with scalar remainders and
+ * bounds-checked edge pieces otherwise cost an x-layer cell about ten interior ones. psi_x' of the layer
+ * columns is computed over [0, pl) and [pr, nx), in place and into a zero-padded row (past the layer the
+ * formula gives exact zeros: a = 0, b = 1 and psi = 0 there). Rows too narrow for that (a block reaching
+ * the other layer) are one block computed in place, with C-PML x terms on exactly the cells outside
+ * [c0, c1) (see segments). */
 typedef struct {
     int two;          /* two edge blocks and a middle; otherwise one block */
     int dox_l, dox_r; /* the left / right block has C-PML x terms */
     int64_t el, er, xl, xr, pl, pr;
-    int64_t xa, xb;   /* the layer columns: [0, xa) and [xb, nx), or all when xa >= xb */
+    int64_t xa, xb;   /* the layer columns [0, xa) and [xb, nx) (see layer_columns) */
 } SFX(xlayout);
 
 static SFX(xlayout) SFX(make_xlayout)(int64_t nx, int64_t r, int64_t xa, int64_t xb, const segments *cs) {
     const int64_t v = SWEEP_VEC_BYTES / (int64_t)sizeof(REAL);
     SFX(xlayout) L;
-    L.xa = xa;
-    L.xb = xb;
+    layer_columns(nx, xa, xb, &L.xa, &L.xb);
     L.el = clamp64(cs->c0 > r ? cs->c0 : r, 0, nx);
     L.er = clamp64(cs->c1 < nx - r ? cs->c1 : nx - r, 0, nx);
-    L.xl = clamp64((L.el + v - 1) / v * v, 0, nx);
-    L.xr = clamp64(nx - (nx - L.er + v - 1) / v * v, 0, nx);
-    L.pl = clamp64((xa + v - 1) / v * v, 0, L.xl);
-    L.pr = clamp64(nx - (nx - xb + v - 1) / v * v, L.xr, nx);
+    L.xl = clamp64(round_up(L.el, v), 0, nx);
+    L.xr = clamp64(nx - round_up(nx - L.er, v), 0, nx);
+    L.pl = clamp64(round_up(L.xa, v), 0, L.xl);
+    L.pr = clamp64(nx - round_up(nx - L.xb, v), L.xr, nx);
     L.dox_l = cs->c0 > 0;
     L.dox_r = cs->c1 < nx;
-    L.two = xa < xb && L.el <= L.er && L.pl <= xb && L.pr >= xa;
+    L.two = L.xa < L.xb && L.el <= L.er && L.pl <= L.xb && L.pr >= L.xa;
     return L;
 }
 
-/* Per-thread scratch rows (nx + 2 * 4 each, the x-padded ones zero outside what a row writes). */
+/* Zero padding either side of a padded row: the widest stencil's radius. */
+#define SWEEP_XPAD 4
+
+/* Per-thread scratch rows (nx + 2 SWEEP_XPAD each, the padded ones zero outside what a row writes). */
 typedef struct {
-    REAL *ub;  /* u of the current row at ub[4 + j], zero beyond the grid */
-    REAL *pb;  /* psi_x' of the current row at pb[4 + j]: the layer columns, zero elsewhere */
+    REAL *ub;  /* u of the current row at ub[SWEEP_XPAD + j], zero beyond the grid */
+    REAL *pb;  /* psi_x' of the current row at pb[SWEEP_XPAD + j]: the layer columns, zero elsewhere */
     REAL *ou, *ozx, *ozz; /* a block's u_next, zeta_x', zeta_z' */
 } SFX(scratch);
-
-#define SWEEP_XPAD 4
 
 /* psi_x' = b_x psi_x + a_x D1x u on [j0, j1): x taps from the padded row ux; psi_x' over psi_x (the row px)
  * and into the padded row pxn. */
@@ -198,18 +199,15 @@ typedef struct {
     int64_t o;
 } SFX(rowio);
 
-/* INPLACE (a compile-time constant): the *o rows are the *i rows (o = 0), then one register each: the
- * layer rows' loops otherwise run out of registers and reload row pointers from the stack. */
 ALWAYS_INLINE void SFX(fwd_span)(const SFX(consts) *K_, const SFX(rowio) *io, int64_t j0, int64_t j1,
-                                 const int DOX, const int DOZ, const int KEEP, const int INPLACE, const int R) {
+                                 const int DOX, const int DOZ, const int KEEP, const int R) {
     /* Local copies: coefficients and row pointers are then loop invariants kept in registers. */
     const SFX(consts) Kl = *K_, *const K = &Kl;
     const REAL *restrict ux = io->ux, *restrict pxn = io->pxn, *restrict w = io->w;
     const REAL *upi = io->upi, *zxi = io->zxi, *zzi = io->zzi;
-    REAL *upo = INPLACE ? (REAL *)upi : io->upo, *zxo = INPLACE ? (REAL *)zxi : io->zxo;
-    REAL *zzo = INPLACE ? (REAL *)zzi : io->zzo, *restrict srow = io->srow;
+    REAL *upo = io->upo, *zxo = io->zxo, *zzo = io->zzo, *restrict srow = io->srow;
     const REAL bz = io->bz, az = io->az;
-    const int64_t o = INPLACE ? 0 : io->o;
+    const int64_t o = io->o;
     const REAL *ur_a[9], *pr_a[9];
     for (int k = -R; k <= R; k++) {
         ur_a[R + k] = io->ur[k];
@@ -231,10 +229,20 @@ ALWAYS_INLINE void SFX(fwd_span)(const SFX(consts) *K_, const SFX(rowio) *io, in
 ALWAYS_INLINE void SFX(fwd_span_any)(const SFX(consts) *K, const SFX(rowio) *io, int64_t j0, int64_t j1, int dox,
                                      int doz, const int KEEP, const int R) {
     if (j0 >= j1) return;
-    if (dox && doz) SFX(fwd_span)(K, io, j0, j1, 1, 1, KEEP, 0, R);
-    else if (dox) SFX(fwd_span)(K, io, j0, j1, 1, 0, KEEP, 0, R);
-    else if (doz) SFX(fwd_span)(K, io, j0, j1, 0, 1, KEEP, 0, R);
-    else SFX(fwd_span)(K, io, j0, j1, 0, 0, KEEP, 0, R);
+    if (dox && doz) SFX(fwd_span)(K, io, j0, j1, 1, 1, KEEP, R);
+    else if (dox) SFX(fwd_span)(K, io, j0, j1, 1, 0, KEEP, R);
+    else if (doz) SFX(fwd_span)(K, io, j0, j1, 0, 1, KEEP, R);
+    else SFX(fwd_span)(K, io, j0, j1, 0, 0, KEEP, R);
+}
+
+/* An edge block's own cells [j0, j1) back from the scratch rows (which start at column o): u_next, and
+ * zeta_x' / zeta_z' where the block has those terms. */
+ALWAYS_INLINE void SFX(put_block)(const SFX(scratch) *S, REAL *uprow, REAL *zxrow, REAL *zzrow, int64_t o,
+                                  int64_t j0, int64_t j1, int dox, int doz) {
+    const size_t n = (size_t)(j1 - j0) * sizeof(REAL);
+    memcpy(uprow + j0, S->ou + (j0 - o), n);
+    if (dox) memcpy(zxrow + j0, S->ozx + (j0 - o), n);
+    if (doz) memcpy(zzrow + j0, S->ozz + (j0 - o), n);
 }
 
 /* u_prev <- u_next on row i (psi_x and zeta updated in the layers; psi_z of rows i-R..i+R already is);
@@ -249,7 +257,6 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
     REAL *const ux = S->ub + SWEEP_XPAD, *const pxn = S->pb + SWEEP_XPAD;
     const REAL *const urow = u + c;
     REAL *const pxrow = px + c, *const uprow = up + c, *const zxrow = zx + c, *const zzrow = zz + c;
-    const int64_t xa = X->xa < X->xb ? X->xa : nx, xb = X->xa < X->xb ? X->xb : nx;
     SFX(rowio) io = {urow, ur, pxn, pr, uprow, zxrow, zzrow, K->w + c, uprow, zxrow, zzrow, srow,
                      K->bz[i], K->az[i], 0};
     if (X->two) {
@@ -265,26 +272,17 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
         io.zxo = S->ozx;
         io.zzo = S->ozz;
         SFX(fwd_span_any)(K, &io, 0, X->xl, X->dox_l, doz, KEEP, R);
-        memcpy(uprow, S->ou, (size_t)X->el * sizeof(REAL));
-        if (X->dox_l) memcpy(zxrow, S->ozx, (size_t)X->el * sizeof(REAL));
-        if (doz) memcpy(zzrow, S->ozz, (size_t)X->el * sizeof(REAL));
+        SFX(put_block)(S, uprow, zxrow, zzrow, 0, 0, X->el, X->dox_l, doz);
         io.o = X->xr;
         SFX(fwd_span_any)(K, &io, X->xr, nx, X->dox_r, doz, KEEP, R);
-        const int64_t k = X->er - X->xr, n = nx - X->er;
-        memcpy(uprow + X->er, S->ou + k, (size_t)n * sizeof(REAL));
-        if (X->dox_r) memcpy(zxrow + X->er, S->ozx + k, (size_t)n * sizeof(REAL));
-        if (doz) memcpy(zzrow + X->er, S->ozz + k, (size_t)n * sizeof(REAL));
-        io.ux = urow;
-        if (X->el < X->er) {
-            if (doz)
-                SFX(fwd_span)(K, &io, X->el, X->er, 0, 1, KEEP, 1, R);
-            else
-                SFX(fwd_span)(K, &io, X->el, X->er, 0, 0, KEEP, 1, R);
-        }
+        SFX(put_block)(S, uprow, zxrow, zzrow, X->xr, X->er, nx, X->dox_r, doz);
+        io = (SFX(rowio)){urow, ur, pxn, pr, uprow, zxrow, zzrow, K->w + c, uprow, zxrow, zzrow, srow,
+                          K->bz[i], K->az[i], 0};
+        SFX(fwd_span_any)(K, &io, X->el, X->er, 0, doz, KEEP, R);
     } else {
         memcpy(ux, urow, (size_t)nx * sizeof(REAL));
-        SFX(psi_x_span)(K, ux, pxrow, pxn, 0, xa, R);
-        SFX(psi_x_span)(K, ux, pxrow, pxn, xb, nx, R);
+        SFX(psi_x_span)(K, ux, pxrow, pxn, 0, X->xa, R);
+        SFX(psi_x_span)(K, ux, pxrow, pxn, X->xb, nx, R);
         io.ux = ux;
         const int64_t m0 = clamp64(cs->c0, 0, nx), m1 = clamp64(cs->c1, m0, nx);
         SFX(fwd_span_any)(K, &io, 0, m0, 1, doz, KEEP, R);
@@ -353,18 +351,22 @@ typedef struct {
     SFX(scratch) s;
 } SFX(thread_rows);
 
-/* Rows of `ld` REALs per thread (see thread_rows), zero-filled; free() the returned block. */
-static REAL *SFX(alloc_thread_rows)(int nthreads, int64_t nx, SFX(thread_rows) *T) {
-    const int64_t ld = (nx + 2 * SWEEP_XPAD + 15) / 16 * 16;
-    REAL *block = (REAL *)calloc((size_t)nthreads * 7 * (size_t)ld, sizeof(REAL));
-    if (!block) return 0;
+/* Every thread's rows (see thread_rows), zero-filled, in one block: T[t] for thread t; free() it. NULL when
+ * out of memory. */
+static SFX(thread_rows) *SFX(alloc_thread_rows)(int nthreads, int64_t nx) {
+    const int64_t ld = round_up(nx + 2 * SWEEP_XPAD, 16);
+    const size_t head = (size_t)round_up(nthreads * (int64_t)sizeof(SFX(thread_rows)), 64);
+    char *mem = (char *)calloc(head + (size_t)nthreads * 7 * (size_t)ld * sizeof(REAL), 1);
+    if (!mem) return 0;
+    SFX(thread_rows) *T = (SFX(thread_rows) *)mem;
+    REAL *block = (REAL *)(mem + head);
     for (int t = 0; t < nthreads; t++) {
         REAL *b = block + (size_t)t * 7 * (size_t)ld;
         T[t].srow = b;
         T[t].uold = b + ld;
         T[t].s = (SFX(scratch)){b + 2 * ld, b + 3 * ld, b + 4 * ld, b + 5 * ld, b + 6 * ld};
     }
-    return block;
+    return T;
 }
 
 /* One forward step of rows [a, b) of shot sh (u_prev slot `up`, u slot `u`, both offset to the shot):
@@ -447,14 +449,12 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
             const int64_t sh = q / nrec;
             record[(sh * nt + n0) * nrec + q % nrec] = s1[sh * plane + P->rec_z[q] * nx + P->rec_x[q]];
         }
-    SFX(thread_rows) *T = (SFX(thread_rows) *)malloc((size_t)nthreads * sizeof(SFX(thread_rows)));
-    REAL *rows = T ? SFX(alloc_thread_rows)(nthreads, nx, T) : 0;
+    SFX(thread_rows) *T = SFX(alloc_thread_rows)(nthreads, nx);
     REAL *zero = (REAL *)calloc((size_t)nx, sizeof(REAL));
     int64_t *sptr = strips ? SFX(strip_rows)(P->strip_idx, nstrip, P->pnz, P->pnx) : 0;
     sweep_sched S;
-    if (!rows || !zero || (strips && !sptr) || sched_alloc(&S, ns, nz, nthreads, P->za + r, P->zb - r)) {
+    if (!T || !zero || (strips && !sptr) || sched_alloc(&S, ns, nz, nthreads, P->za + r, P->zb - r)) {
         free(T);
-        free(rows);
         free(zero);
         free(sptr);
         return 1;
@@ -490,7 +490,6 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
     }
     sched_free(&S);
     free(T);
-    free(rows);
     free(zero);
     free(sptr);
     return 0;

@@ -98,15 +98,13 @@ int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL
     /* Strip cells by row: those of row i are sidx[sptr[i] .. sptr[i+1]). Per-thread row: u_{n+1} of a
      * row with sources, which the source terms need after the row has overwritten it. */
     int64_t *sptr = SFX(strip_rows)(sidx, nstrip, nz, nx);
-    SFX(thread_rows) *T = (SFX(thread_rows) *)malloc((size_t)nthreads * sizeof(SFX(thread_rows)));
-    REAL *rows = T ? SFX(alloc_thread_rows)(nthreads, nx, T) : 0;
+    SFX(thread_rows) *T = SFX(alloc_thread_rows)(nthreads, nx);
     REAL *zero = (REAL *)calloc((size_t)nx, sizeof(REAL));
     sweep_sched S;
     /* Bands may end anywhere: the rebuild reads only the wavefield across them. */
-    if (!sptr || !rows || !zero || sched_alloc(&S, ns, nz, nthreads, 0, nz)) {
+    if (!sptr || !T || !zero || sched_alloc(&S, ns, nz, nthreads, 0, nz)) {
         free(T);
         free(sptr);
-        free(rows);
         free(zero);
         return 1;
     }
@@ -169,7 +167,6 @@ int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL
     sched_free(&S);
     free(sptr);
     free(T);
-    free(rows);
     free(zero);
     return 0;
 }

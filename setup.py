@@ -1,7 +1,7 @@
 """Build of the compiled CPU back-end (impl='c'): a plain shared library loaded with ctypes.
 
 Metadata lives in pyproject.toml; this file only adds the C kernels. The extension is optional: without
-a C compiler with OpenMP the install still succeeds and ``sweep`` falls back to impl='eager'.
+a C compiler the install still succeeds and ``sweep`` falls back to impl='eager'.
 Set ``SWEEP_PORTABLE=1`` to build without ``-march=native`` (e.g. for a wheel run on other machines): on
 x86-64 the kernels are then compiled for baseline x86-64, AVX2 + FMA and AVX-512, and the best one the CPU
 supports is picked at run time (``sweep.propagator.c.code_path()``).
@@ -20,7 +20,7 @@ native = [] if portable else ["-march=native", "-mprefer-vector-width=512"]
 dispatch = [("SWEEP_DISPATCH", "1")] if portable and platform.machine().lower() in ("x86_64", "amd64") else []
 
 C = "src/sweep/propagator/c/"
-sources = [C + "acoustic.c"]
+sources = [C + "acoustic.c", C + "pool.c"]
 if dispatch:  # one translation unit per code path, compiled in parallel
     sources += [C + "acoustic_avx512.c", C + "acoustic_avx2.c", C + "acoustic_baseline.c"]
 
@@ -53,10 +53,10 @@ setup(
             "sweep.propagator.c._sweep_acoustic",
             sources=sources,
             depends=[C + name for name in ("acoustic_common.h", "acoustic_impl.h", "acoustic_adjoint.h",
-                                           "acoustic_retreat.h", "acoustic_instance.h")],
+                                           "acoustic_retreat.h", "acoustic_instance.h", "pool.h")],
             define_macros=dispatch,
-            extra_compile_args=["-O3", "-funroll-loops", "-fopenmp", "-std=gnu11", *native],
-            extra_link_args=["-fopenmp"],
+            extra_compile_args=["-O3", "-funroll-loops", "-pthread", "-std=gnu11", *native],
+            extra_link_args=["-pthread"],
             optional=True,
         )
     ],

@@ -1,4 +1,4 @@
-"""The compiled CPU back-end (``impl='c'``): C + OpenMP kernels with a hand-written discrete adjoint.
+"""The compiled CPU back-end (``impl='c'``): C kernels on a small thread pool, with a hand-written discrete adjoint.
 
 The kernels (``acoustic.c``) are built into a plain shared library at install time (``pip install -e .``,
 see ``setup.py``) and loaded here with :mod:`ctypes`; nothing is compiled at first use. They implement
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.machinery
+import math
 import importlib.util
 from pathlib import Path
 
@@ -18,16 +19,27 @@ import torch
 
 from ...equations.stencils import FIRST_DERIVATIVE, SECOND_DERIVATIVE
 from ..setup import Problem
+from .threads import GOVERNOR
 
 __all__ = ["CAcousticStepper", "build_instructions", "code_path", "fma_peak", "library_available", "load_error"]
 
 _LIB_NAME = "_sweep_acoustic"
-_ABI_VERSION = 4  # must match sweep_abi_version() in acoustic.c
+_ABI_VERSION = 5  # must match sweep_abi_version() in acoustic.c
 NFIELDS = 6
-#: Fewest grid cells (over all shots) per OpenMP thread. Threads working on one shot wait for their
-#: neighbours once per step (spinning briefly, then sleeping); on tiny grids a second thread costs more in
+#: Fewest grid cells (over all shots) per thread. Threads working on one shot wait for their neighbours
+#: once per step (spinning briefly, then sleeping); on tiny grids a second thread costs more in
 #: synchronisation than it saves.
 MIN_CELLS_PER_THREAD = 16384
+#: Cell updates (padded cells x steps) per kernel call when shots are cut into bands: longer blocks are run
+#: as several calls, so that the thread governor (threads.py) can change the count within a block. About
+#: 2 ms on two cores; the call overhead is some microseconds.
+BANDED_CALL_CELL_STEPS = 2**22
+
+
+class _RunStats(ctypes.Structure):
+    """Mirror of ``sweep_run_stats`` in pool.h: seconds of wall and CPU time, most threads used."""
+
+    _fields_ = [("wall", ctypes.c_double), ("cpu", ctypes.c_double), ("threads", ctypes.c_int64)]
 
 
 class _Problem(ctypes.Structure):
@@ -59,7 +71,7 @@ _tried = False
 def build_instructions() -> str:
     """How to get the compiled back-end (for error messages)."""
     return ("reinstall sweep from its source tree with `pip install -e .` (or `pip install .`); the build "
-            "needs a C compiler with OpenMP (gcc or clang with libomp). Or use impl='eager'")
+            "needs a C compiler (gcc or clang). Or use impl='eager'")
 
 
 def _find_library() -> Path | None:
@@ -83,16 +95,20 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.sweep_code_path.restype = ctypes.c_char_p
     lib.sweep_fma_peak.argtypes = [ctypes.c_int, ctypes.c_int64]
     lib.sweep_fma_peak.restype = ctypes.c_double
+    lib.sweep_test_fail_allocs.argtypes = [ctypes.c_int]
+    lib.sweep_test_fail_allocs.restype = None
+    stats = ctypes.POINTER(_RunStats)
     for sfx in ("f32", "f64"):
         fwd = getattr(lib, f"sweep_acoustic_forward_{sfx}")
-        fwd.argtypes = [ctypes.POINTER(_Problem), ptr, ctypes.c_int64, ctypes.c_int64, ptr, ptr, ptr, ctypes.c_int]
+        fwd.argtypes = [ctypes.POINTER(_Problem), ptr, ctypes.c_int64, ctypes.c_int64, ptr, ptr, ptr, ctypes.c_int,
+                        stats]
         fwd.restype = ctypes.c_int
         back = getattr(lib, f"sweep_acoustic_retreat_{sfx}")
-        back.argtypes = [ctypes.POINTER(_Problem), ptr, ptr, ctypes.c_int64, ctypes.c_int64, ptr, ctypes.c_int]
+        back.argtypes = [ctypes.POINTER(_Problem), ptr, ptr, ctypes.c_int64, ctypes.c_int64, ptr, ctypes.c_int, stats]
         back.restype = ctypes.c_int
         adj = getattr(lib, f"sweep_acoustic_adjoint_{sfx}")
         adj.argtypes = [ctypes.POINTER(_Problem), ptr, ptr, ctypes.c_int64, ctypes.c_int64, ptr, ptr, ptr,
-                        ctypes.c_int]
+                        ctypes.c_int, stats]
         adj.restype = ctypes.c_int
 
 
@@ -190,7 +206,9 @@ class CAcousticStepper:
     -----
     ``advance`` runs a whole block of steps in one C call (``torch.get_num_threads()`` threads, fewer on
     tiny grids: see ``MIN_CELLS_PER_THREAD``; whole shots per thread when there are at least as many shots
-    as threads, otherwise bands of rows of each shot, see ``acoustic_common.h``);
+    as threads, otherwise bands of rows of each shot, see ``acoustic_common.h``; banded blocks run as calls
+    of at most ``BANDED_CALL_CELL_STEPS`` cell updates, each with the thread count of the governor in
+    ``threads.py``, which uses fewer threads while the machine is oversubscribed);
     ``adjoint`` is the hand-written adjoint of a block of steps, also one C call, which needs no forward
     state: only the snapshots (S = du_next/dw on the physical grid) for the model gradient. The
     adjoint's psi/zeta components are only kept inside the absorbing layers: outside them the forward
@@ -262,6 +280,24 @@ class CAcousticStepper:
         cells = self._shape[1] * self._shape[2] * self._shape[3]
         return max(1, min(torch.get_num_threads(), cells // max(1, MIN_CELLS_PER_THREAD)))
 
+    def _run(self, what: str, n0: int, n1: int, reverse: bool, kernel) -> None:
+        """Runs ``kernel(m0, m1, threads, stats)`` over steps [n0, n1): one call when each thread takes whole
+        shots; else (bands of rows, which wait for each other every step) calls of at most
+        BANDED_CALL_CELL_STEPS cell updates, the last block first when ``reverse``, each with the governor's
+        thread count and reporting to it. Raises MemoryError when the kernel could not allocate."""
+        requested = self._threads()
+        banded = requested > 1 and self.problem.nshots < requested
+        per = max(1, BANDED_CALL_CELL_STEPS // math.prod(self._shape[1:])) if banded else n1 - n0
+        bounds = [(m, min(m + per, n1)) for m in range(n0, n1, per)]
+        for m0, m1 in reversed(bounds) if reverse else bounds:
+            threads = GOVERNOR.threads(requested) if banded else requested
+            stats = _RunStats()
+            if kernel(m0, m1, threads, ctypes.byref(stats)) != 0:
+                raise MemoryError(f"impl='c': the {what} kernel could not allocate its working memory "
+                                  f"({threads} thread(s), steps {m0}..{m1})")
+            if banded:
+                GOVERNOR.observe(int(stats.threads), requested, stats.wall, stats.cpu)
+
     # -- the protocol -------------------------------------------------------------------------
     def initial(self) -> torch.Tensor:
         return torch.zeros(self._shape, dtype=self.problem.dtype)
@@ -301,7 +337,7 @@ class CAcousticStepper:
     @torch.no_grad()
     def advance(self, state: torch.Tensor, n0: int, n1: int, record: torch.Tensor | None = None,
                 keep: torch.Tensor | None = None, strips: torch.Tensor | None = None) -> None:
-        """Steps ``n0 -> n1`` in place (one C call); ``record[:, n]`` (nshots, nrec) gets step n's receiver
+        """Steps ``n0 -> n1`` in place (native calls, see ``_run``); ``record[:, n]`` (nshots, nrec) gets step n's receiver
         samples; ``keep[n - n0]`` (``snapshot_shape``) gets step n's snapshot; ``strips[n - n0]``
         (``strip_shape``) gets step n's strip, u_{n-1} on the strip cells."""
         if not 0 <= n0 <= n1 <= self.nt:
@@ -321,12 +357,10 @@ class CAcousticStepper:
             self._check_kept("keep", keep, n1 - n0)
         if strips is not None:
             self._check_strips(strips, n1 - n0)
-        status = self._forward(self._pstruct, state.data_ptr(), n0, n1,
-                               None if rec_buf is None else rec_buf.data_ptr(),
-                               None if keep is None else keep.data_ptr(),
-                               None if strips is None else strips.data_ptr(), self._threads())
-        if status != 0:
-            raise MemoryError("impl='c': the forward kernel could not allocate its row buffers")
+        rec = None if rec_buf is None else rec_buf.data_ptr()
+        self._run("forward", n0, n1, False, lambda m0, m1, threads, stats: self._forward(
+            self._pstruct, state.data_ptr(), m0, m1, rec, None if keep is None else keep[m0 - n0].data_ptr(),
+            None if strips is None else strips[m0 - n0].data_ptr(), threads, stats))
         if rec_buf is not None and rec_buf is not record:
             record[:, n0:n1] = rec_buf[:, n0:n1]
 
@@ -341,7 +375,7 @@ class CAcousticStepper:
 
     @torch.no_grad()
     def retreat(self, fields: torch.Tensor, strips: torch.Tensor, n0: int, n1: int, keep: torch.Tensor) -> None:
-        """Reverse-time rebuild of steps ``n1 - 1`` down to ``n0`` in place on ``fields`` (one C call):
+        """Reverse-time rebuild of steps ``n1 - 1`` down to ``n0`` in place on ``fields`` (native calls):
         (u_{n1}, u_{n1-1}) on entry, (u_{n0}, u_{n0-1}) on return; ``strips[n - n0]`` is step n's strip;
         ``keep[n - n0]`` gets step n's snapshot S_n, bit for bit the forward's on the interior cells
         when the fields are the forward's."""
@@ -352,10 +386,9 @@ class CAcousticStepper:
             return
         self._check_strips(strips, n1 - n0)
         self._check_kept("keep", keep, n1 - n0)
-        status = self._retreat(self._pstruct, fields.data_ptr(), strips.data_ptr(), n0, n1, keep.data_ptr(),
-                               self._threads())
-        if status != 0:
-            raise MemoryError("impl='c': the retreat kernel could not allocate its row buffers")
+        self._run("retreat", n0, n1, True, lambda m0, m1, threads, stats: self._retreat(
+            self._pstruct, fields.data_ptr(), strips[m0 - n0].data_ptr(), m0, m1, keep[m0 - n0].data_ptr(), threads,
+            stats))
 
     def begin_adjoint(self, need_wavelet: bool, need_model: bool) -> None:
         p = self.problem
@@ -367,7 +400,7 @@ class CAcousticStepper:
     @torch.no_grad()
     def adjoint(self, adj_state: torch.Tensor, kept: torch.Tensor, n0: int, n1: int,
                 grad_record: torch.Tensor) -> None:
-        """Reverse steps ``n1 - 1`` down to ``n0`` in place on ``adj_state`` (one C call), given
+        """Reverse steps ``n1 - 1`` down to ``n0`` in place on ``adj_state`` (native calls), given
         ``kept[n - n0]`` = step n's snapshot and the adjoint (nshots, nt, nrec) of all the data;
         accumulates the model and wavelet gradients. Needs no forward state."""
         if not self._adjoint_open:
@@ -385,10 +418,11 @@ class CAcousticStepper:
             raise ValueError(f"grad_record must have shape {(p.nshots, p.nt, p.nrec)}, got {tuple(g.shape)}")
         if g.dtype != p.dtype or g.device.type != "cpu" or not g.is_contiguous():
             g = g.to(device="cpu", dtype=p.dtype).contiguous()
-        self._adjoint(self._pstruct, adj_state.data_ptr(), None if self._grad_w is None else kept.data_ptr(),
-                      n0, n1, g.data_ptr(),
-                      None if self._grad_w is None else self._grad_w.data_ptr(),
-                      None if self._grad_wavelet is None else self._grad_wavelet.data_ptr(), self._threads())
+        grad_w = None if self._grad_w is None else self._grad_w.data_ptr()
+        grad_wavelet = None if self._grad_wavelet is None else self._grad_wavelet.data_ptr()
+        self._run("adjoint", n0, n1, True, lambda m0, m1, threads, stats: self._adjoint(
+            self._pstruct, adj_state.data_ptr(), None if grad_w is None else kept[m0 - n0].data_ptr(), m0, m1,
+            g.data_ptr(), grad_w, grad_wavelet, threads, stats))
 
     def end_adjoint(self) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
         """(gradient w.r.t. the wavelet (nshots, nsrc, nt), [gradient w.r.t. vp (nz, nx)])."""
@@ -402,3 +436,11 @@ class CAcousticStepper:
         self._grad_wavelet = self._grad_w = None
         self._adjoint_open = False
         return out
+
+
+def _inject_allocation_failures(count: int) -> None:
+    """Test hook: the next ``count`` kernel calls fail as if out of memory (0 turns it off)."""
+    lib = _load()
+    if lib is None:
+        raise RuntimeError(f"impl='c' is not available: {_error}")
+    lib.sweep_test_fail_allocs(int(count))

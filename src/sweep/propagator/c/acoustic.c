@@ -23,17 +23,17 @@
 /* The instances live in acoustic_avx512.c, acoustic_avx2.c and acoustic_baseline.c (compiled in parallel). */
 #define DECLARE(p)                                                                                         \
     int sweep_acoustic_forward_f32_##p(const sweep_problem *, float *, int64_t, int64_t, float *, float *,  \
-                                       float *, int);                                                      \
+                                       float *, int, sweep_run_stats *);                                   \
     int sweep_acoustic_forward_f64_##p(const sweep_problem *, double *, int64_t, int64_t, double *, double *, \
-                                       double *, int);                                                     \
+                                       double *, int, sweep_run_stats *);                                  \
     int sweep_acoustic_adjoint_f32_##p(const sweep_problem *, float *, const float *, int64_t, int64_t,     \
-                                       const float *, float *, float *, int);                              \
+                                       const float *, float *, float *, int, sweep_run_stats *);           \
     int sweep_acoustic_adjoint_f64_##p(const sweep_problem *, double *, const double *, int64_t, int64_t,   \
-                                       const double *, double *, double *, int);                           \
+                                       const double *, double *, double *, int, sweep_run_stats *);        \
     int sweep_acoustic_retreat_f32_##p(const sweep_problem *, float *, const float *, int64_t, int64_t,     \
-                                       float *, int);                                                      \
+                                       float *, int, sweep_run_stats *);                                   \
     int sweep_acoustic_retreat_f64_##p(const sweep_problem *, double *, const double *, int64_t, int64_t,   \
-                                       double *, int);                                                     \
+                                       double *, int, sweep_run_stats *);                                  \
     double sweep_fma_peak_##p(int, int64_t);
 DECLARE(avx512)
 DECLARE(avx2)
@@ -73,17 +73,19 @@ const char *sweep_code_path(void) {
         }                                                                                                 \
     }
 #define FWD_PARAMS(R) (const sweep_problem *P, R *state, int64_t n0, int64_t n1, R *record, R *keep, R *strips, \
-                       int nthreads)
+                       int nthreads, sweep_run_stats *stats)
 #define ADJ_PARAMS(R) (const sweep_problem *P, R *adj, const R *kept, int64_t n0, int64_t n1, const R *grad_rec, \
-                       R *grad_w, R *grad_wavelet, int nthreads)
+                       R *grad_w, R *grad_wavelet, int nthreads, sweep_run_stats *stats)
 #define BACK_PARAMS(R) (const sweep_problem *P, R *fields, const R *strips, int64_t n0, int64_t n1, R *keep, \
-                        int nthreads)
-DISPATCH(sweep_acoustic_forward_f32, FWD_PARAMS(float), (P, state, n0, n1, record, keep, strips, nthreads))
-DISPATCH(sweep_acoustic_forward_f64, FWD_PARAMS(double), (P, state, n0, n1, record, keep, strips, nthreads))
-DISPATCH(sweep_acoustic_adjoint_f32, ADJ_PARAMS(float), (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads))
-DISPATCH(sweep_acoustic_adjoint_f64, ADJ_PARAMS(double), (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads))
-DISPATCH(sweep_acoustic_retreat_f32, BACK_PARAMS(float), (P, fields, strips, n0, n1, keep, nthreads))
-DISPATCH(sweep_acoustic_retreat_f64, BACK_PARAMS(double), (P, fields, strips, n0, n1, keep, nthreads))
+                        int nthreads, sweep_run_stats *stats)
+DISPATCH(sweep_acoustic_forward_f32, FWD_PARAMS(float), (P, state, n0, n1, record, keep, strips, nthreads, stats))
+DISPATCH(sweep_acoustic_forward_f64, FWD_PARAMS(double), (P, state, n0, n1, record, keep, strips, nthreads, stats))
+DISPATCH(sweep_acoustic_adjoint_f32, ADJ_PARAMS(float),
+         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
+DISPATCH(sweep_acoustic_adjoint_f64, ADJ_PARAMS(double),
+         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
+DISPATCH(sweep_acoustic_retreat_f32, BACK_PARAMS(float), (P, fields, strips, n0, n1, keep, nthreads, stats))
+DISPATCH(sweep_acoustic_retreat_f64, BACK_PARAMS(double), (P, fields, strips, n0, n1, keep, nthreads, stats))
 
 double sweep_fma_peak(int nthreads, int64_t iters) {
     switch (sweep_isa()) {
@@ -109,4 +111,4 @@ const char *sweep_code_path(void) {
 #endif
 
 /* ABI version, checked by the Python loader so that a stale build is reported instead of misused. */
-int sweep_abi_version(void) { return 4; }
+int sweep_abi_version(void) { return 5; }

@@ -221,11 +221,110 @@ static int SFX(adj_tables)(const SFX(adj_rings) *g, int r, int64_t m, const REAL
     return any;
 }
 
+/* What every thread of one adjoint call reads (see sweep_acoustic_adjoint). */
+typedef struct {
+    const sweep_problem *P;
+    const SFX(consts) *K;
+    REAL *adj, *rows, *grad_w, *grad_wavelet;
+    const REAL *kept, *grad_rec;
+    int64_t n0, n1, per, stride, xa, xb, xl, xr;
+    sweep_sched S;
+} SFX(adj_job);
+
+/* Thread `me`'s part of an adjoint call. */
+static void SFX(adj_thread)(void *ctx, int me) {
+    const SFX(adj_job) *J = (const SFX(adj_job) *)ctx;
+    const sweep_problem *P = J->P;
+    const SFX(consts) *const Kp = J->K;
+    const int64_t ns = P->nshots, nz = P->nz, nx = P->nx, plane = nz * nx, fs = ns * plane;
+    const int64_t pnz = P->pnz, pnx = P->pnx, top = P->ptop, left = P->pleft, pplane = pnz * pnx;
+    const int64_t nrec = P->nrec, nt = P->nt, za = P->za, zb = P->zb;
+    const int64_t n0 = J->n0, n1 = J->n1, stride = J->stride, L = 3 * P->radius + 1, budget = sweep_spin_ticks();
+    const int64_t xa = J->xa, xb = J->xb, xl = J->xl, xr = J->xr;
+    const int r = (int)P->radius;
+    REAL *const adj = J->adj, *const grad_w = J->grad_w, *const grad_wavelet = J->grad_wavelet;
+    REAL *const a2 = adj + 2 * fs, *const a3 = adj + 3 * fs, *const a4 = adj + 4 * fs, *const a5 = adj + 5 * fs;
+    const REAL *const kept = J->kept, *const grad_rec = J->grad_rec, *const w = Kp->w;
+    const unsigned int mxcsr = enter_ftz();
+    const sweep_part part = J->S.plan[me];
+    const int64_t a = part.a, b = part.b;
+    REAL *const mine = J->rows + me * J->per + ADJ_V;
+    const REAL *const zero = J->rows + (int64_t)J->S.nthreads * J->per + ADJ_V;
+    const SFX(adj_rings) g = {mine, mine + L * stride, mine + 2 * L * stride, zero, L, stride, nz, za, zb};
+    REAL *const hx = mine + 3 * L * stride, *const px = hx + stride;
+    const REAL *hz_a[9], *pz_a[9], **const hz = hz_a + r, **const pz = pz_a + r;
+    for (int64_t sh = part.s0; sh < part.s1; sh++) {
+        const int64_t o = sh * plane;
+        for (int64_t n = n1 - 1; n >= n0; n--) {
+            const int64_t k = n1 - 1 - n;
+            REAL *const X = ((k & 1) ? adj + fs : adj) + o;       /* sigma A0, overwritten by A1' */
+            const REAL *const Y = ((k & 1) ? adj : adj + fs) + o; /* A1 */
+            const REAL sigma = k == 0 ? (REAL)1 : (REAL)-1;
+            const REAL *const kp = kept ? kept + (n - n0) * ns * pplane : 0;
+            if (k > 0) wait_neighbours(J->S.prog, &part, (int)k, budget);
+            for (int64_t m = a - r; m < b + 2 * r; m++) {
+                /* Stage A on row m (A1 is read-only during the step, so rows beyond the band are safe). */
+                if (m >= 0 && m < nz && m < b + r) {
+                    const int z = SFX(adj_zrow)(&g, m) && m >= a && m < b;
+                    SFX(adj_s_row)(Kp, Y + m * nx, a5 + o + m * nx, SFX(adj_slot)(&g, g.s, m),
+                                   SFX(adj_slot)(&g, g.h, m), m, z);
+                }
+                /* Stage B on row m - r. */
+                const int64_t p = m - r;
+                if (p >= a && p < b && SFX(adj_zrow)(&g, p)) {
+                    SFX(adj_tables)(&g, r, p, hz, pz);
+                    SFX(adj_pz_row)(Kp, r, hz, a3 + o + p * nx, SFX(adj_slot)(&g, g.p, p), p);
+                }
+                /* Stage C on row m - 2r; the receivers' adjoint, grad_w += A1 S, the wavelet's gradient. */
+                const int64_t i = m - 2 * r;
+                if (i >= a && i < b) {
+                    const int64_t row = sh * nz + i, c = i * nx;
+                    const int doz = SFX(adj_tables)(&g, r, i, hz, pz);
+                    SFX(adj_row)(Kp, r, X + c, Y + c, a2 + o + c, a4 + o + c, SFX(adj_slot)(&g, g.s, i), hx, px, hz,
+                                 pz, sigma, xa, xb, xl, xr, doz);
+                    for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
+                        const int64_t q = P->rec_order[t];
+                        X[c + P->rec_x[q]] += grad_rec[(sh * nt + n) * nrec + q % nrec];
+                    }
+                    if (grad_w && i >= top && i < top + pnz) {
+                        REAL *restrict gw = grad_w + sh * pplane + (i - top) * pnx;
+                        const REAL *restrict sk = kp + sh * pplane + (i - top) * pnx;
+                        const REAL *restrict y = Y + c + left;
+                        for (int64_t j = 0; j < pnx; j++) gw[j] += y[j] * sk[j];
+                    }
+                    if (grad_wavelet)
+                        for (int64_t t = P->src_ptr[row]; t < P->src_ptr[row + 1]; t++) {
+                            const int64_t q = P->src_order[t], cq = c + P->src_x[q];
+                            grad_wavelet[q * nt + n] += Y[cq] * w[cq] * Kp->inv_dh2;
+                        }
+                }
+            }
+            sweep_word_post(J->S.prog + me, (int)(k + 1));
+        }
+        /* Restore the layout (A0, A1): after k >= 1 steps one slot holds A1 and the other -A0. */
+        wait_neighbours(J->S.prog, &part, (int)(n1 - n0), budget);
+        for (int64_t i = a; i < b; i++) {
+            REAL *restrict s0 = adj + o + i * nx, *restrict s1 = adj + fs + o + i * nx;
+            if ((n1 - n0) & 1) {
+                for (int64_t j = 0; j < nx; j++) {
+                    const REAL t = s0[j];
+                    s0[j] = -s1[j];
+                    s1[j] = t;
+                }
+            } else {
+                for (int64_t j = 0; j < nx; j++) s0[j] = -s0[j];
+            }
+        }
+    }
+    leave_ftz(mxcsr);
+}
+
 /* Adjoint steps n1-1 down to n0 in place on `adj` (6, nshots, NZ, NX): on entry the adjoint of the state
  * after step n1-1, on return that of the state at step n0. `kept` (n1 - n0, nshots, nz, nx) holds the
  * snapshots (only read when `grad_w` is given); `grad_rec` (nshots, nt, nrec) the adjoint of the data.
  * Accumulates into `grad_w` (nshots, nz, nx; per shot, so that no two threads add to one cell) and
- * `grad_wavelet` (nshots, nsrc, nt) when not NULL. Returns 0, or 1 if out of memory.
+ * `grad_wavelet` (nshots, nsrc, nt) when not NULL; `stats`, if not NULL, gets what the run measured (pool.h).
+ * Returns 0, or 1 if out of memory (nothing is then changed).
  *
  * A step runs three stages over a band's rows, each r rows behind the previous: A on row m (s, and Lh_z
  * and A5' on a z-layer row), B on row m - r (P_z on a z-layer row: reads Lh_z of rows m-2r..m), C on row
@@ -233,112 +332,32 @@ static int SFX(adj_tables)(const SFX(adj_rings) *g, int r, int64_t m, const REAL
  * and written by one stage only. The rings hold L = 3r + 1 rows. Rows beyond a band's edges get stage A only:
  * they are z-interior (see the work split in acoustic_common.h), so their Lh_z is s and a_z P_z zero. */
 int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *kept, int64_t n0, int64_t n1,
-                                const REAL *grad_rec, REAL *grad_w, REAL *grad_wavelet, int nthreads) {
+                                const REAL *grad_rec, REAL *grad_w, REAL *grad_wavelet, int nthreads,
+                                sweep_run_stats *stats) {
     SFX(consts) K;
     SFX(load_consts)(P, &K);
-    const int64_t ns = P->nshots, nz = P->nz, nx = P->nx, plane = nz * nx, fs = ns * plane;
-    const int64_t pnz = P->pnz, pnx = P->pnx, top = P->ptop, left = P->pleft, pplane = pnz * pnx;
-    const int64_t nrec = P->nrec, nt = P->nt;
+    const int64_t ns = P->nshots, nz = P->nz, nx = P->nx;
     const int r = (int)P->radius;
-    REAL *const a2 = adj + 2 * fs, *const a3 = adj + 3 * fs, *const a4 = adj + 4 * fs, *const a5 = adj + 5 * fs;
-    const REAL *w = K.w;
+    if (n1 <= n0) return 0;
     /* x layers [0, xa) and [xb, nx) (the whole row when there is no interior), and the edge spans [0, xl)
      * and [xr, nx) in whole chunks, each reaching r cells past its layer (one span when they would meet). */
     int64_t xa, xb;
     layer_columns(nx, P->xa, P->xb, &xa, &xb);
-    const int64_t xl = ADJ_UP(xa + r), xr = nx - ADJ_UP(nx - xb + r);
-    const int64_t za = P->za, zb = P->zb;
-    if (n1 <= n0) return 0;
-    sweep_sched S;
     /* Per thread: three rings of L padded rows (s, Lh_z, a_z P_z) and two padded rows (Lh_x, a_x P_x); and a
      * zero row. A padded row has ADJ_V zeros either side, never written. */
     const int64_t L = 3 * r + 1, stride = ADJ_UP(nx) + 2 * ADJ_V, per = (3 * L + 2) * stride;
     REAL *rows = (REAL *)aligned_alloc(64, (size_t)(nthreads * per + stride) * sizeof(REAL));
-    if (!rows || sched_alloc(&S, ns, nz, nthreads, za + r, zb - r)) {
+    SFX(adj_job) J = {P, &K, adj, rows, grad_w, grad_wavelet, kept, grad_rec, n0, n1, per, stride, xa, xb,
+                      ADJ_UP(xa + r), nx - ADJ_UP(nx - xb + r), {0}};
+    if (!rows || sched_alloc(&J.S, ns, nz, nthreads, P->za + r, P->zb - r)) {
         free(rows);
         return 1;
     }
     memset(rows, 0, (size_t)(nthreads * per + stride) * sizeof(REAL));
-    const REAL *const zero = rows + nthreads * per + ADJ_V;
-    const int64_t budget = spin_ticks();
-#pragma omp parallel num_threads(nthreads)
-    {
-        const unsigned int mxcsr = enter_ftz();
-        const int me = thread_id();
-        const sweep_part part = S.plan[me];
-        const int64_t a = part.a, b = part.b;
-        REAL *const mine = rows + me * per + ADJ_V;
-        const SFX(adj_rings) g = {mine, mine + L * stride, mine + 2 * L * stride, zero, L, stride, nz, za, zb};
-        REAL *const hx = mine + 3 * L * stride, *const px = hx + stride;
-        const REAL *hz_a[9], *pz_a[9], **const hz = hz_a + r, **const pz = pz_a + r;
-        for (int64_t sh = part.s0; sh < part.s1; sh++) {
-            const int64_t o = sh * plane;
-            for (int64_t n = n1 - 1; n >= n0; n--) {
-                const int64_t k = n1 - 1 - n;
-                REAL *const X = ((k & 1) ? adj + fs : adj) + o;       /* sigma A0, overwritten by A1' */
-                const REAL *const Y = ((k & 1) ? adj : adj + fs) + o; /* A1 */
-                const REAL sigma = k == 0 ? (REAL)1 : (REAL)-1;
-                const REAL *const kp = kept ? kept + (n - n0) * ns * pplane : 0;
-                if (k > 0) wait_neighbours(S.prog, &part, (int)k, budget);
-                for (int64_t m = a - r; m < b + 2 * r; m++) {
-                    /* Stage A on row m (A1 is read-only during the step, so rows beyond the band are safe). */
-                    if (m >= 0 && m < nz && m < b + r) {
-                        const int z = SFX(adj_zrow)(&g, m) && m >= a && m < b;
-                        SFX(adj_s_row)(&K, Y + m * nx, a5 + o + m * nx, SFX(adj_slot)(&g, g.s, m),
-                                       SFX(adj_slot)(&g, g.h, m), m, z);
-                    }
-                    /* Stage B on row m - r. */
-                    const int64_t p = m - r;
-                    if (p >= a && p < b && SFX(adj_zrow)(&g, p)) {
-                        SFX(adj_tables)(&g, r, p, hz, pz);
-                        SFX(adj_pz_row)(&K, r, hz, a3 + o + p * nx, SFX(adj_slot)(&g, g.p, p), p);
-                    }
-                    /* Stage C on row m - 2r; the receivers' adjoint, grad_w += A1 S, the wavelet's gradient. */
-                    const int64_t i = m - 2 * r;
-                    if (i >= a && i < b) {
-                        const int64_t row = sh * nz + i, c = i * nx;
-                        const int doz = SFX(adj_tables)(&g, r, i, hz, pz);
-                        SFX(adj_row)(&K, r, X + c, Y + c, a2 + o + c, a4 + o + c, SFX(adj_slot)(&g, g.s, i), hx, px,
-                                     hz, pz, sigma, xa, xb, xl, xr, doz);
-                        for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
-                            const int64_t q = P->rec_order[t];
-                            X[c + P->rec_x[q]] += grad_rec[(sh * nt + n) * nrec + q % nrec];
-                        }
-                        if (grad_w && i >= top && i < top + pnz) {
-                            REAL *restrict g = grad_w + sh * pplane + (i - top) * pnx;
-                            const REAL *restrict sk = kp + sh * pplane + (i - top) * pnx;
-                            const REAL *restrict y = Y + c + left;
-                            for (int64_t j = 0; j < pnx; j++) g[j] += y[j] * sk[j];
-                        }
-                        if (grad_wavelet)
-                            for (int64_t t = P->src_ptr[row]; t < P->src_ptr[row + 1]; t++) {
-                                const int64_t q = P->src_order[t], cq = c + P->src_x[q];
-                                grad_wavelet[q * nt + n] += Y[cq] * w[cq] * K.inv_dh2;
-                            }
-                    }
-                }
-                progress_post(S.prog + me, (int)(k + 1));
-            }
-            /* Restore the layout (A0, A1): after k >= 1 steps one slot holds A1 and the other -A0. */
-            wait_neighbours(S.prog, &part, (int)(n1 - n0), budget);
-            for (int64_t i = a; i < b; i++) {
-                REAL *restrict s0 = adj + o + i * nx, *restrict s1 = adj + fs + o + i * nx;
-                if ((n1 - n0) & 1) {
-                    for (int64_t j = 0; j < nx; j++) {
-                        const REAL t = s0[j];
-                        s0[j] = -s1[j];
-                        s1[j] = t;
-                    }
-                } else {
-                    for (int64_t j = 0; j < nx; j++) s0[j] = -s0[j];
-                }
-            }
-        }
-        leave_ftz(mxcsr);
-    }
-    sched_free(&S);
+    const int status = sweep_pool_run(nthreads, SFX(adj_thread), &J, stats);
+    sched_free(&J.S);
     free(rows);
-    return 0;
+    return status;
 }
 
 #undef ADJ_FOR

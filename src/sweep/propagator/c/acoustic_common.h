@@ -7,9 +7,7 @@
 #include <string.h>
 #include <xmmintrin.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "pool.h"
 
 /* One propagation problem, shared by both precisions. Arrays are C-contiguous; `real` arrays are in
  * the kernel's precision (float or double); coefficients are double and rounded once to `real`, as
@@ -38,16 +36,8 @@ typedef struct {
     int64_t nstrip;
 } sweep_problem;
 
-static inline int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 /* Flush subnormals to zero (FTZ | DAZ): decaying wavefield tails are otherwise ~3x slower on x86.
- * Each OpenMP thread sets its own MXCSR and restores the value it found. */
+ * Each thread sets its own MXCSR and restores the value it found. */
 #define SWEEP_FTZ_DAZ 0x8040u
 
 static inline unsigned int enter_ftz(void) {
@@ -110,10 +100,8 @@ static inline int sorted_contains(const int64_t *a, int64_t n, int64_t v) {
  * [za + r, zb - r], so that no C-PML auxiliary (psi_z, zeta_z or their adjoints) is read across a band
  * boundary: they are zero there and never written. Across a boundary a step reads only the neighbour's
  * wavefield of the previous step, so the only dependency is "my neighbours have finished step k - 1",
- * checked with a per-thread progress counter (no barrier over all threads). A waiting thread spins for
- * a few microseconds, then sleeps on a futex: on a loaded machine it hands its core to whoever needs it
- * instead of burning its time slice (libgomp's barriers spin unless OMP_WAIT_POLICY=passive, which is
- * read once when the runtime starts, at `import torch`, too early for sweep to set).
+ * checked with a per-thread progress counter (no barrier over all threads), waited on with the pool's
+ * wait scheme (pool.h: spin a few microseconds yielding the core, then sleep).
  *
  * Every cell's arithmetic is the same whatever the split, so results do not depend on it. */
 typedef struct {
@@ -182,86 +170,29 @@ __attribute__((unused)) static void make_plan(int64_t ns, int64_t nz, int nthrea
     }
 }
 
-/* Per-thread progress: steps finished in this call. One cache line each. */
-typedef struct {
-    int done, waiters;
-    char pad[56];
-} __attribute__((aligned(64))) sweep_progress;
-
-#ifdef __linux__
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-#endif
-#include <limits.h>
-#include <sched.h>
-#include <x86intrin.h>
-
-/* Spin budget before sleeping, in TSC ticks (~20 us at 2.5 GHz); SWEEP_SPIN_TICKS overrides it. */
-__attribute__((unused)) static int64_t spin_ticks(void) {
-    static int64_t ticks = -1;
-    if (ticks < 0) {
-        const char *e = getenv("SWEEP_SPIN_TICKS");
-        ticks = e ? atoll(e) : 50000;
-    }
-    return ticks;
-}
-
-__attribute__((unused)) static void progress_post(sweep_progress *p, int v) {
-    __atomic_store_n(&p->done, v, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&p->waiters, __ATOMIC_SEQ_CST)) {
-#ifdef __linux__
-        syscall(SYS_futex, &p->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-#endif
-    }
-}
-
-/* Wait until p->done >= v: spin, then sleep (futex; elsewhere sched_yield). */
-__attribute__((unused)) static void progress_wait(sweep_progress *p, int v, int64_t budget) {
-    if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) >= v) return;
-    const uint64_t t0 = __rdtsc();
-    while ((int64_t)(__rdtsc() - t0) < budget) {
-        for (int k = 0; k < 16; k++) _mm_pause();
-        if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) >= v) return;
-    }
-    for (;;) {
-        __atomic_fetch_add(&p->waiters, 1, __ATOMIC_SEQ_CST);
-        const int cur = __atomic_load_n(&p->done, __ATOMIC_SEQ_CST);
-        if (cur < v) {
-#ifdef __linux__
-            struct timespec ts = {0, 2000000}; /* 2 ms: a safety net; posts wake sleepers */
-            syscall(SYS_futex, &p->done, FUTEX_WAIT_PRIVATE, cur, &ts, NULL, 0);
-#else
-            sched_yield();
-#endif
-        }
-        __atomic_fetch_sub(&p->waiters, 1, __ATOMIC_SEQ_CST);
-        if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) >= v) return;
-    }
-}
-
 /* Wait for the neighbours of `part` to have finished v steps. */
-static inline void wait_neighbours(sweep_progress *prog, const sweep_part *part, int v, int64_t budget) {
-    if (part->up >= 0) progress_wait(prog + part->up, v, budget);
-    if (part->down >= 0) progress_wait(prog + part->down, v, budget);
+static inline void wait_neighbours(sweep_word *prog, const sweep_part *part, int v, int64_t budget) {
+    if (part->up >= 0) sweep_word_wait(prog + part->up, v, budget);
+    if (part->down >= 0) sweep_word_wait(prog + part->down, v, budget);
 }
 
 /* Plan and progress counters of one call (free with free()). */
 typedef struct {
     sweep_part *plan;
-    sweep_progress *prog;
+    sweep_word *prog; /* per thread: steps finished in this call */
+    int nthreads;
 } sweep_sched;
 
 __attribute__((unused)) static int sched_alloc(sweep_sched *s, int64_t ns, int64_t nz, int nthreads, int64_t lo, int64_t hi) {
     s->plan = (sweep_part *)malloc((size_t)nthreads * sizeof(sweep_part));
-    s->prog = (sweep_progress *)aligned_alloc(64, (size_t)nthreads * sizeof(sweep_progress));
-    if (!s->plan || !s->prog) {
+    s->prog = (sweep_word *)aligned_alloc(64, (size_t)nthreads * sizeof(sweep_word));
+    if (!s->plan || !s->prog || sweep_alloc_fails()) {
         free(s->plan);
         free(s->prog);
         return 1;
     }
-    memset(s->prog, 0, (size_t)nthreads * sizeof(sweep_progress));
+    memset(s->prog, 0, (size_t)nthreads * sizeof(sweep_word));
+    s->nthreads = nthreads;
     make_plan(ns, nz, nthreads, lo, hi, s->plan);
     return 0;
 }

@@ -14,7 +14,7 @@
  * The auxiliaries psi/zeta vanish wherever a = 0 and b = 1 (they start at zero and stay there), so the
  * kernels only touch them in the absorbing layers (and write zeta = 0 on the r cells next to them).
  *
- * Parallelism: OpenMP over (shot, row) with a static schedule, the same split in every pass, so each
+ * Parallelism: the pool's threads (pool.h) over (shot, row), the same split in every pass, so each
  * thread owns the same rows throughout; sources and receivers are handled by the owner of their row in
  * a fixed order, and the model gradient is accumulated per shot. No sum depends on the thread count.
  */
@@ -426,73 +426,86 @@ static void SFX(swap_rows)(REAL *s0, REAL *s1, int64_t a, int64_t b, int64_t nx)
     }
 }
 
+/* What every thread of one forward call reads (see sweep_acoustic_forward). */
+typedef struct {
+    const sweep_problem *P;
+    const SFX(consts) *K;
+    const segments *rs, *cs;
+    const SFX(xlayout) *X;
+    const SFX(thread_rows) *T;
+    REAL *s0, *s1, *px, *pz, *zx, *zz, *record, *keep, *strips;
+    const int64_t *sptr;
+    int64_t n0, n1;
+    sweep_sched S;
+} SFX(fwd_job);
+
+/* Thread `me`'s part of a forward call. */
+static void SFX(fwd_thread)(void *ctx, int me) {
+    const SFX(fwd_job) *J = (const SFX(fwd_job) *)ctx;
+    const sweep_problem *P = J->P;
+    const int64_t ns = P->nshots, nx = P->nx, plane = P->nz * nx, pplane = P->pnz * P->pnx, nstrip = P->nstrip;
+    const int64_t n0 = J->n0, n1 = J->n1, budget = sweep_spin_ticks();
+    REAL *const s0 = J->s0, *const s1 = J->s1;
+    const unsigned int mxcsr = enter_ftz();
+    const sweep_part part = J->S.plan[me];
+    /* Shot by shot, all steps of each (a band's shot range is one shot when it has neighbours). */
+    for (int64_t sh = part.s0; sh < part.s1; sh++) {
+        const int64_t o = sh * plane;
+        for (int64_t n = n0; n < n1; n++) {
+            /* u_next overwrites u_prev, so the two wavefields swap slots every step. */
+            REAL *const up = ((n - n0) & 1) ? s1 : s0;
+            const REAL *const u = ((n - n0) & 1) ? s0 : s1;
+            if (n > n0) wait_neighbours(J->S.prog, &part, (int)(n - n0), budget);
+            SFX(fwd_band)(P, J->K, J->rs, J->cs, J->X, J->T + me, u + o, up + o, J->px + o, J->pz + o, J->zx + o,
+                          J->zz + o, sh, part.a, part.b, n, n1, J->keep ? J->keep + (n - n0) * ns * pplane : 0,
+                          J->record, J->strips ? J->strips + (n - n0) * ns * nstrip : 0, J->sptr);
+            sweep_word_post(J->S.prog + me, (int)(n - n0 + 1));
+        }
+        /* An odd number of steps left u in slot 0: swap back to (u_prev, u), once the neighbours have
+         * stopped reading it. */
+        if ((n1 - n0) & 1) {
+            wait_neighbours(J->S.prog, &part, (int)(n1 - n0), budget);
+            SFX(swap_rows)(s0 + o, s1 + o, part.a, part.b, nx);
+        }
+    }
+    leave_ftz(mxcsr);
+}
+
 /* Steps n0 -> n1 in place on `state` (6, nshots, NZ, NX). `record` (nshots, nt, nrec), if not NULL,
  * gets u at the receivers at the start of each step; `keep` (n1 - n0, nshots, nz, nx), if not NULL,
  * gets each step's snapshot S on the physical grid; `strips` (n1 - n0, nshots, nstrip), if not NULL,
- * gets u_prev at the start of each step on the strip cells. Returns 0, or 1 if out of memory. */
+ * gets u_prev at the start of each step on the strip cells. `stats`, if not NULL, gets what the run
+ * measured (pool.h). Returns 0, or 1 if out of memory (nothing is then changed). */
 int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0, int64_t n1, REAL *record,
-                                REAL *keep, REAL *strips, int nthreads) {
+                                REAL *keep, REAL *strips, int nthreads, sweep_run_stats *stats) {
     SFX(consts) K;
     SFX(load_consts)(P, &K);
     const int64_t ns = P->nshots, nz = P->nz, nx = P->nx, plane = nz * nx, fs = ns * plane;
-    const int64_t pplane = P->pnz * P->pnx;
     const int r = (int)P->radius;
     const segments rs = make_segments(nz, r, P->za, P->zb), cs = make_segments(nx, r, P->xa, P->xb);
     const SFX(xlayout) X = SFX(make_xlayout)(nx, r, P->xa, P->xb, &cs);
-    REAL *const s0 = state, *const s1 = state + fs;
-    REAL *const px = state + 2 * fs, *const pz = state + 3 * fs, *const zx = state + 4 * fs,
-                *const zz = state + 5 * fs;
-    const int64_t nrec = P->nrec, nt = P->nt, nstrip = P->nstrip;
+    const int64_t nrec = P->nrec, nt = P->nt;
     if (n1 <= n0) return 0;
-    if (record) /* step n0's samples: u at the start of the block */
-        for (int64_t q = 0; q < ns * nrec; q++) {
-            const int64_t sh = q / nrec;
-            record[(sh * nt + n0) * nrec + q % nrec] = s1[sh * plane + P->rec_z[q] * nx + P->rec_x[q]];
-        }
     SFX(thread_rows) *T = SFX(alloc_thread_rows)(nthreads, nx);
     REAL *zero = (REAL *)calloc((size_t)nx, sizeof(REAL));
-    int64_t *sptr = strips ? SFX(strip_rows)(P->strip_idx, nstrip, P->pnz, P->pnx) : 0;
-    sweep_sched S;
-    if (!T || !zero || (strips && !sptr) || sched_alloc(&S, ns, nz, nthreads, P->za + r, P->zb - r)) {
-        free(T);
-        free(zero);
-        free(sptr);
-        return 1;
-    }
-    K.zero = zero;
-    const int64_t budget = spin_ticks();
-#pragma omp parallel num_threads(nthreads)
-    {
-        const unsigned int mxcsr = enter_ftz();
-        const int me = thread_id();
-        const sweep_part part = S.plan[me];
-        /* Shot by shot, all steps of each (a band's shot range is one shot when it has neighbours). */
-        for (int64_t sh = part.s0; sh < part.s1; sh++) {
-            const int64_t o = sh * plane;
-            for (int64_t n = n0; n < n1; n++) {
-                /* u_next overwrites u_prev, so the two wavefields swap slots every step. */
-                REAL *const up = ((n - n0) & 1) ? s1 : s0;
-                const REAL *const u = ((n - n0) & 1) ? s0 : s1;
-                if (n > n0) wait_neighbours(S.prog, &part, (int)(n - n0), budget);
-                SFX(fwd_band)(P, &K, &rs, &cs, &X, T + me, u + o, up + o, px + o, pz + o, zx + o, zz + o, sh,
-                              part.a, part.b, n, n1, keep ? keep + (n - n0) * ns * pplane : 0, record,
-                              strips ? strips + (n - n0) * ns * nstrip : 0, sptr);
-                progress_post(S.prog + me, (int)(n - n0 + 1));
+    int64_t *sptr = strips ? SFX(strip_rows)(P->strip_idx, P->nstrip, P->pnz, P->pnx) : 0;
+    SFX(fwd_job) J = {P, &K, &rs, &cs, &X, T, state, state + fs, state + 2 * fs, state + 3 * fs, state + 4 * fs,
+                      state + 5 * fs, record, keep, strips, sptr, n0, n1, {0}};
+    int status = !T || !zero || (strips && !sptr) || sched_alloc(&J.S, ns, nz, nthreads, P->za + r, P->zb - r);
+    if (!status) {
+        if (record) /* step n0's samples: u at the start of the block */
+            for (int64_t q = 0; q < ns * nrec; q++) {
+                const int64_t sh = q / nrec;
+                record[(sh * nt + n0) * nrec + q % nrec] = J.s1[sh * plane + P->rec_z[q] * nx + P->rec_x[q]];
             }
-            /* An odd number of steps left u in slot 0: swap back to (u_prev, u), once the neighbours
-             * have stopped reading it. */
-            if ((n1 - n0) & 1) {
-                wait_neighbours(S.prog, &part, (int)(n1 - n0), budget);
-                SFX(swap_rows)(s0 + o, s1 + o, part.a, part.b, nx);
-            }
-        }
-        leave_ftz(mxcsr);
+        K.zero = zero;
+        status = sweep_pool_run(nthreads, SFX(fwd_thread), &J, stats);
+        sched_free(&J.S);
     }
-    sched_free(&S);
     free(T);
     free(zero);
     free(sptr);
-    return 0;
+    return status;
 }
 
 /* ROWS, ALWAYS_INLINE, SWEEP_RADIUS_DISPATCH: also used by acoustic_adjoint.h and acoustic_retreat.h; the

@@ -11,7 +11,7 @@
  * (see segments); S_n comes from the forward's own `rhs`, C-PML terms off, so given the forward's u_n it
  * is the forward's S_n bit for bit (same operations, same contractions into FMAs).
  *
- * Parallelism as in the forward: OpenMP over (shot, row), static schedule, every cell written by the
+ * Parallelism as in the forward: the pool's threads over (shot, row), every cell written by the
  * owner of its row from values of the previous step only, so results do not depend on the thread count.
  */
 
@@ -76,99 +76,116 @@ static void SFX(back_row)(const SFX(consts) *K, int r, const REAL *u, REAL *un, 
 #undef CALL
 }
 
+/* What every thread of one rebuild call reads (see sweep_acoustic_retreat). */
+typedef struct {
+    const sweep_problem *P;
+    const SFX(consts) *K;
+    const segments *cs;
+    const SFX(thread_rows) *T;
+    REAL *fields, *keep;
+    const REAL *strips;
+    const int64_t *sptr;
+    int64_t n0, n1;
+    sweep_sched S;
+} SFX(back_job);
+
+/* Thread `me`'s part of a rebuild call. */
+static void SFX(back_thread)(void *ctx, int me) {
+    const SFX(back_job) *J = (const SFX(back_job) *)ctx;
+    const sweep_problem *P = J->P;
+    const SFX(consts) *const K = J->K;
+    const int64_t ns = P->nshots, nz = P->pnz, nx = P->pnx, plane = nz * nx, fs = ns * plane;
+    const int64_t NZ = P->nz, NX = P->nx, top = P->ptop, left = P->pleft, nt = P->nt, nstrip = P->nstrip;
+    const int64_t n0 = J->n0, n1 = J->n1, budget = sweep_spin_ticks();
+    const int64_t *const sidx = P->strip_idx, *const sptr = J->sptr;
+    const REAL *const wav = (const REAL *)P->wavelet;
+    const int r = (int)P->radius;
+    REAL *const s0 = J->fields, *const s1 = J->fields + fs;
+    const unsigned int mxcsr = enter_ftz();
+    const sweep_part part = J->S.plan[me];
+    REAL *const uold = J->T[me].uold, *const ub = J->T[me].s.ub;
+    for (int64_t sh = part.s0; sh < part.s1; sh++) {
+        const int64_t o = sh * plane;
+        for (int64_t n = n1 - 1; n >= n0; n--) {
+            /* u_{n-1} overwrites u_{n+1}, so the two wavefields swap slots every step. */
+            const int64_t k = n1 - 1 - n;
+            REAL *const un = (k & 1) ? s1 : s0;
+            const REAL *const u = (k & 1) ? s0 : s1;
+            REAL *const kp = J->keep + (n - n0) * fs;
+            const REAL *const sp = J->strips + (n - n0) * ns * nstrip;
+            if (k > 0) wait_neighbours(J->S.prog, &part, (int)k, budget);
+            for (int64_t i = part.a; i < part.b; i++) {
+                const int64_t row = sh * NZ + top + i;
+                const int64_t q0 = P->src_ptr[row], q1 = P->src_ptr[row + 1];
+                const int64_t *const cells = sidx + sptr[i], ncells = sptr[i + 1] - sptr[i];
+                const REAL *const wr = K->w + (top + i) * NX + left;
+                REAL *const srow = kp + o + i * nx;
+                if (q0 < q1) memcpy(uold, un + o + i * nx, (size_t)nx * sizeof(REAL));
+                SFX(back_row)(K, r, u + o, un + o, wr, srow, i, cells, ncells, J->cs, ub);
+                if (q0 < q1) {
+                    /* Interior sources in the forward's order: S += f / dh^2, then redo u_{n-1}. A strip
+                     * cell's S already holds its sources. */
+                    for (int64_t t = q0; t < q1; t++) {
+                        const int64_t q = P->src_order[t], j = P->src_x[q] - left;
+                        if (!sorted_contains(cells, ncells, i * nx + j)) srow[j] += wav[q * nt + n] * K->inv_dh2;
+                    }
+                    for (int64_t t = q0; t < q1; t++) {
+                        const int64_t j = P->src_x[P->src_order[t]] - left, c = o + i * nx + j;
+                        if (!sorted_contains(cells, ncells, i * nx + j))
+                            un[c] = 2 * u[c] - uold[j] + wr[j] * srow[j];
+                    }
+                }
+                for (int64_t t = 0; t < ncells; t++) {
+                    const int64_t j = cells[t] - i * nx, c = o + cells[t];
+                    const REAL prev = sp[sh * nstrip + sptr[i] + t];
+                    srow[j] = (un[c] - (2 * u[c] - prev)) / wr[j];
+                    un[c] = prev;
+                }
+            }
+            sweep_word_post(J->S.prog + me, (int)(k + 1));
+        }
+        /* An odd number of steps left u_{n0} in slot 1: swap back to (u_{n0}, u_{n0-1}). */
+        if ((n1 - n0) & 1) {
+            wait_neighbours(J->S.prog, &part, (int)(n1 - n0), budget);
+            SFX(swap_rows)(s0 + o, s1 + o, part.a, part.b, nx);
+        }
+    }
+    leave_ftz(mxcsr);
+}
+
 /* Rebuilds steps n1-1 down to n0 in place on `fields` (2, nshots, nz, nx): (u_{n1}, u_{n1-1}) on entry,
  * (u_{n0}, u_{n0-1}) on return. `strips` (n1 - n0, nshots, nstrip) holds each step's u_{n-1} on the
- * strip cells; `keep` (n1 - n0, nshots, nz, nx) gets each step's S_n. Returns 0, or 1 if out of memory. */
+ * strip cells; `keep` (n1 - n0, nshots, nz, nx) gets each step's S_n; `stats`, if not NULL, what the run
+ * measured (pool.h). Returns 0, or 1 if out of memory (nothing is then changed). */
 int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL *strips, int64_t n0, int64_t n1,
-                                REAL *keep, int nthreads) {
+                                REAL *keep, int nthreads, sweep_run_stats *stats) {
     SFX(consts) K;
     SFX(load_consts)(P, &K);
     /* The physical grid: rhs then sees the zero row beyond its edges, as the forward does above a
      * free surface. */
-    const int64_t ns = P->nshots, nz = P->pnz, nx = P->pnx, plane = nz * nx, fs = ns * plane;
-    const int64_t NZ = P->nz, NX = P->nx, top = P->ptop, left = P->pleft, nt = P->nt, nstrip = P->nstrip;
+    const int64_t nz = P->pnz, nx = P->pnx;
     K.nz = nz;
     K.nx = nx;
     const int r = (int)P->radius;
     const segments cs = make_segments(nx, r, 0, nx);
-    const int64_t *const sidx = P->strip_idx;
-    const REAL *const wav = (const REAL *)P->wavelet;
-    REAL *const s0 = fields, *const s1 = fields + fs;
     if (n1 <= n0) return 0;
     /* Strip cells by row: those of row i are sidx[sptr[i] .. sptr[i+1]). Per-thread row: u_{n+1} of a
      * row with sources, which the source terms need after the row has overwritten it. */
-    int64_t *sptr = SFX(strip_rows)(sidx, nstrip, nz, nx);
+    int64_t *sptr = SFX(strip_rows)(P->strip_idx, P->nstrip, nz, nx);
     SFX(thread_rows) *T = SFX(alloc_thread_rows)(nthreads, nx);
     REAL *zero = (REAL *)calloc((size_t)nx, sizeof(REAL));
-    sweep_sched S;
+    SFX(back_job) J = {P, &K, &cs, T, fields, keep, strips, sptr, n0, n1, {0}};
     /* Bands may end anywhere: the rebuild reads only the wavefield across them. */
-    if (!sptr || !T || !zero || sched_alloc(&S, ns, nz, nthreads, 0, nz)) {
-        free(T);
-        free(sptr);
-        free(zero);
-        return 1;
+    int status = !sptr || !T || !zero || sched_alloc(&J.S, P->nshots, nz, nthreads, 0, nz);
+    if (!status) {
+        K.zero = zero;
+        status = sweep_pool_run(nthreads, SFX(back_thread), &J, stats);
+        sched_free(&J.S);
     }
-    K.zero = zero;
-    const int64_t budget = spin_ticks();
-#pragma omp parallel num_threads(nthreads)
-    {
-        const unsigned int mxcsr = enter_ftz();
-        const int me = thread_id();
-        const sweep_part part = S.plan[me];
-        REAL *const uold = T[me].uold, *const ub = T[me].s.ub;
-        for (int64_t sh = part.s0; sh < part.s1; sh++) {
-            const int64_t o = sh * plane;
-            for (int64_t n = n1 - 1; n >= n0; n--) {
-                /* u_{n-1} overwrites u_{n+1}, so the two wavefields swap slots every step. */
-                const int64_t k = n1 - 1 - n;
-                REAL *const un = (k & 1) ? s1 : s0;
-                const REAL *const u = (k & 1) ? s0 : s1;
-                REAL *const kp = keep + (n - n0) * fs;
-                const REAL *const sp = strips + (n - n0) * ns * nstrip;
-                if (k > 0) wait_neighbours(S.prog, &part, (int)k, budget);
-                for (int64_t i = part.a; i < part.b; i++) {
-                    const int64_t row = sh * NZ + top + i;
-                    const int64_t q0 = P->src_ptr[row], q1 = P->src_ptr[row + 1];
-                    const int64_t *const cells = sidx + sptr[i], ncells = sptr[i + 1] - sptr[i];
-                    const REAL *const wr = K.w + (top + i) * NX + left;
-                    REAL *const srow = kp + o + i * nx;
-                    if (q0 < q1) memcpy(uold, un + o + i * nx, (size_t)nx * sizeof(REAL));
-                    SFX(back_row)(&K, r, u + o, un + o, wr, srow, i, cells, ncells, &cs, ub);
-                    if (q0 < q1) {
-                        /* Interior sources in the forward's order: S += f / dh^2, then redo u_{n-1}. A strip
-                         * cell's S already holds its sources. */
-                        for (int64_t t = q0; t < q1; t++) {
-                            const int64_t q = P->src_order[t], j = P->src_x[q] - left;
-                            if (!sorted_contains(cells, ncells, i * nx + j)) srow[j] += wav[q * nt + n] * K.inv_dh2;
-                        }
-                        for (int64_t t = q0; t < q1; t++) {
-                            const int64_t j = P->src_x[P->src_order[t]] - left, c = o + i * nx + j;
-                            if (!sorted_contains(cells, ncells, i * nx + j))
-                                un[c] = 2 * u[c] - uold[j] + wr[j] * srow[j];
-                        }
-                    }
-                    for (int64_t t = 0; t < ncells; t++) {
-                        const int64_t j = cells[t] - i * nx, c = o + cells[t];
-                        const REAL prev = sp[sh * nstrip + sptr[i] + t];
-                        srow[j] = (un[c] - (2 * u[c] - prev)) / wr[j];
-                        un[c] = prev;
-                    }
-                }
-                progress_post(S.prog + me, (int)(k + 1));
-            }
-            /* An odd number of steps left u_{n0} in slot 1: swap back to (u_{n0}, u_{n0-1}). */
-            if ((n1 - n0) & 1) {
-                wait_neighbours(S.prog, &part, (int)(n1 - n0), budget);
-                SFX(swap_rows)(s0 + o, s1 + o, part.a, part.b, nx);
-            }
-        }
-        leave_ftz(mxcsr);
-    }
-    sched_free(&S);
     free(sptr);
     free(T);
     free(zero);
-    return 0;
+    return status;
 }
 
 #undef ROWS

@@ -1,0 +1,88 @@
+"""How many threads the compiled kernels use: torch's count, fewer while the machine is oversubscribed.
+
+When a call has fewer shots than threads, the kernels cut each shot into bands of rows that wait for
+their neighbours every step. That is fast on free cores and slow on a busy machine: the scheduler puts
+threads that wake each other on one core, where they take turns, so two threads do one thread's work
+plus the hand-overs (measured beside another 2-thread process: boundary saving 11x, Revolve 34x slower
+with 2 threads than with 1 before this governor). Each banded kernel call reports its wall time and the
+CPU time its threads got (``pool.h``); when the threads got less than ``min_share`` of the cores they
+asked for, the next calls use fewer threads, and full count is tried again after a back-off that doubles
+while the machine stays busy (0.25 s, 0.5 s, ... 8 s). Results do not depend on the thread count (bit
+for bit), so switching is free of numerical effect. Calls with at least as many shots as threads run
+whole shots per thread with no waiting, and are left alone.
+
+``SWEEP_ADAPTIVE_THREADS=0`` turns the governor off (every call uses ``torch.get_num_threads()``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Callable
+
+__all__ = ["ThreadGovernor", "GOVERNOR"]
+
+log = logging.getLogger("sweep")
+
+
+class ThreadGovernor:
+    """Chooses the thread count of banded kernel calls from what earlier calls measured.
+
+    Parameters
+    ----------
+    min_share : float
+        Fewest CPU seconds per wall second and thread that still counts as running freely (0.7: two
+        threads must get at least 1.4 cores' worth).
+    min_backoff, max_backoff : float
+        Seconds to stay at the reduced count after the first and after repeated stalls.
+    min_wall : float
+        Calls shorter than this (seconds) are not judged: their timing is mostly overhead.
+    enabled : bool
+        False: always the requested count.
+    clock : callable
+        Monotonic seconds (tests pass a fake clock).
+    """
+
+    def __init__(self, min_share: float = 0.7, min_backoff: float = 0.25, max_backoff: float = 8.0,
+                 min_wall: float = 2e-4, enabled: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
+        self.min_share, self.min_backoff, self.max_backoff = min_share, min_backoff, max_backoff
+        self.min_wall, self.enabled, self.clock = min_wall, enabled, clock
+        self._limit: int | None = None  # the reduced count, while clock() < self._until
+        self._until = 0.0
+        self._backoff = min_backoff
+
+    @property
+    def limited(self) -> bool:
+        """Whether calls are held to a reduced count right now."""
+        return self._limit is not None and self.clock() < self._until
+
+    def threads(self, requested: int) -> int:
+        """The thread count for the next banded call that would like ``requested`` threads."""
+        if not self.enabled or requested <= 1 or not self.limited:
+            return max(1, requested)
+        return min(requested, self._limit)
+
+    def observe(self, threads: int, requested: int, wall: float, cpu: float) -> None:
+        """Learn from a banded call that ran ``threads`` threads (of ``requested``) for ``wall`` seconds
+        and got ``cpu`` CPU seconds in all."""
+        if not self.enabled or threads <= 1 or wall < self.min_wall:
+            return
+        share = cpu / (wall * threads)
+        if share >= self.min_share:
+            if threads >= requested:
+                if self._limit is not None:
+                    log.info("sweep: the compiled kernels' threads run freely again; back to %d threads", threads)
+                self._limit, self._backoff = None, self.min_backoff
+            return
+        limit = max(1, min(threads - 1, int(cpu / wall)))
+        if self._limit is None:
+            log.info("sweep: the machine is busy (%d threads got %.2f cores); the compiled kernels use %d "
+                     "thread(s) for %.2f s, then try %d again", threads, cpu / wall, limit, self._backoff,
+                     requested)
+        self._limit = limit
+        self._until = self.clock() + self._backoff
+        self._backoff = min(2 * self._backoff, self.max_backoff)
+
+
+#: The process's governor, shared by every compiled stepper (the machine's load is the process's).
+GOVERNOR = ThreadGovernor(enabled=os.environ.get("SWEEP_ADAPTIVE_THREADS", "1") != "0")

@@ -1,0 +1,127 @@
+"""The thread governor of the compiled kernels (fewer threads while the machine is oversubscribed) and the
+memory layer's one-thread host work: their rules, with a fake clock and made-up measurements."""
+import logging
+
+import pytest
+import torch
+
+from sweep.memory.serial import copy_into, one_torch_thread
+from sweep.propagator.c.threads import ThreadGovernor
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def governor(clock: Clock, **kw) -> ThreadGovernor:
+    return ThreadGovernor(min_share=0.7, min_backoff=0.25, max_backoff=1.0, min_wall=1e-3, clock=clock, **kw)
+
+
+def test_full_count_while_threads_run_freely():
+    clock = Clock()
+    g = governor(clock)
+    assert g.threads(4) == 4
+    g.observe(4, 4, wall=0.01, cpu=0.036)  # 3.6 cores of 4
+    assert g.threads(4) == 4 and not g.limited
+
+
+def test_a_stall_reduces_the_count_to_the_cores_obtained_then_probes_again(caplog):
+    clock = Clock()
+    g = governor(clock)
+    with caplog.at_level(logging.INFO, logger="sweep"):
+        g.observe(4, 4, wall=0.01, cpu=0.021)  # 2.1 cores of 4: two threads' worth
+    assert g.limited and g.threads(4) == 2
+    assert "busy" in caplog.text
+    clock.now += 0.2
+    assert g.threads(4) == 2
+    clock.now += 0.1  # past the first back-off (0.25 s): full count again, as a probe
+    assert g.threads(4) == 4
+
+
+def test_two_threads_taking_turns_on_one_core_fall_back_to_one():
+    clock = Clock()
+    g = governor(clock)
+    g.observe(2, 2, wall=0.01, cpu=0.0105)  # 1.05 cores of 2
+    assert g.threads(2) == 1
+
+
+def test_back_off_doubles_while_busy_up_to_its_cap_and_resets_when_free():
+    clock = Clock()
+    g = governor(clock)
+    waits = []
+    for _ in range(5):
+        g.observe(2, 2, wall=0.01, cpu=0.01)
+        start = clock.now
+        while g.threads(2) == 1:
+            clock.now += 0.01
+        waits.append(round(clock.now - start, 2))
+    assert waits == [0.25, 0.5, 1.0, 1.0, 1.0]
+    g.observe(2, 2, wall=0.01, cpu=0.019)  # a probe that runs freely
+    assert not g.limited
+    g.observe(2, 2, wall=0.01, cpu=0.01)
+    start = clock.now
+    while g.threads(2) == 1:
+        clock.now += 0.01
+    assert round(clock.now - start, 2) == 0.25
+
+
+def test_short_single_thread_and_disabled_calls_are_not_judged():
+    clock = Clock()
+    g = governor(clock)
+    g.observe(2, 2, wall=1e-4, cpu=1e-4)  # shorter than min_wall: overhead, not load
+    g.observe(1, 2, wall=0.01, cpu=0.001)  # one thread cannot be oversubscribed by itself
+    assert not g.limited and g.threads(2) == 2
+    off = governor(clock, enabled=False)
+    off.observe(2, 2, wall=0.01, cpu=0.01)
+    assert off.threads(2) == 2
+
+
+def test_a_reduced_count_that_runs_freely_stays_until_the_probe():
+    clock = Clock()
+    g = governor(clock)
+    g.observe(8, 8, wall=0.01, cpu=0.03)
+    assert g.threads(8) == 3
+    g.observe(3, 8, wall=0.01, cpu=0.029)  # the reduced count runs freely: keep it until the back-off ends
+    assert g.threads(8) == 3
+    clock.now += 0.3
+    assert g.threads(8) == 8
+
+
+def test_one_torch_thread_restores_the_count_even_on_error():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError):
+            with one_torch_thread():
+                assert torch.get_num_threads() == 1
+                raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
+        with one_torch_thread("meta"):  # not the CPU: nothing to change
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_copy_into_copies_host_tensors_on_one_thread(monkeypatch):
+    threads_seen = []
+    original = torch.Tensor.copy_
+
+    def spy(self, src, *args, **kwargs):
+        threads_seen.append(torch.get_num_threads())
+        return original(self, src, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "copy_", spy)
+    src = torch.randn(3, 50, 70)
+    dst = torch.empty_like(src)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        copy_into(dst, src)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(dst, src) and threads_seen == [1] and after == 2

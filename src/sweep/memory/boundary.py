@@ -31,6 +31,7 @@ from .codecs import ZFP, BlockScaled, Cast
 from .compressed import as_blobs, blob_store, fixed_store, raw_store
 from .protocol import Stepper
 from .schedules import blocks, new_adjoint, new_state, snapshot_block
+from .serial import copy_into, one_torch_thread
 from .store import Part, Tape, Workspace
 
 
@@ -73,7 +74,8 @@ class BoundarySaving:
         for n0, n1 in blocks(stepper.nt, self.interval):
             stepper.advance(state, n0, n1, record=record, strips=ring[:n1 - n0])
             if not ws.dry:  # a prediction needs the buffers, not the codec's arithmetic (slow on meta tensors)
-                strips.write(n0, n1, self.codec.encode(ring[:n1 - n0]))
+                with one_torch_thread(ring.device):
+                    strips.write(n0, n1, self.codec.encode(ring[:n1 - n0]))
         fields = self._store(ws, "fields", [Part("fields", stepper.rebuild_shape, dtype)], 1)
         last = ws.allocate("fields_staging", stepper.rebuild_shape, dtype, role="staging")
         stepper.save_fields(state, last)
@@ -87,7 +89,7 @@ class BoundarySaving:
             return self._backward_segments(stepper, ws, tape, grad_record)
         strips = tape["strips"]
         fields = ws.allocate("rebuild_fields", stepper.rebuild_shape, tape["fields"].parts[0].dtype)
-        fields.copy_(tape["fields"].read(0, 1)[0][0])  # a copy: a second backward starts from them again
+        copy_into(fields, tape["fields"].read(0, 1)[0][0])  # a copy: a second backward starts from them again
         steps = min(self.interval, stepper.nt)
         ring = ws.allocate("strip_ring", (steps, *stepper.strip_shape), fields.dtype, role="staging")
         snapshots = snapshot_block(stepper, ws, "snapshots", steps, fields)
@@ -95,7 +97,8 @@ class BoundarySaving:
         for n0, n1 in reversed(blocks(stepper.nt, self.interval)):
             k = n1 - n0
             if not ws.dry:
-                self.codec.decode(strips.read(n0, n1), ring[:k])
+                with one_torch_thread(ring.device):
+                    self.codec.decode(strips.read(n0, n1), ring[:k])
             stepper.retreat(fields, ring[:k], n0, n1, snapshots[:k])
             ws.report.rebuilt_steps += k
             stepper.adjoint(adj, snapshots, n0, n1, grad_record)
@@ -147,24 +150,25 @@ class BoundarySaving:
             k = n1 - n0
             stepper.advance(state, n0, n1, record=record, strips=ring[:k])
             encoded = None
-            for edge, seg in segments.items():
-                if edge not in stores:
-                    step = self._first_nonzero(ring[:k], index[edge], n0) if self.skip and not dry else n0
-                    if step is None:
+            with one_torch_thread(state.device):  # host work of the ring on one thread (serial.py)
+                for edge, seg in segments.items():
+                    if edge not in stores:
+                        step = self._first_nonzero(ring[:k], index[edge], n0) if self.skip and not dry else n0
+                        if step is None:
+                            continue
+                        first[edge] = step
+                        stores[edge] = self._new_segment_store(stepper, ws, edge, seg, dtype, step, bounds)
+                    if isinstance(self.codec, ZFP):
+                        if not dry:
+                            values = ring[:k][..., index[edge]].movedim(0, -2).reshape(-1, k, seg.size)
+                            stores[edge].write_blob(b - first[edge] // self.interval,
+                                                    self.codec.compress(list(values.detach().cpu().numpy())))
                         continue
-                    first[edge] = step
-                    stores[edge] = self._new_segment_store(stepper, ws, edge, seg, dtype, step, bounds)
-                if isinstance(self.codec, ZFP):
-                    if not dry:
-                        values = ring[:k][..., index[edge]].movedim(0, -2).reshape(-1, k, seg.size)
-                        stores[edge].write_blob(b - first[edge] // self.interval,
-                                                self.codec.compress(list(values.detach().cpu().numpy())))
-                    continue
-                if encoded is None:
-                    encoded = self.codec.encode(ring[:k])
-                j0 = max(n0, first[edge])
-                stores[edge].write(j0 - first[edge], n1 - first[edge],
-                                   [_gather(p[j0 - n0:], nd, idx) for p, (nd, idx) in zip(encoded, where[edge])])
+                    if encoded is None:
+                        encoded = self.codec.encode(ring[:k])
+                    j0 = max(n0, first[edge])
+                    stores[edge].write(j0 - first[edge], n1 - first[edge],
+                                       [_gather(p[j0 - n0:], nd, idx) for p, (nd, idx) in zip(encoded, where[edge])])
         fields = self._keep_fields(stepper, ws, state)
         ws.free(state, ring)
         ws.report.forward_steps += nt
@@ -195,7 +199,7 @@ class BoundarySaving:
 
     def _backward_segments(self, stepper: Stepper, ws: Workspace, tape: Tape, grad_record: torch.Tensor) -> None:
         fields = ws.allocate("rebuild_fields", stepper.rebuild_shape, tape["fields"].parts[0].dtype)
-        fields.copy_(tape["fields"].read(0, 1)[0][0])
+        copy_into(fields, tape["fields"].read(0, 1)[0][0])
         dry = ws.dry
         nt, steps = stepper.nt, min(self.interval, stepper.nt)
         ring = ws.allocate("strip_ring", (steps, *stepper.strip_shape), fields.dtype, role="staging")
@@ -211,26 +215,27 @@ class BoundarySaving:
             for e, s in segments.items()}
         for b, (n0, n1) in reversed(list(enumerate(blocks(nt, self.interval)))):
             k = n1 - n0
-            if not dry:
-                ring[:k].zero_()
-                full = None if parts is None else [torch.zeros((k, *p.shape), dtype=p.dtype, device=ring.device)
-                                                   for p in parts]
-                for edge, seg in segments.items():
-                    if first[edge] >= n1:
-                        continue
-                    if full is None:  # ZFP: the ring holding the first step is stored whole
-                        blobs = as_blobs(tape[f"strips.{edge}"])
-                        arrays = self.codec.decompress(blobs.read_blob(b - first[edge] // self.interval),
-                                                       int(np.prod(lead)))
-                        values = torch.from_numpy(np.stack(arrays)).reshape(*lead, k, seg.size).movedim(-2, 0)
-                        ring[:k][..., index[edge]] = values.to(device=ring.device, dtype=ring.dtype)
-                        continue
-                    j0 = max(n0, first[edge])
-                    got = tape[f"strips.{edge}"].read(j0 - first[edge], n1 - first[edge])
-                    for f, (nd, idx), v in zip(full, where[edge], got):
-                        _scatter(f[j0 - n0:], nd, idx, v)
-                if full is not None:
-                    self.codec.decode(full, ring[:k])
+            if not dry:  # host work of the ring on one thread (serial.py)
+                with one_torch_thread(ring.device):
+                    ring[:k].zero_()
+                    full = None if parts is None else [torch.zeros((k, *p.shape), dtype=p.dtype, device=ring.device)
+                                                       for p in parts]
+                    for edge, seg in segments.items():
+                        if first[edge] >= n1:
+                            continue
+                        if full is None:  # ZFP: the ring holding the first step is stored whole
+                            blobs = as_blobs(tape[f"strips.{edge}"])
+                            arrays = self.codec.decompress(blobs.read_blob(b - first[edge] // self.interval),
+                                                           int(np.prod(lead)))
+                            values = torch.from_numpy(np.stack(arrays)).reshape(*lead, k, seg.size).movedim(-2, 0)
+                            ring[:k][..., index[edge]] = values.to(device=ring.device, dtype=ring.dtype)
+                            continue
+                        j0 = max(n0, first[edge])
+                        got = tape[f"strips.{edge}"].read(j0 - first[edge], n1 - first[edge])
+                        for f, (nd, idx), v in zip(full, where[edge], got):
+                            _scatter(f[j0 - n0:], nd, idx, v)
+                    if full is not None:
+                        self.codec.decode(full, ring[:k])
             stepper.retreat(fields, ring[:k], n0, n1, snapshots[:k])
             ws.report.rebuilt_steps += k
             stepper.adjoint(adj, snapshots, n0, n1, grad_record)

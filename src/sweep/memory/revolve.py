@@ -16,6 +16,7 @@ from checkpoint_schedules import (Copy, EndForward, EndReverse, Forward, Move, M
 
 from .protocol import Stepper
 from .schedules import new_adjoint, new_state, snapshot_block, state_part
+from .serial import copy_into
 from .store import DiskStore, Tape, TensorStore, Workspace
 
 
@@ -44,7 +45,7 @@ class _Slots:
             raise RuntimeError(f"ckpt-recursive: the schedule reads step {n} from {self.kind.name}, which holds "
                                f"{sorted(self.slot_of)}")
         slot = self.slot_of[n]
-        out.copy_(self.store.read(slot, slot + 1)[0][0])
+        copy_into(out, self.store.read(slot, slot + 1)[0][0])
         if remove:
             self.free.append(self.slot_of.pop(n))
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .protocol import Stepper
+from .serial import copy_into
 from .store import Part, Tape, Workspace
 
 
@@ -138,7 +139,7 @@ class ChunkCheckpointing:
 
     def _restore(self, store, c: int, work: torch.Tensor) -> None:
         if self.codec is None:
-            work.copy_(store.read(c, c + 1)[0][0])
+            copy_into(work, store.read(c, c + 1)[0][0])
             return
         from .compressed import as_blobs
 

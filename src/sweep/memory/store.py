@@ -23,6 +23,7 @@ from typing import Sequence
 import torch
 
 from .report import Buffer, MemoryReport
+from .serial import copy_into
 
 #: Public location names of the option values: 'gpu' and 'device' are the compute device's memory.
 LOCATION_OF_STORAGE = {"gpu": "device", "device": "device", "cpu": "host", "disk": "disk"}
@@ -85,7 +86,7 @@ class TensorStore(ArrayStore):
     def write(self, i0: int, i1: int, values: Sequence[torch.Tensor]) -> None:
         self._check_range(i0, i1)
         for buf, v in zip(self.data, values):
-            buf[i0:i1].copy_(v, non_blocking=buf.is_pinned())
+            copy_into(buf[i0:i1], v)
 
     def read(self, i0: int, i1: int) -> list[torch.Tensor]:
         self._check_range(i0, i1)

@@ -13,8 +13,9 @@ Devito (``pip install devito``, optional) is timed with its own seismic example 
 on the same grid, space order, time step and shot; its operator is compiled in a warm-up call that is not
 timed. Its wall time is the comparison; the kernel time its performance summary reports is shown beside it.
 
-Further sections (``--sections``): ``loaded`` times sweep's forward while another process runs a 2-thread
-sweep forward of the same shot (the ratio to the quiet time is the point); ``shots`` reports forward shots
+Further sections (``--sections``): ``loaded`` times every memory strategy's forward+backward while another
+process runs sweep forwards of the same shot, against one thread beside it and against quiet
+(:mod:`sweep.bench.loaded`); ``shots`` reports forward shots
 per second at several shot counts and forward+backward with chunk checkpointing, against Deepwave. The
 sweep forward is also reported in GFLOP/s (a nominal ``6 r + 9`` flops per padded cell and step, the
 interior stencil's) against the peak of a short FMA microbenchmark on the same threads.
@@ -241,11 +242,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per contender (median reported)")
     parser.add_argument("--eager-repeats", type=int, default=1,
                         help="timed repeats of impl='eager' (slow); 0 skips it")
+    parser.add_argument("--eager-nt", type=int, default=400,
+                        help="time steps of the eager cases of the loaded section (default 400: eager is slow)")
     parser.add_argument("--no-deepwave", action="store_true", help="skip Deepwave even if installed")
     parser.add_argument("--no-devito", action="store_true", help="skip Devito even if installed")
     parser.add_argument("--sections", default="quiet",
-                        help="comma-separated: quiet (seed shot forward and forward+backward), loaded (forward "
-                             "beside another 2-thread sweep process), shots (throughput); default quiet")
+                        help="comma-separated: quiet (seed shot forward and forward+backward), loaded (every "
+                             "strategy's forward+backward beside another sweep process, against 1 thread and quiet: "
+                             "several minutes), shots (throughput); default quiet")
     parser.add_argument("--shots", default="1,8,32", help="shot counts of the shots section (default 1,8,32)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -303,21 +307,10 @@ def main(argv: list[str] | None = None) -> dict:
                 rows.append(row)
 
     if "loaded" in sections:
-        run = sweep_runner("c", shot, args.nt, False)
-        quiet = measure({"q": (run, args.repeats)}, args.repeats)["q"]
-        load = start_load(args.nt)
-        try:
-            loaded = measure({"l": (run, args.repeats)}, args.repeats)["l"]
-        finally:
-            load.kill()
-            load.wait()
-        again = measure({"q": (run, args.repeats)}, args.repeats)["q"]
-        q = statistics.median(quiet + again)
-        lo = statistics.median(loaded)
-        rows.append(dict(section="loaded", contender="sweep c", mode="forward quiet", seconds=q, repeats=len(quiet) * 2,
-                         all_seconds=quiet + again))
-        rows.append(dict(section="loaded", contender="sweep c", mode="forward loaded", seconds=lo, repeats=len(loaded),
-                         all_seconds=loaded, ratio_to_quiet=lo / q))
+        from .loaded import loaded_table, measure_loaded
+
+        loaded_rows = measure_loaded(args.nt, args.repeats, args.eager_nt)
+        rows += loaded_rows
 
     if "shots" in sections:
         counts = [int(c) for c in args.shots.split(",") if c.strip()]
@@ -342,19 +335,20 @@ def main(argv: list[str] | None = None) -> dict:
           f"FMA peak {peak / 1e9:.1f} GFLOP/s")
     print(f"{'section':<7} {'contender':<12} {'mode':<34} {'seconds':>8} {'x deepwave':>10} {'x devito':>9} "
           f"{'other':>28}")
-    for row in rows:
+    for row in (r for r in rows if r["section"] != "loaded"):
         ratio = lambda key: "-" if row.get(key) is None else f"{row[key]:.2f}"  # noqa: E731
         other = ""
         if "kernel_seconds" in row:
             other = f"kernel {row['kernel_seconds']:.3f} s"
         if "gflops" in row:
             other = f"{row['gflops']:.1f} GFLOP/s = {100 * row['fraction_of_peak']:.0f}% peak"
-        if "ratio_to_quiet" in row:
-            other = f"{row['ratio_to_quiet']:.2f} x quiet"
         if "shots_per_s" in row:
             other = f"{row['shots_per_s']:.2f} shots/s"
         print(f"{row['section']:<7} {row['contender']:<12} {row['mode']:<34} {row['seconds']:>8.3f} "
               f"{ratio('ratio_to_deepwave'):>10} {ratio('ratio_to_devito'):>9} {other:>28}")
+    if "loaded" in sections:
+        print(f"\nloaded: forward+backward beside another {threads}-thread sweep process")
+        print(loaded_table([r for r in rows if r["section"] == "loaded"]))
     result = save_result(rows, (nz, nx), args.nt, None)
     result.update(extra)
     if args.json:

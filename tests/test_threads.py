@@ -125,3 +125,18 @@ def test_copy_into_copies_host_tensors_on_one_thread(monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert torch.equal(dst, src) and threads_seen == [1] and after == 2
+
+
+@pytest.mark.parametrize("first, env, expected", [("sweep", {}, "PASSIVE"), ("torch", {}, None),
+                                                  ("sweep", {"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE"),
+                                                  ("sweep", {"GOMP_SPINCOUNT": "1000"}, None)])
+def test_import_sets_a_passive_openmp_wait_policy_only_when_it_can_and_nobody_chose(first, env, expected):
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    code = f"import {first}, sweep, os; print(os.environ.get('OMP_WAIT_POLICY'))"
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == str(expected)

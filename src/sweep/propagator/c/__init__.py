@@ -303,6 +303,11 @@ class CAcousticStepper:
         return torch.zeros(self._shape, dtype=self.problem.dtype)
 
     @property
+    def state_shape(self) -> tuple[int, int, int, int]:
+        """(6, nshots, NZ, NX): the shape of ``initial()``, known without allocating it."""
+        return self._shape
+
+    @property
     def snapshot_shape(self) -> tuple[int, int, int]:
         """(nshots, nz, nx): a step's snapshot S = du_next/dw on the physical grid."""
         return self._snapshot_shape

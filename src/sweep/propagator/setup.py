@@ -113,7 +113,8 @@ def check_models(models: Sequence[object], names: Sequence[str], shape: tuple[in
         if tuple(m.shape) != tuple(shape):
             raise ValueError(f"models: {name} must have shape {tuple(shape)} (nz, nx), got {tuple(m.shape)}")
         if m.device != device:
-            raise ValueError(f"models: {name} is on {m.device} but the equation's device is {device}")
+            raise ValueError(f"models: {name} is on {m.device} but the equation's device is {device}; move the model "
+                             f"with .to({str(device)!r}) or build the equation with device={str(m.device)!r}")
         if not bool(torch.isfinite(m).all()):
             raise ValueError(f"models: {name} contains NaN or inf")
         if bool((m <= 0).any()):

@@ -10,7 +10,8 @@ from typing import Sequence
 import torch
 
 from ..equations import Acoustic
-from ..equations.stencils import stencil_radius
+from ..equations.stencils import check_space_order, stencil_radius
+from ..messages import plain
 from ..memory import MemoryReport, propagate
 from ..memory.predict import predict
 from .grid import PaddedGrid
@@ -24,13 +25,13 @@ log = logging.getLogger("sweep")
 
 def _positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        raise ValueError(f"{name} must be a positive finite number, got {plain(value)!r}")
     return float(value)
 
 
 def _count(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {plain(value)!r}")
     return int(value)
 
 
@@ -167,22 +168,22 @@ class PropTorch:
         if not isinstance(equation, Acoustic):
             raise TypeError(f"equation must be an Acoustic, got {type(equation).__name__}")
         if not (isinstance(shape, (tuple, list)) and len(shape) == 2):
-            raise ValueError(f"shape must be (nz, nx), got {shape!r}")
+            raise ValueError(f"shape must be (nz, nx), got {plain(shape)!r}")
         self.shape = (_count("shape[0] (nz)", shape[0], 1), _count("shape[1] (nx)", shape[1], 1))
         self.dh, self.dt = _positive("dh", dh), _positive("dt", dt)
         self.nt = _count("nt", nt, 1)
         self.abcn = _count("abcn", abcn, 0)
         if not isinstance(free_surface, bool):
-            raise ValueError(f"free_surface must be a bool, got {free_surface!r}")
-        self.radius = stencil_radius(space_order)
-        self.space_order = space_order
+            raise ValueError(f"free_surface must be a bool, got {plain(free_surface)!r}")
+        self.space_order = check_space_order(space_order)
+        self.radius = stencil_radius(self.space_order)
         self.equation = equation
         self.source_fields = equation.resolve_fields(source_type, equation.default_source_fields, "source_type")
         self.receiver_fields = equation.resolve_fields(receiver_type, equation.default_receiver_fields, "receiver_type")
         if impl is not None and impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS} or None, got {impl!r}")
         if use_ckpt is not None and not isinstance(use_ckpt, bool):
-            raise ValueError(f"use_ckpt must be True, False or None, got {use_ckpt!r}")
+            raise ValueError(f"use_ckpt must be True, False or None, got {plain(use_ckpt)!r}")
         self.ckpt_chunks = _count("ckpt_chunks", ckpt_chunks, 1)
         for name, value, kind in (("memory", memory, MemoryOptions), ("eager_options", eager_options, EagerOptions),
                                   ("cuda_options", cuda_options, CUDAOptions)):

@@ -1,5 +1,10 @@
-"""Error messages about a call's inputs: plain numbers (no NumPy reprs) and ragged geometry named as such."""
+"""Error messages about a call's inputs and options: plain numbers (no NumPy reprs), ragged geometry named
+as such, and a ``disk_dir`` that exists but cannot be written said to be exactly that."""
 from __future__ import annotations
+
+import errno
+import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -8,6 +13,7 @@ import torch
 from sweep.equations import Acoustic
 from sweep.fwi import Survey
 from sweep.messages import plain
+from sweep.propagator.options import BoundaryOptions, CkptOptions, MemoryOptions
 from sweep.propagator.torch import PropTorch
 from sweep.signal import ricker
 
@@ -20,9 +26,13 @@ def solver(**kw) -> PropTorch:
     return PropTorch(Acoustic(), (NZ, NX), kw.pop("dh", DH), DT, NT, abcn=4, impl="eager", **kw)
 
 
-def call(prop: PropTorch, sources=SOURCES, receivers=RECEIVERS) -> torch.Tensor:
+def call(prop: PropTorch, sources=SOURCES, receivers=RECEIVERS, requires_grad: bool = False) -> torch.Tensor:
     wavelet = ricker(np.arange(NT) * DT - 0.04, 25.0).astype(np.float32)
-    return prop(wavelet, sources, receivers, [torch.full((NZ, NX), 2000.0)])
+    vp = torch.full((NZ, NX), 2000.0, requires_grad=requires_grad)
+    data = prop(wavelet, sources, receivers, [vp])
+    if requires_grad:
+        data.sum().backward()
+    return data
 
 
 def test_plain_turns_numpy_values_into_python_ones():
@@ -80,3 +90,69 @@ def test_survey_names_ragged_geometry_too():
                                          r"length 1$"):
         Survey([[[1, 2]], [[1, 2], [3, 4]]], np.zeros((2, 1, 2), np.int64), torch.zeros(NT),
                torch.zeros(2, NT, 1, 1))
+
+
+# -- disk_dir ------------------------------------------------------------------------------------------
+
+def boundary_on_disk(disk_dir) -> MemoryOptions:
+    return MemoryOptions("boundary", boundary=BoundaryOptions(storage="disk", disk_dir=disk_dir))
+
+
+def ckpt_on_disk(disk_dir) -> MemoryOptions:
+    return MemoryOptions("ckpt", ckpt=CkptOptions(storage="disk", chunks=20, disk_dir=disk_dir))
+
+
+NOT_WRITABLE = r"{owner}\.disk_dir='{path}' exists but is not writable by this process{why}; give a directory it " \
+               r"can create files in, or another storage"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="running as root, whom chmod 0o500 does not stop from writing; the tests below "
+                           "reach the same messages by other means")
+@pytest.mark.parametrize("memory, owner", [(boundary_on_disk, "BoundaryOptions"), (ckpt_on_disk, "CkptOptions")])
+def test_read_only_disk_dir_is_refused_when_built(tmp_path, memory, owner):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(ValueError, match=NOT_WRITABLE.format(owner=owner, path=locked, why="")):
+        solver(memory=memory(locked))
+
+
+@pytest.mark.parametrize("memory, owner", [(boundary_on_disk, "BoundaryOptions"), (ckpt_on_disk, "CkptOptions")])
+def test_disk_dir_without_write_permission_is_refused_when_built(tmp_path, monkeypatch, memory, owner):
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) != str(tmp_path) and
+                        real_access(path, mode, **kw))
+    with pytest.raises(ValueError, match=NOT_WRITABLE.format(owner=owner, path=tmp_path, why="")):
+        solver(memory=memory(tmp_path))
+
+
+@pytest.mark.parametrize("code, why", [(errno.EACCES, "permission denied"), (errno.EROFS, "read-only file system")])
+def test_disk_dir_that_refuses_the_calls_directory_says_it_is_not_writable(tmp_path, monkeypatch, code, why):
+    """os.access can pass where mkdir fails (root on a read-only mount, a directory made read-only after the
+    propagator was built): the call's own error says the same."""
+    prop = solver(memory=boundary_on_disk(tmp_path))
+
+    def refuse(*args, **kw):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    with pytest.raises(PermissionError, match=NOT_WRITABLE.format(owner="BoundaryOptions", path=tmp_path,
+                                                                  why=f" \\({why}\\)")):
+        call(prop, requires_grad=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_proc_is_not_writable_not_missing():
+    """/proc exists and refuses new entries, even for root (mkdir says 'No such file or directory')."""
+    with pytest.raises((ValueError, PermissionError), match=r"BoundaryOptions\.disk_dir='/proc' exists but is not "
+                                                            r"writable by this process") as info:
+        call(solver(memory=boundary_on_disk("/proc")), requires_grad=True)
+    assert "No such file" not in str(info.value)
+
+
+def test_disk_dir_that_is_a_file_is_not_a_directory(tmp_path):
+    path = tmp_path / "file"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match=rf"CkptOptions\.disk_dir='{path}' is not an existing directory"):
+        solver(memory=ckpt_on_disk(path))

@@ -42,11 +42,13 @@ class Band:
 @dataclass
 class InversionResult:
     """model: (nz, nx) inverted velocity (m/s); losses: misfit before each iteration's update;
-    band_starts: iteration index where each band begins."""
+    band_starts: iteration index where each band begins; resumed_from: iterations taken from the state
+    file (0: started afresh)."""
 
     model: torch.Tensor
     losses: list[float] = field(default_factory=list)
     band_starts: list[int] = field(default_factory=list)
+    resumed_from: int = 0
 
 
 class Inversion:
@@ -233,4 +235,4 @@ class Inversion:
                     callback(iteration, model.detach(), loss)
         finally:
             bar.close()
-        return InversionResult(model.detach(), losses, starts)
+        return InversionResult(model.detach(), losses, starts, resumed_from=0 if saved is None else len(saved["losses"]))

@@ -15,6 +15,7 @@ import torch
 from sweep.devices import DeviceUnavailableError
 from sweep.equations import Acoustic
 from sweep.propagator import torch as torch_mod
+from sweep.propagator.setup import on_device
 from sweep.propagator.torch import PropTorch, choose_impl
 
 NZ, NX, DH, DT, NT = 12, 16, 5.0, 0.001, 80
@@ -89,3 +90,11 @@ def test_propagator_on_another_device_than_the_cpu_defaults_to_eager(fresh_log):
     assert PropTorch(Acoustic(device="meta"), (NZ, NX), DH, DT, NT).impl == "eager"
     assert any("using impl='eager'" in r.getMessage() for r in fresh_log.records)
     assert PropTorch(Acoustic(), (NZ, NX), DH, DT, NT).impl == ("c" if compiled_available() else "eager")
+
+
+def test_models_on_the_current_cuda_device_match_an_equation_on_cuda():
+    """Acoustic(device='cuda') and models made with .cuda() (which report cuda:0) belong together."""
+    cuda, cuda0, cuda1 = torch.device("cuda"), torch.device("cuda:0"), torch.device("cuda:1")
+    assert on_device(cuda0, cuda) and on_device(cuda1, cuda) and on_device(cuda0, cuda0)
+    assert not on_device(cuda1, cuda0) and not on_device(torch.device("cpu"), cuda)
+    assert not on_device(cuda0, torch.device("cpu")) and not on_device(torch.device("meta"), torch.device("cpu"))

@@ -139,6 +139,12 @@ def _round_down(x: float, digits: int = 6) -> float:
     return math.floor(x / scale) * scale
 
 
+def on_device(actual: torch.device, wanted: torch.device) -> bool:
+    """Whether a tensor on ``actual`` is on ``wanted``: a device without an index (``'cuda'``) means the
+    current one, whose tensors report an index (``cuda:0``), so any index of that type matches it."""
+    return actual.type == wanted.type and (wanted.index is None or actual.index == wanted.index)
+
+
 def check_models(models: Sequence[object], names: Sequence[str], shape: tuple[int, int],
                  device: torch.device) -> list[torch.Tensor]:
     """Check count, type, shape, dtype, device and values of ``models``; returns them as tensors."""
@@ -156,7 +162,7 @@ def check_models(models: Sequence[object], names: Sequence[str], shape: tuple[in
             raise TypeError(f"models: {name} must be float32 or float64, got {m.dtype}")
         if tuple(m.shape) != tuple(shape):
             raise ValueError(f"models: {name} must have shape {tuple(shape)} (nz, nx), got {tuple(m.shape)}")
-        if m.device != device:
+        if not on_device(m.device, device):
             raise ValueError(f"models: {name} is on {m.device} but the equation's device is {device}; move the model "
                              f"with .to({str(device)!r}) or build the equation with device={str(m.device)!r}")
         if not bool(torch.isfinite(m).all()):

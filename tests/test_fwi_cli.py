@@ -1,11 +1,20 @@
-"""sweep-fwi end to end on a coarse Marmousi: outputs, resume, and errors that leave the state intact."""
+"""sweep-fwi end to end on a coarse Marmousi: outputs, resume, errors that leave the state intact, and
+Ctrl-C (alone and under torchrun) that says where the run stopped."""
 import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import torch
 
+from sweep.fwi import cli
 from sweep.fwi.cli import main, run
+from sweep.fwi.state import save_state
 
 pytestmark = pytest.mark.filterwarnings("ignore:only .* grid points per shortest wavelength")
 TINY = ["--decimate", "16", "--shots", "2", "--batch-size", "1", "--frequency", "1.0", "--dt", "0.01",
@@ -44,3 +53,94 @@ def test_errors_exit_2_and_leave_the_state_intact(tmp_path, capsys):
     assert main(TINY + ["--out", str(tmp_path), "--mask", str(tmp_path / "mask.npy")]) == 2
     assert "mask must have the model's shape (18, 86)" in capsys.readouterr().err
     assert hashlib.sha256(state.read_bytes()).hexdigest() == before
+
+
+def test_bad_usage_is_one_line_and_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(TINY + ["--bands", "x"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err == ("sweep-fwi: error: argument --bands: 'x' is not CUTOFF_HZ:ITERATIONS or all:ITERATIONS (could "
+                   "not convert string to float: 'x'); see sweep-fwi --help\n")
+
+
+def test_an_interrupted_save_leaves_the_previous_state_and_no_temporary_file(tmp_path, monkeypatch):
+    state = tmp_path / "fwi-state.pt"
+    save_state(state, {"key": 1}, {"losses": [1.0]})
+    before = state.read_bytes()
+
+    def half_then_interrupt(obj, f):
+        f.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_state(state, {"key": 1}, {"losses": [1.0, 0.5]})
+    assert state.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["fwi-state.pt"]
+
+
+# Ctrl-C: the command runs in a subprocess that is sent SIGINT as soon as the first iteration's state is
+# written; 15 more iterations are left, so the signal arrives mid-run however fast the machine.
+LONG = [a if a != "0.8:1,all:1" else "0.8:1,all:15" for a in TINY]
+STOPPED = re.compile(r"^sweep-fwi: stopped at iteration (\d+); state saved in (.+); rerun the same command to "
+                     r"resume$", re.MULTILINE)
+
+
+def interrupt_when_saved(command: list[str], state, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``command``, send it SIGINT once ``state`` exists, and wait for it to end."""
+    # SIGINT at its default in the child even when this test runs where it is ignored (a background job).
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        while not state.exists():
+            if proc.poll() is not None:
+                pytest.fail(f"ended before writing a state: {proc.communicate()[1][-3000:]}")
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def test_ctrl_c_says_where_it_stopped_and_the_rerun_resumes_there(tmp_path, capsys):
+    state = tmp_path / "fwi-state.pt"
+    stopped = interrupt_when_saved([sys.executable, "-m", "sweep.fwi", *LONG, "--out", str(tmp_path)], state)
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr
+    lines = STOPPED.findall(stopped.stderr)
+    saved = torch.load(state, weights_only=True)["progress"]["losses"]
+    assert lines == [(str(len(saved)), str(state))] and 1 <= len(saved) < 16
+    assert [p.name for p in tmp_path.iterdir()] == ["fwi-state.pt"]  # no temporary file, no outputs yet
+    capsys.readouterr()
+    again = run(LONG + ["--out", str(tmp_path)])
+    assert again["resumed_from"] == len(saved) and again["iterations"] == 16
+    assert again["losses"][:len(saved)] == saved
+    assert f"(resumed at iteration {len(saved)})" in capsys.readouterr().out
+
+
+def test_ctrl_c_before_any_state_says_nothing_was_saved(tmp_path, monkeypatch, capsys):
+    """Interrupted while the observed data are made (in-process: a signal's timing cannot pick that moment)."""
+    def interrupted(**kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "marmousi_problem", interrupted)
+    try:
+        code = main(LONG + ["--out", str(tmp_path)])
+    except KeyboardInterrupt:  # escaping, it would stop the whole test session
+        pytest.fail("main let KeyboardInterrupt escape")
+    assert code == 130
+    assert capsys.readouterr().err == ("sweep-fwi: stopped before the first iteration finished; no state saved yet "
+                                       "(rerunning the same command starts afresh)\n")
+
+
+def test_ctrl_c_under_torchrun_prints_the_line_once(tmp_path):
+    state = tmp_path / "out" / "fwi-state.pt"
+    # TMPDIR: torchrun's agent leaves a torchelastic_* log directory in the temporary directory.
+    stopped = interrupt_when_saved([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                                    "-m", "sweep.fwi", *LONG, "--out", str(state.parent)], state,
+                                   env=dict(os.environ, TMPDIR=str(tmp_path)))
+    output = stopped.stdout + stopped.stderr
+    assert len(STOPPED.findall(output)) == 1, output[-3000:]
+    # torchrun reports the signal with a traceback of its own; no rank shows one.
+    assert not re.search(r'File ".*[/\\]sweep[/\\]', output), output[-3000:]

@@ -5,6 +5,7 @@ from typing import Sequence
 
 import torch
 
+from ..devices import require_device
 from .specs import FieldSpec, ModelSpec
 from .stencils import courant_limit
 
@@ -22,6 +23,12 @@ class Acoustic:
     ----------
     device : torch.device or str, optional
         Where models and wavefields live. Default: CPU.
+
+    Raises
+    ------
+    DeviceUnavailableError
+        ``device`` is one this torch build or machine cannot use (e.g. ``'cuda'`` on a CPU-only build),
+        said here rather than when the first model meets it.
     """
 
     MODEL_SPECS: list[ModelSpec] = [ModelSpec(name="vp", unit="m/s", description="Acoustic P-wave velocity model.")]
@@ -31,7 +38,7 @@ class Acoustic:
     ndim = 2
 
     def __init__(self, device: torch.device | str | None = None) -> None:
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = require_device(device, "device")
 
     @property
     def default_source_fields(self) -> list[str]:

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import math
+import numbers
+
+from ..messages import plain
 
 #: Coefficients of the centred second derivative, ``[c0, c1, ..., cr]`` for offsets 0..r (units 1/dh^2).
 SECOND_DERIVATIVE: dict[int, tuple[float, ...]] = {
@@ -23,10 +26,12 @@ SPACE_ORDERS = tuple(sorted(SECOND_DERIVATIVE))
 
 
 def check_space_order(space_order: int) -> int:
-    """Return ``space_order`` if supported, else raise ValueError naming the allowed values."""
-    if isinstance(space_order, bool) or not isinstance(space_order, int) or space_order not in SECOND_DERIVATIVE:
-        raise ValueError(f"space_order must be one of {SPACE_ORDERS}, got {space_order!r}")
-    return space_order
+    """``space_order`` as an int if supported (NumPy integers too), else raise ValueError naming the allowed
+    values."""
+    if isinstance(space_order, bool) or not isinstance(space_order, numbers.Integral) or \
+            space_order not in SECOND_DERIVATIVE:
+        raise ValueError(f"space_order must be one of {SPACE_ORDERS}, got {plain(space_order)!r}")
+    return int(space_order)
 
 
 def stencil_radius(space_order: int) -> int:

@@ -10,6 +10,8 @@ import numbers
 
 import numpy as np
 
+from ..messages import plain
+
 
 def iteration_rng(seed: int, iteration: int, stream: int) -> np.random.Generator:
     """The random generator of one (seed, iteration, stream): independent of any earlier draw, so a
@@ -39,7 +41,7 @@ class ShotBatches:
                  per_iteration: int | None = None, seed: int = 0) -> None:
         for name, value in (("nshots", nshots), ("batch_size", batch_size), ("per_iteration", per_iteration)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ValueError(f"{name} must be a positive integer, got {plain(value)!r}")
         batch_size = nshots if batch_size is None else int(batch_size)
         if batch_size > nshots:
             raise ValueError(f"batch_size={batch_size} is larger than the number of shots ({nshots})")

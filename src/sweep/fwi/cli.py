@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -17,10 +18,11 @@ from ..propagator.options import BoundaryOptions, CkptOptions, EagerOptions, Mem
 from .batches import ShotBatches
 from .atomic import replacing
 from .constraints import VelocityConstraints, default_bounds, water_mask
-from .distributed import ShotGroup
+from .distributed import ShotGroup, launch_rank
 from .inversion import Band, Inversion
 from .marmousi import marmousi_problem
 from .plots import model_error, plot_inversion
+from .state import saved_iterations
 
 DESCRIPTION = """\
 Invert Marmousi-II (71 x 341 cells at 50 m with the defaults) from its smoothed model, with observed
@@ -39,13 +41,20 @@ def _bands(text: str) -> list[Band]:
         try:
             bands.append(Band(None if cutoff.strip() == "all" else float(cutoff), int(iterations)))
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"bands: {item!r} is not CUTOFF_HZ:ITERATIONS or all:ITERATIONS ({exc})")
+            raise argparse.ArgumentTypeError(f"{item!r} is not CUTOFF_HZ:ITERATIONS or all:ITERATIONS ({exc})")
     return bands
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad usage is one line on stderr and exit status 2 (argparse prints the whole usage first, which
+    for this many options buries the error)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sweep-fwi", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="sweep-fwi", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("problem")
     g.add_argument("--decimate", type=int, default=4, help="keep every k-th sample of the 12.5 m model (default 4: 50 m)")
     g.add_argument("--shots", type=int, default=12, help="sources along the surface (default 12)")
@@ -119,16 +128,35 @@ def _mask(spec: str, start: torch.Tensor) -> np.ndarray | None:
     return np.load(spec, allow_pickle=False)
 
 
+def state_path(args: argparse.Namespace) -> Path:
+    """The state file: ``--state``, default OUT/fwi-state.pt."""
+    return args.state if args.state is not None else args.out / "fwi-state.pt"
+
+
+def stopped_message(state: Path) -> str:
+    """The line that ends an interrupted run: the last iteration whose state is in ``state`` (written
+    atomically, so it is whole) and how to resume from it."""
+    done = saved_iterations(state)
+    if done:
+        return f"sweep-fwi: stopped at iteration {done}; state saved in {state}; rerun the same command to resume"
+    return ("sweep-fwi: stopped before the first iteration finished; no state saved yet (rerunning the same "
+            "command starts afresh)")
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Parse ``argv``, invert, write the outputs (rank 0); returns a summary dict."""
-    args = parser().parse_args(argv)
+    return invert(parser().parse_args(argv))
+
+
+def invert(args: argparse.Namespace) -> dict:
+    """Invert as ``args`` (parsed by :func:`parser`) say, write the outputs (rank 0); returns a summary dict."""
     impl = args.impl
     if args.compile and impl != "eager":
         raise ValueError("--compile compiles the PyTorch steps of impl='eager'; impl='c' already runs compiled "
                          "kernels: add --impl eager or drop --compile")
     group = ShotGroup(threads=args.threads)
     try:
-        state = args.state if args.state is not None else args.out / "fwi-state.pt"
+        state = state_path(args)
         problem = marmousi_problem(decimate=args.decimate, nshots=args.shots, frequency=args.frequency,
                                    duration=args.duration, dt=args.dt, impl=impl, memory=memory_options(args),
                                    eager_options=EagerOptions(use_compile=args.compile))
@@ -154,7 +182,8 @@ def run(argv: list[str] | None = None) -> dict:
         began = time.perf_counter()
         result = inversion.run(progress=not args.no_progress)
         seconds = time.perf_counter() - began
-        summary = {"iterations": len(result.losses), "seconds": seconds, "losses": result.losses,
+        summary = {"iterations": len(result.losses), "resumed_from": result.resumed_from, "seconds": seconds,
+                   "losses": result.losses,
                    "start_error": model_error(start, problem.true), "final_error": model_error(result.model, problem.true),
                    "figure": str(args.out / "fwi.png"), "state": str(state)}
         if group.is_main:
@@ -163,17 +192,26 @@ def run(argv: list[str] | None = None) -> dict:
             with replacing(args.out / "fwi.npz") as f:
                 np.savez(f, inverted=result.model.cpu().numpy(), start=start.numpy(), true=problem.true.numpy(),
                          losses=np.array(result.losses), band_starts=np.array(result.band_starts))
+            resumed = f" (resumed at iteration {result.resumed_from})" if result.resumed_from else ""
             print(f"model error (relative L2 vs the true model): start {summary['start_error']:.4f} -> inverted "
                   f"{summary['final_error']:.4f}; misfit {result.losses[0]:.4g} -> {result.losses[-1]:.4g}; "
-                  f"this run {seconds:.1f} s; wrote {summary['figure']} and {args.out / 'fwi.npz'}", flush=True)
+                  f"this run {seconds:.1f} s{resumed}; wrote {summary['figure']} and {args.out / 'fwi.npz'}",
+                  flush=True)
         return summary
     finally:
         group.close()
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``sweep-fwi`` command: exit status 0 when done, 2 on bad usage (one line), 130 after Ctrl-C
+    (one line saying where the run stopped and that rerunning the command resumes it)."""
+    args = parser().parse_args(argv)
     try:
-        run(argv)
+        invert(args)
+    except KeyboardInterrupt:
+        if launch_rank() == 0:  # under torchrun every rank is interrupted; one line is enough
+            print(stopped_message(state_path(args)), file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError) as exc:
         print(f"sweep-fwi: error: {exc}", file=sys.stderr)
         return 2

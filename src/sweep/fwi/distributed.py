@@ -13,6 +13,12 @@ import torch
 import torch.distributed as dist
 
 
+def launch_rank() -> int:
+    """This process's rank as the launcher (``torchrun``) numbered it, 0 when run alone; known with no
+    process group, e.g. after an interrupt has torn it down."""
+    return int(os.environ.get("RANK", "0"))
+
+
 class ShotGroup:
     """This process's place among the processes sharing the shots.
 

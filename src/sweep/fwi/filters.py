@@ -17,6 +17,8 @@ import numpy as np
 import scipy.signal
 import torch
 
+from ..messages import plain
+
 ArrayLike = np.ndarray | torch.Tensor
 
 
@@ -50,13 +52,13 @@ def lowpass(x: ArrayLike, cutoff: float, dt: float, order: int = 6, axis: int = 
     The filter is meant for data and wavelets, not for use inside an autograd graph.
     """
     if not isinstance(dt, numbers.Real) or not math.isfinite(dt) or dt <= 0:
-        raise ValueError(f"dt must be a positive time step in s, got {dt!r}")
+        raise ValueError(f"dt must be a positive time step in s, got {plain(dt)!r}")
     nyquist = 0.5 / dt
     if not isinstance(cutoff, numbers.Real) or not 0 < cutoff < nyquist:
         raise ValueError(f"cutoff must be a frequency in Hz with 0 < cutoff < Nyquist = {nyquist:g} Hz "
-                         f"(1 / (2 dt), dt={dt:g} s), got {cutoff!r}")
+                         f"(1 / (2 dt), dt={dt:g} s), got {plain(cutoff)!r}")
     if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 1:
-        raise ValueError(f"order must be an integer >= 1, got {order!r}")
+        raise ValueError(f"order must be an integer >= 1, got {plain(order)!r}")
 
     is_tensor = isinstance(x, torch.Tensor)
     if is_tensor:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..messages import plain
 from ..propagator.torch import PropTorch
 from .batches import ShotBatches
 from .constraints import VelocityConstraints, default_bounds
@@ -33,19 +34,21 @@ class Band:
 
     def __post_init__(self) -> None:
         if self.cutoff is not None and not (isinstance(self.cutoff, numbers.Real) and 0 < self.cutoff < float("inf")):
-            raise ValueError(f"band cutoff must be a positive frequency in Hz or None, got {self.cutoff!r}")
+            raise ValueError(f"band cutoff must be a positive frequency in Hz or None, got {plain(self.cutoff)!r}")
         if isinstance(self.iterations, bool) or not isinstance(self.iterations, numbers.Integral) or self.iterations < 1:
-            raise ValueError(f"band iterations must be a positive integer, got {self.iterations!r}")
+            raise ValueError(f"band iterations must be a positive integer, got {plain(self.iterations)!r}")
 
 
 @dataclass
 class InversionResult:
     """model: (nz, nx) inverted velocity (m/s); losses: misfit before each iteration's update;
-    band_starts: iteration index where each band begins."""
+    band_starts: iteration index where each band begins; resumed_from: iterations taken from the state
+    file (0: started afresh)."""
 
     model: torch.Tensor
     losses: list[float] = field(default_factory=list)
     band_starts: list[int] = field(default_factory=list)
+    resumed_from: int = 0
 
 
 class Inversion:
@@ -99,7 +102,7 @@ class Inversion:
         if self.batches.nshots != survey.nshots:
             raise ValueError(f"batches are drawn from {self.batches.nshots} shots but the survey has {survey.nshots}")
         if not isinstance(encoding, bool):
-            raise ValueError(f"encoding must be a bool, got {encoding!r}")
+            raise ValueError(f"encoding must be a bool, got {plain(encoding)!r}")
         if encoding:
             check_encodable(survey.receivers)
         self.bands = [b if isinstance(b, Band) else Band(*b) for b in bands]
@@ -110,7 +113,7 @@ class Inversion:
             if b.cutoff is not None and b.cutoff >= nyquist:
                 raise ValueError(f"band cutoff {b.cutoff} Hz is not below the Nyquist frequency {nyquist:g} Hz of dt")
         if not (isinstance(lr, numbers.Real) and 0 < lr < float("inf")):
-            raise ValueError(f"lr must be a positive step in m/s, got {lr!r}")
+            raise ValueError(f"lr must be a positive step in m/s, got {plain(lr)!r}")
         self.prop, self.survey, self.encoding, self.lr, self.seed = propagator, survey, encoding, float(lr), int(seed)
         self.start = start.detach().clone()
         if constraints is None:
@@ -232,4 +235,4 @@ class Inversion:
                     callback(iteration, model.detach(), loss)
         finally:
             bar.close()
-        return InversionResult(model.detach(), losses, starts)
+        return InversionResult(model.detach(), losses, starts, resumed_from=0 if saved is None else len(saved["losses"]))

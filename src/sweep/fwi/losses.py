@@ -12,6 +12,8 @@ from typing import Callable
 
 import torch
 
+from ..messages import plain
+
 Misfit = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -90,7 +92,7 @@ def normalized_l2(predicted: torch.Tensor, observed: torch.Tensor, eps: float = 
     """
     _check_pair(predicted, observed)
     if not 0 <= eps < 1:
-        raise ValueError(f"eps must be a relative floor in [0, 1), got {eps!r}")
+        raise ValueError(f"eps must be a relative floor in [0, 1), got {plain(eps)!r}")
     residual = _normalize_traces(predicted, eps) - _normalize_traces(observed, eps)
     return 0.5 * (residual ** 2).sum()
 

@@ -9,6 +9,7 @@ import torch
 
 from ..datasets import MARMOUSI_DH, load_marmousi
 from ..equations import Acoustic
+from ..messages import plain
 from ..propagator.torch import PropTorch
 from ..signal import ricker
 from .survey import Survey
@@ -59,7 +60,7 @@ def marmousi_problem(*, decimate: int = 4, nshots: int = 12, frequency: float = 
     if not 0 <= depth < nz:
         raise ValueError(f"depth must be a row index in [0, {nz}), got {depth}")
     if not isinstance(nshots, int) or not 1 <= nshots <= nx:
-        raise ValueError(f"nshots must be an integer in [1, {nx}], got {nshots!r}")
+        raise ValueError(f"nshots must be an integer in [1, {nx}], got {plain(nshots)!r}")
     nt = int(round(duration / dt))
     propagator_options.setdefault("pml_vmax", float(true.max()))
     propagator_options.setdefault("pml_freq", frequency)

@@ -15,6 +15,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..messages import plain
 from .atomic import replacing
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -80,7 +81,7 @@ def plot_inversion(true: ArrayLike | None, start: ArrayLike, inverted: ArrayLike
         ``path``, written atomically (a temporary file in the same folder, then ``os.replace``).
     """
     if not isinstance(dh, numbers.Real) or isinstance(dh, bool) or not np.isfinite(dh) or dh <= 0:
-        raise ValueError(f"dh must be a positive grid spacing in m, got {dh!r}")
+        raise ValueError(f"dh must be a positive grid spacing in m, got {plain(dh)!r}")
     models = [("start", _as_model("start", start)), ("inverted", _as_model("inverted", inverted))]
     if true is not None:
         models.insert(0, ("true", _as_model("true", true)))

@@ -42,3 +42,15 @@ def load_state(path: str | os.PathLike, problem: dict) -> dict | None:
         raise ValueError(f"state file {str(path)!r} belongs to another problem (it differs in: {', '.join(differs)}); "
                          "give another state file, or delete this one to start afresh")
     return saved["progress"]
+
+
+def saved_iterations(path: str | os.PathLike) -> int:
+    """How many iterations the state in ``path`` holds; 0 when there is none (no file, or not a state).
+
+    Cheap enough for an interrupt handler: the file is memory-mapped, so its tensors are not read.
+    """
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return len(saved["progress"]["losses"]) if saved.get("format") == FORMAT else 0
+    except Exception:  # missing, unreadable or foreign: nothing to resume from, which is what 0 says
+        return 0

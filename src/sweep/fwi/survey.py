@@ -8,13 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-
-def _index_array(value: object, name: str, ndim: int) -> np.ndarray:
-    arr = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
-    if arr.dtype.kind not in "iu" or arr.ndim != ndim or arr.shape[-1] != 2:
-        raise ValueError(f"{name} must be an integer array of [x, z] grid indices with {ndim} dimensions "
-                         f"(last of size 2), got dtype {arr.dtype} and shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+from ..propagator.setup import index_array
 
 
 @dataclass(frozen=True)
@@ -39,9 +33,10 @@ class Survey:
     observed: torch.Tensor
 
     def __post_init__(self) -> None:
-        src = _index_array(self.sources, "sources", 3) if np.ndim(self.sources) == 3 else \
-            _index_array(self.sources, "sources", 2)[:, None, :]
-        rec = _index_array(self.receivers, "receivers", 3)
+        src = index_array(self.sources, "sources", (2, 3))
+        if src.ndim == 2:
+            src = src[:, None, :]
+        rec = index_array(self.receivers, "receivers", (3,))
         nshots, nsrc = src.shape[:2]
         if rec.shape[0] != nshots:
             raise ValueError(f"receivers has {rec.shape[0]} shots but sources has {nshots}")

@@ -175,6 +175,35 @@ def _remove(files: list[tuple[int, str]], dirs: list[str]) -> None:
             pass
 
 
+#: Why creating a directory in an existing one failed, for the errors that mean it is not writable
+#: (ENOENT: a pseudo file system such as /proc, which has the directory but takes no new entries).
+_NOT_WRITABLE = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                 errno.EROFS: "read-only file system", errno.ENOENT: "the file system takes no new entries"}
+
+
+def _not_writable(owner: str, path: str, reason: str | None = None) -> str:
+    why = f" ({reason})" if reason else ""
+    return (f"{owner}.disk_dir={path!r} exists but is not writable by this process{why}; give a directory it can "
+            "create files in, or another storage")
+
+
+def check_disk_dir(owner: str, disk_dir: str | os.PathLike) -> str:
+    """``disk_dir`` as a string, after checking that it is an existing directory this process may create
+    files in.
+
+    Raises
+    ------
+    ValueError
+        It is not an existing directory, or not writable; the message names ``{owner}.disk_dir``.
+    """
+    path = os.fspath(disk_dir)
+    if not os.path.isdir(path):
+        raise ValueError(f"{owner}.disk_dir={path!r} is not an existing directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(_not_writable(owner, path))
+    return path
+
+
 _warned_pinned = False
 
 
@@ -244,13 +273,14 @@ class Workspace:
         """This call's own directory (``sweep-XXXXXXXX``) inside ``disk_dir`` or the system temp dir."""
         if self._dirs:
             return self._dirs[0]
-        parent = tempfile.gettempdir() if disk_dir is None else os.fspath(disk_dir)
         owner = option.rsplit(".", 1)[0]  # 'BoundaryOptions.storage' -> 'BoundaryOptions'
-        if not os.path.isdir(parent):
-            raise ValueError(f"{owner}.disk_dir={parent!r} is not an existing directory")
+        parent = check_disk_dir(owner, tempfile.gettempdir() if disk_dir is None else disk_dir)
         try:
             path = tempfile.mkdtemp(prefix="sweep-", dir=parent)
         except OSError as exc:
+            # check_disk_dir's os.access passes for root, and for pseudo file systems that refuse mkdir anyway.
+            if exc.errno in _NOT_WRITABLE:
+                raise PermissionError(_not_writable(owner, parent, _NOT_WRITABLE[exc.errno])) from exc
             raise OSError(exc.errno, f"{owner}.disk_dir={parent!r}: cannot create a directory there "
                           f"({exc.strerror})") from exc
         self._dirs.append(path)

@@ -112,7 +112,8 @@ class BoundaryOptions:
     pinned_memory : bool
         Page-locked host buffers for ``'cpu'`` (CUDA only; warns once and is ignored without CUDA).
     disk_dir : path, optional
-        An existing directory for ``'disk'`` (default: the system temporary directory).
+        An existing directory this process can write to, for ``'disk'`` (default: the system temporary
+        directory); checked when a propagator is built and again when the call creates its files there.
     """
 
     storage: str = "gpu"
@@ -160,7 +161,8 @@ class CkptOptions:
     disk_count : int
         Additional states on disk for ``'recursive'`` (multistage); 0 by default.
     disk_dir : path, optional
-        An existing directory for checkpoints on disk (default: the system temporary directory).
+        An existing directory this process can write to, for checkpoints on disk (default: the system
+        temporary directory); checked as for :class:`BoundaryOptions`.
     storage_dtype : {None, 'zfp'}
         ``None`` (default): checkpoints kept exactly. ``'zfp'`` (``mode='chunk'`` only): lossy ZFP
         compression of each 2-D field of a checkpointed state (Kukreja et al.), fixed accuracy

@@ -66,14 +66,58 @@ class Problem:
         return grad_w * (2.0 * self.dt**2) * self.vp
 
 
-def _as_index_array(value: object, name: str, ndims: tuple[int, ...]) -> np.ndarray:
+def _at(name: str, index: tuple[int, ...]) -> str:
+    """``'receivers[0, 1]'`` for ``('receivers', (0, 1))``."""
+    return f"{name}[{', '.join(str(i) for i in index)}]" if index else name
+
+
+def _is_nested(value: object) -> bool:
+    return isinstance(value, (list, tuple)) or (isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim > 0)
+
+
+def _ragged_at(value: object, name: str) -> str | None:
+    """Where the nested sequences ``value`` first stop being rectangular (e.g. ``'receivers[1] has length 1
+    but receivers[0] has length 2'``); None when they do not."""
+    level: list[tuple[tuple[int, ...], object]] = [((), value)]
+    while level:
+        nested = [(index, v) for index, v in level if _is_nested(v)]
+        if not nested:
+            return None
+        if len(nested) < len(level):
+            single = next(index for index, v in level if not _is_nested(v))
+            return f"{_at(name, single)} is a single value but {_at(name, nested[0][0])} is a sequence"
+        first, length = nested[0][0], len(nested[0][1])
+        for index, v in nested:
+            if len(v) != length:
+                return f"{_at(name, index)} has length {len(v)} but {_at(name, first)} has length {length}"
+        level = [(index + (k,), item) for index, v in nested for k, item in enumerate(v)]
+    return None
+
+
+def index_array(value: object, name: str, ndims: tuple[int, ...]) -> np.ndarray:
+    """``value`` (array, tensor or nested lists) as an int64 array of ``[x, z]`` grid indices whose number
+    of dimensions is one of ``ndims`` (2: ``(nshots, 2)``, 3: ``(nshots, n, 2)``).
+
+    Raises
+    ------
+    ValueError
+        Wrong shape, or nested lists of unequal lengths (saying where), naming ``name``.
+    TypeError
+        Not integers.
+    """
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
-    arr = np.asarray(value)
+    shapes = " or ".join({2: "(nshots, 2)", 3: "(nshots, n, 2)"}[d] for d in ndims)
+    expected = f"{name} must have shape {shapes} of [x, z] indices, the same number in every shot"
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # NumPy refuses nested lists of unequal lengths ("inhomogeneous shape")
+        raise ValueError(f"{expected}; it is ragged: {_ragged_at(value, name) or exc}") from None
+    if arr.dtype == object and (where := _ragged_at(value, name)):  # ragged lists made into an object array
+        raise ValueError(f"{expected}; it is ragged: {where}")
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer grid indices, got dtype {arr.dtype}")
     if arr.ndim not in ndims or arr.shape[-1] != 2:
-        shapes = " or ".join({2: "(nshots, 2)", 3: "(nshots, n, 2)"}[d] for d in ndims)
         raise ValueError(f"{name} must have shape {shapes} of [x, z] indices, got {arr.shape}")
     return arr.astype(np.int64)
 
@@ -82,9 +126,9 @@ def _check_on_grid(arr: np.ndarray, name: str, nz: int, nx: int) -> None:
     x, z = arr[..., 0], arr[..., 1]
     bad = (x < 0) | (x >= nx) | (z < 0) | (z >= nz)
     if bad.any():
-        where = np.argwhere(bad)[0]
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
-            f"{name}{list(where)} = {arr[tuple(where)].tolist()} is off the grid: [x, z] must satisfy "
+            f"{_at(name, where)} = {arr[where].tolist()} is off the grid: [x, z] must satisfy "
             f"0 <= x < {nx} and 0 <= z < {nz}"
         )
 
@@ -93,6 +137,12 @@ def _round_down(x: float, digits: int = 6) -> float:
     """``x`` rounded towards zero to ``digits`` significant digits, so a quoted limit is itself within it."""
     scale = 10.0 ** (math.floor(math.log10(x)) - digits + 1)
     return math.floor(x / scale) * scale
+
+
+def on_device(actual: torch.device, wanted: torch.device) -> bool:
+    """Whether a tensor on ``actual`` is on ``wanted``: a device without an index (``'cuda'``) means the
+    current one, whose tensors report an index (``cuda:0``), so any index of that type matches it."""
+    return actual.type == wanted.type and (wanted.index is None or actual.index == wanted.index)
 
 
 def check_models(models: Sequence[object], names: Sequence[str], shape: tuple[int, int],
@@ -112,8 +162,9 @@ def check_models(models: Sequence[object], names: Sequence[str], shape: tuple[in
             raise TypeError(f"models: {name} must be float32 or float64, got {m.dtype}")
         if tuple(m.shape) != tuple(shape):
             raise ValueError(f"models: {name} must have shape {tuple(shape)} (nz, nx), got {tuple(m.shape)}")
-        if m.device != device:
-            raise ValueError(f"models: {name} is on {m.device} but the equation's device is {device}")
+        if not on_device(m.device, device):
+            raise ValueError(f"models: {name} is on {m.device} but the equation's device is {device}; move the model "
+                             f"with .to({str(device)!r}) or build the equation with device={str(m.device)!r}")
         if not bool(torch.isfinite(m).all()):
             raise ValueError(f"models: {name} contains NaN or inf")
         if bool((m <= 0).any()):
@@ -158,10 +209,10 @@ def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_orde
     them from this call's wavelet (peak frequency) and model (peak velocity). The stability check always
     uses the model's own peak velocity, whatever sets the damping.
     """
-    src = _as_index_array(sources, "sources", (2, 3))
+    src = index_array(sources, "sources", (2, 3))
     if src.ndim == 2:
         src = src[:, None, :]
-    rec = _as_index_array(receivers, "receivers", (3,))
+    rec = index_array(receivers, "receivers", (3,))
     nshots = src.shape[0]
     if nshots == 0 or src.shape[1] == 0 or rec.shape[1] == 0:
         raise ValueError(f"need at least one shot, source and receiver; sources {src.shape}, receivers {rec.shape}")

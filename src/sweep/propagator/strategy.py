@@ -1,9 +1,8 @@
 """Resolving the user's memory-strategy arguments into one :class:`MemoryOptions` and a schedule."""
 from __future__ import annotations
 
-import os
-
 from ..memory import BoundarySaving, ChunkCheckpointing, FullStorage, RecursiveCheckpointing, make_codec
+from ..memory.store import check_disk_dir
 from .options import CkptOptions, CUDAOptions, MemoryOptions
 
 
@@ -51,8 +50,8 @@ def _describe(m: MemoryOptions) -> str:
 
 
 def _check_disk_dir(option: str, storage: str, disk_dir) -> None:
-    if storage == "disk" and disk_dir is not None and not os.path.isdir(disk_dir):
-        raise ValueError(f"{option}.disk_dir={os.fspath(disk_dir)!r} is not an existing directory")
+    if storage == "disk" and disk_dir is not None:
+        check_disk_dir(option, disk_dir)
 
 
 def make_schedule(memory: MemoryOptions) -> FullStorage | ChunkCheckpointing | RecursiveCheckpointing | BoundarySaving | None:

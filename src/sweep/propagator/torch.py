@@ -1,6 +1,7 @@
 """PropTorch: the user-facing differentiable propagator."""
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 import warnings
@@ -9,7 +10,8 @@ from typing import Sequence
 import torch
 
 from ..equations import Acoustic
-from ..equations.stencils import stencil_radius
+from ..equations.stencils import check_space_order, stencil_radius
+from ..messages import plain
 from ..memory import MemoryReport, propagate
 from ..memory.predict import predict
 from .grid import PaddedGrid
@@ -18,17 +20,18 @@ from .setup import build_problem, check_models
 from .strategy import make_schedule, resolve_memory
 
 IMPLS = ("eager", "c")
+log = logging.getLogger("sweep")
 
 
 def _positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        raise ValueError(f"{name} must be a positive finite number, got {plain(value)!r}")
     return float(value)
 
 
 def _count(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {plain(value)!r}")
     return int(value)
 
 
@@ -54,10 +57,40 @@ def _compiled_unavailable_message() -> str:
 
 
 _warned_fallback = False
+_logged_off_cpu = False
 
 
-def _default_impl() -> str:
-    global _warned_fallback
+def choose_impl(impl: str | None, device: torch.device) -> str:
+    """The back-end that runs on ``device``: ``impl`` itself when given, else ``'c'`` on the CPU where it is
+    built and ``'eager'`` elsewhere.
+
+    The equation's device decides, since every call's models must be on it. ``impl=None`` falling back
+    to ``'eager'`` warns once when the compiled back-end is not built (a slower run that the user can fix)
+    and logs one INFO line on logger ``'sweep'`` when the device is not the CPU (nothing to fix: the C
+    kernels are CPU code).
+
+    Raises
+    ------
+    ValueError
+        ``impl='c'`` with a device other than the CPU.
+    RuntimeError
+        ``impl='c'`` and the compiled back-end is not built or fails to load.
+    """
+    global _warned_fallback, _logged_off_cpu
+    if impl == "c":
+        if device.type != "cpu":
+            raise ValueError(f"impl='c' runs on the CPU only, but the equation's device is {device}; use "
+                             "impl='eager', or impl=None to choose by device")
+        if not _compiled_available():
+            raise RuntimeError(_compiled_unavailable_message())
+        return "c"
+    if impl is not None:
+        return impl
+    if device.type != "cpu":
+        if not _logged_off_cpu:
+            log.info("impl=None on device %s: the compiled back-end runs on the CPU only; using impl='eager'", device)
+            _logged_off_cpu = True
+        return "eager"
     if _compiled_available():
         return "c"
     if not _warned_fallback:
@@ -92,7 +125,9 @@ class PropTorch:
     source_type, receiver_type : str or list of str, optional
         Field names or aliases; default the equation's.
     impl : {'eager', 'c'}, optional
-        Back-end; default ``'c'`` where built, else ``'eager'`` (with a one-time warning).
+        Back-end. Default: ``'c'`` when the equation's device is the CPU and the compiled back-end is
+        built; ``'eager'`` on any other device (one INFO line on logger ``'sweep'``: the C kernels are CPU
+        code) or when it is not built (a one-time warning). ``solver.impl`` is the back-end every call runs.
     use_ckpt : bool, optional
         ``True``: chunk checkpointing with ``ckpt_chunks``; ``False``: full storage; ``None``: the
         back-end's default (chunk checkpointing).
@@ -133,22 +168,22 @@ class PropTorch:
         if not isinstance(equation, Acoustic):
             raise TypeError(f"equation must be an Acoustic, got {type(equation).__name__}")
         if not (isinstance(shape, (tuple, list)) and len(shape) == 2):
-            raise ValueError(f"shape must be (nz, nx), got {shape!r}")
+            raise ValueError(f"shape must be (nz, nx), got {plain(shape)!r}")
         self.shape = (_count("shape[0] (nz)", shape[0], 1), _count("shape[1] (nx)", shape[1], 1))
         self.dh, self.dt = _positive("dh", dh), _positive("dt", dt)
         self.nt = _count("nt", nt, 1)
         self.abcn = _count("abcn", abcn, 0)
         if not isinstance(free_surface, bool):
-            raise ValueError(f"free_surface must be a bool, got {free_surface!r}")
-        self.radius = stencil_radius(space_order)
-        self.space_order = space_order
+            raise ValueError(f"free_surface must be a bool, got {plain(free_surface)!r}")
+        self.space_order = check_space_order(space_order)
+        self.radius = stencil_radius(self.space_order)
         self.equation = equation
         self.source_fields = equation.resolve_fields(source_type, equation.default_source_fields, "source_type")
         self.receiver_fields = equation.resolve_fields(receiver_type, equation.default_receiver_fields, "receiver_type")
         if impl is not None and impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS} or None, got {impl!r}")
         if use_ckpt is not None and not isinstance(use_ckpt, bool):
-            raise ValueError(f"use_ckpt must be True, False or None, got {use_ckpt!r}")
+            raise ValueError(f"use_ckpt must be True, False or None, got {plain(use_ckpt)!r}")
         self.ckpt_chunks = _count("ckpt_chunks", ckpt_chunks, 1)
         for name, value, kind in (("memory", memory, MemoryOptions), ("eager_options", eager_options, EagerOptions),
                                   ("cuda_options", cuda_options, CUDAOptions)):
@@ -157,9 +192,7 @@ class PropTorch:
         self.pml_freq = None if pml_freq is None else _positive("pml_freq", pml_freq)
         self.pml_vmax = None if pml_vmax is None else _positive("pml_vmax", pml_vmax)
         self.eager_options = eager_options or EagerOptions()
-        self.impl = impl if impl is not None else _default_impl()
-        if self.impl == "c" and not _compiled_available():
-            raise RuntimeError(_compiled_unavailable_message())
+        self.impl = choose_impl(impl, equation.device)
         self.cuda_options = cuda_options or CUDAOptions()
         self.memory = resolve_memory(self.impl, memory, use_ckpt, self.ckpt_chunks, cuda_options)
         self._schedule = make_schedule(self.memory)  # None for strategy='auto': planned per call shape

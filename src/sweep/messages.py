@@ -1,0 +1,18 @@
+"""Values as error messages should show them."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def plain(value: object) -> object:
+    """``value`` with NumPy scalars and arrays (also inside lists and tuples) turned into Python numbers and
+    lists, so that ``f"{plain(value)!r}"`` reads ``3`` and ``0.001``, not ``np.int64(3)`` and
+    ``np.float32(0.001)``."""
+    if isinstance(value, np.floating):
+        # NumPy's own shortest digits (0.001), not float64's view of a float32 (0.0010000000474974513).
+        return float(str(value))
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    return value

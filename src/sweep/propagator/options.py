@@ -267,7 +267,7 @@ class EagerOptions:
 
 @dataclass(frozen=True)
 class CUDAOptions:
-    """Options of the compiled back-end (``impl='c'``: C/OpenMP on CPU, CUDA on GPU).
+    """Options of the compiled back-end (``impl='c'``: C kernels on the CPU).
 
     Parameters
     ----------

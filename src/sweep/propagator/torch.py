@@ -52,7 +52,7 @@ def _compiled_unavailable_message() -> str:
         reason = f"the compiled back-end's Python module fails to import ({exc})"
     else:
         reason = load_error() or reason
-    return (f"impl='c': {reason}; reinstall with `pip install -e .` (needs gcc with OpenMP) "
+    return (f"impl='c': {reason}; reinstall with `pip install -e .` (needs a C compiler) "
             "or use impl='eager'")
 
 

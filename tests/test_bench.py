@@ -1,6 +1,6 @@
 """``sweep-bench`` end to end in quick mode (a small grid and record): each case in a fresh process,
 results.json with every requested strategy, failed cases reported while the rest run, knob sweeps
-with their plots, and the output folder never overwritten."""
+with their plots, the output folder never overwritten, bad usage said in one line with exit status 2."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from sweep.bench.cli import run
+from sweep.bench.cli import UsageError, main, run
 from sweep.propagator.c import library_available
 
 pytestmark = pytest.mark.skipif(not library_available(), reason="the benchmark's quick cases use impl='c'")
@@ -73,17 +73,21 @@ def test_knob_sweeps_and_inert_knob(tmp_path):
 
 def test_output_folder_never_overwritten(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
-    with pytest.raises(SystemExit, match="--force"):
+    with pytest.raises(UsageError, match="--force"):
         run([*QUICK, "--strategies", "c · full", "--out", str(tmp_path)])
     assert os.listdir(tmp_path) == ["keep.txt"]
 
 
 @pytest.mark.parametrize("argv, match", [
     (["sweep", "chunkz=1,2"], "KNOB"), (["sweep", "chunks=a"], "chunks"), (["frobnicate"], "only command"),
-    (["--strategies", "nothing-like-this"], "no strategy matches")])
-def test_bad_arguments(argv, match, tmp_path):
-    with pytest.raises(SystemExit, match=match):
-        run([*QUICK, *argv, "--out", str(tmp_path / "out")])
+    (["--strategies", "nothing-like-this"], "no strategy matches"), (["--freq", "-1"], "positive")])
+def test_bad_arguments(argv, match, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*QUICK, *argv, "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("sweep-bench: ") and match in line
+    assert not (tmp_path / "out").exists()
 
 
 def test_module_entry_point_help():

@@ -8,7 +8,9 @@
 Each case runs in a fresh process (one forward + MSE backward from the smooth Marmousi model against
 data of the true one); the results go to a new folder: results.json (every number and the machine),
 results.md (tables and figures), strategies.png, tradeoff.png (peak memory against time) and one
-sweep-KNOB.png per knob sweep.
+sweep-KNOB.png per knob sweep. Ctrl-C stops the running case, keeps the finished ones' results and
+removes the folder if nothing finished. Exit status: 0, 2 for bad usage (arguments, --out, a --device
+this torch cannot use), 130 when interrupted.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import argparse
 import fnmatch
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -23,13 +26,23 @@ import torch
 from tqdm import tqdm
 
 from ..datasets import MARMOUSI_DH
+from ..devices import DeviceUnavailableError, require_device
 from .cases import (beyond_notebook_cases, display_label, full_storage_case, inert_reason, knob_cases, notebook_cases,
                     parse_knob)
 from .report import write_outputs
-from .runner import machine_info, reference_label, run_cases, write_setup
+from .runner import CasesInterrupted, machine_info, reference_label, run_cases, write_setup
 from .shot import (NOTEBOOK_DECIMATE, QUICK_DECIMATE, QUICK_FREQ, QUICK_NT, bench_shot, sampling, sampling_note,
                    starting_model)
 from .speed import FREQ, NT
+
+
+class UsageError(Exception):
+    """Bad usage (arguments, --out, an unusable --device): :func:`main` prints it as one line, exit status 2."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, raised once the running case is stopped and the temporary folders are gone; ``str()`` is the
+    one line that says what finished and where it is."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,12 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _output_dir(out: str | None, force: bool) -> str:
+def _output_dir(out: str | None, force: bool) -> tuple[str, bool]:
+    """(the output folder, whether it is to be created); UsageError if it is a file, or a folder with
+    something in it and no ``force``."""
     out = out or time.strftime("sweep-bench-%Y%m%d-%H%M%S")
     if os.path.exists(out) and (not os.path.isdir(out) or (os.listdir(out) and not force)):
-        raise SystemExit(f"sweep-bench: --out {out!r} exists and is not an empty folder; use --force to write into it")
-    os.makedirs(out, exist_ok=True)
-    return out
+        raise UsageError(f"--out {out!r} exists and is not an empty folder; use --force to write into it")
+    return out, not os.path.exists(out)
 
 
 def _with_references(cases: list[dict]) -> list[dict]:
@@ -91,30 +105,51 @@ def _peer_cases(disk_dir: str) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The ``sweep-bench`` command."""
-    run(argv)
+    """The ``sweep-bench`` command: :func:`run`, with bad usage and Ctrl-C each said in one line on stderr."""
+    try:
+        run(argv)
+    except UsageError as exc:
+        print(f"sweep-bench: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt as exc:
+        print(f"sweep-bench: {str(exc) or 'interrupted'}", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def _settings(args: argparse.Namespace) -> tuple[int, int, float, list[tuple[str, list]]]:
-    """(nt, decimate, freq, knob sweeps) of the arguments; SystemExit when they make no sense."""
+    """(nt, decimate, freq, knob sweeps) of the arguments; UsageError when they make no sense."""
     nt = args.nt or (QUICK_NT if args.quick else NT)
     decimate = args.decimate or (QUICK_DECIMATE if args.quick else NOTEBOOK_DECIMATE)
     freq = args.freq or (QUICK_FREQ if args.quick else FREQ)
     knobs = []
     if args.command:
         if args.command[0] != "sweep" or len(args.command) < 2:
-            raise SystemExit("sweep-bench: the only command is 'sweep KNOB=V1,V2,...'")
+            raise UsageError("the only command is 'sweep KNOB=V1,V2,...'")
         try:
             knobs = [parse_knob(k) for k in args.command[1:]]
         except ValueError as exc:
-            raise SystemExit(f"sweep-bench: {exc}") from exc
+            raise UsageError(str(exc)) from None
     if args.repeat < 1 or args.threads < 1 or nt < 1 or decimate < 1 or not freq > 0:
-        raise SystemExit("sweep-bench: --repeat, --threads, --nt, --decimate and --freq must be positive")
+        raise UsageError("--repeat, --threads, --nt, --decimate and --freq must be positive")
+    try:
+        require_device(args.device, "--device")
+    except (ValueError, DeviceUnavailableError) as exc:
+        raise UsageError(str(exc)) from None
     return nt, decimate, freq, knobs
 
 
 def run(argv: list[str] | None = None) -> dict:
-    """Run ``sweep-bench`` with command-line arguments ``argv``; returns what results.json holds."""
+    """Run ``sweep-bench`` with command-line arguments ``argv``; returns what results.json holds.
+
+    Raises
+    ------
+    UsageError
+        Bad arguments, an --out that is not an empty folder, or a --device this torch cannot use; raised
+        before anything is created.
+    Interrupted
+        Ctrl-C; the finished cases' results are written first, a folder created here with nothing in it is
+        removed.
+    """
     args = _parser().parse_args(argv)
     nt, decimate, freq, knobs = _settings(args)
     work = tempfile.mkdtemp(prefix="sweep-bench-work-")
@@ -127,9 +162,9 @@ def run(argv: list[str] | None = None) -> dict:
                      if any(fnmatch.fnmatch(c["label"], p) or fnmatch.fnmatch(display_label(c["label"], args.device), p)
                             for p in args.strategies)]
             if not cases:
-                raise SystemExit(f"sweep-bench: no strategy matches {args.strategies}")
+                raise UsageError(f"no strategy matches {args.strategies}")
             groups = [(None, None, _with_references(cases + (_peer_cases(disk_dir) if args.peers else [])))]
-        out = _output_dir(args.out, args.force)
+        out, create = _output_dir(args.out, args.force)
         shot, vp_start = bench_shot(nt, decimate, freq), starting_model(decimate)
         setup = dict(shape=list(vp_start.shape), nt=nt, decimate=decimate, freq=freq, device=args.device,
                      threads=args.threads, repeat=args.repeat, quick=args.quick,
@@ -138,8 +173,14 @@ def run(argv: list[str] | None = None) -> dict:
         note = sampling_note(setup)
         if note:
             print(note)
-        _measure(groups, result, shot, vp_start, work, args)
-        write_outputs(out, result)
+        runs = dict(done=0, of=sum(len(cases) for _, _, cases in groups) * args.repeat)
+        if create:
+            os.makedirs(out)
+        try:
+            _measure(groups, result, shot, vp_start, work, args, runs)
+            write_outputs(out, result)
+        except KeyboardInterrupt:
+            raise Interrupted(_wrap_up(out, create, result, runs)) from None
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -148,23 +189,46 @@ def run(argv: list[str] | None = None) -> dict:
 
 
 def _measure(groups: list[tuple], result: dict, shot: dict, vp_start: torch.Tensor, work: str,
-             args: argparse.Namespace) -> None:
-    """Run every group's cases, filling ``result``'s rows and sweeps."""
+             args: argparse.Namespace, runs: dict) -> None:
+    """Run every group's cases, filling ``result``'s rows and sweeps and counting ``runs['done']``; on
+    Ctrl-C the finished cases' rows are in ``result`` when :class:`CasesInterrupted` leaves."""
     setup = result["setup"]
     path = os.path.join(work, "setup.pt")
     write_setup(path, shot, vp_start, setup["nt"], args.device, args.threads)
-    total = sum(len(cases) for _, _, cases in groups) * args.repeat
-    with tqdm(total=total, desc="sweep-bench", unit="run") as bar:
+    with tqdm(total=runs["of"], desc="sweep-bench", unit="run") as bar:
         def progress(case: dict, outcome: dict) -> None:
+            runs["done"] += 1
             bar.set_postfix_str(display_label(case["label"], args.device))
             if outcome["status"] == "failed":
                 tqdm.write(f"{display_label(case['label'], args.device)}: failed: {outcome['error']}")
             bar.update()
 
-        for name, values, cases in groups:
-            rows = run_cases(cases, path, work, args.repeat, args.threads, progress)
+        def keep(name: str | None, values: list | None, rows: list[dict]) -> None:
             if name is None:
                 result["rows"] = rows
-            else:
+            elif rows:
                 result["sweeps"].append(dict(knob=name, values=values, rows=rows,
                                              inert=inert_reason(name, args.device)))
+
+        for name, values, cases in groups:
+            try:
+                rows = run_cases(cases, path, work, args.repeat, args.threads, progress)
+            except CasesInterrupted as exc:
+                keep(name, values, exc.rows)
+                raise
+            keep(name, values, rows)
+
+
+def _wrap_up(out: str, created: bool, result: dict, runs: dict) -> str:
+    """After Ctrl-C: write the finished cases' results, or remove ``out`` if it was created here and is
+    empty; returns the line that says which."""
+    finished = len(result["rows"]) + sum(len(s["rows"]) for s in result["sweeps"])
+    if finished:
+        result["interrupted"] = dict(runs=runs["done"], of=runs["of"])
+        write_outputs(out, result, echo=False)
+        return (f"interrupted after {runs['done']} of {runs['of']} runs; the results of the {finished} "
+                f"case{'s' if finished > 1 else ''} that finished are in {out}/ (results.json, results.md, figures)")
+    if created and not os.listdir(out):
+        os.rmdir(out)
+        return f"interrupted before any case finished; removed the empty folder {out}/"
+    return f"interrupted before any case finished; nothing written to {out}/"

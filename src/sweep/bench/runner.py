@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -20,6 +21,9 @@ import torch
 
 from .shot import DISPERSION_WARNING
 from .speed import seed_propagator
+
+# How long a case's process may take to clean up (its disk files) after an interrupt before it is killed.
+STOP_GRACE_S = 10.0
 
 
 def write_setup(path: str, shot: dict, vp_start: torch.Tensor, nt: int, device: str, threads: int) -> None:
@@ -34,6 +38,38 @@ def write_setup(path: str, shot: dict, vp_start: torch.Tensor, nt: int, device: 
     torch.save(dict(shot=shot, vp_start=vp_start, observed=observed, nt=nt, device=device, threads=threads), path)
 
 
+class CasesInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_cases`, raised once the running case's process has ended.
+
+    Attributes
+    ----------
+    rows : list of dict
+        The rows (as :func:`run_cases` returns them) of the cases that finished at least one run.
+    runs : int
+        How many runs finished.
+    """
+
+    def __init__(self, rows: list[dict], runs: int) -> None:
+        super().__init__()
+        self.rows, self.runs = rows, runs
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End a case's process after an interrupt: SIGINT, so that it removes what it wrote (a disk store's
+    files), then SIGKILL if it has not ended within STOP_GRACE_S. It runs in its own session (see
+    :func:`_run_child`), so a terminal's Ctrl-C reaches only the parent, which decides here."""
+    try:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:  # also on a second Ctrl-C while waiting
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _run_child(setup: str, case: dict, workdir: str, index: int, threads: int) -> tuple[dict, str | None]:
     """(measurements or error, path of the saved gradient) of one subprocess run."""
     case_path = os.path.join(workdir, f"case{index}.json")
@@ -42,11 +78,17 @@ def _run_child(setup: str, case: dict, workdir: str, index: int, threads: int) -
         json.dump(case, fh)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     load_before = os.getloadavg()
-    proc = subprocess.run([sys.executable, "-m", "sweep.bench.child", setup, case_path, out_path, grad_path],
-                          capture_output=True, text=True, env=env)
+    with subprocess.Popen([sys.executable, "-m", "sweep.bench.child", setup, case_path, out_path, grad_path],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          start_new_session=True) as proc:
+        try:
+            _, stderr = proc.communicate()
+        except BaseException:
+            _stop(proc)
+            raise
     row: dict = dict(load_before=list(load_before), load_after=list(os.getloadavg()))
     if proc.returncode != 0 or not os.path.exists(out_path):
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
         row.update(status="failed", error=lines[-1] if lines else f"exit status {proc.returncode}")
         return row, None
     with open(out_path) as fh:
@@ -76,20 +118,31 @@ def run_cases(cases: list[dict], setup: str, workdir: str, repeat: int, threads:
     """One row per case (in order), each case run ``repeat`` times in fresh processes, rounds interleaved.
 
     Every case's reference (see :func:`reference_label`) must be among ``cases``; ``progress(case, run)``
-    is called after each run."""
+    is called after each run. On Ctrl-C the running case's process is stopped and :class:`CasesInterrupted`
+    carries the rows of the cases that finished a run."""
     runs: list[list[dict]] = [[] for _ in cases]
     grads: dict[int, str] = {}
-    for _ in range(repeat):
-        for i, case in enumerate(cases):
-            run, grad = _run_child(setup, case, workdir, i, threads)
-            runs[i].append(run)
-            if grad is not None:
-                grads[i] = grad
-            progress(case, run)
+    try:
+        for _ in range(repeat):
+            for i, case in enumerate(cases):
+                run, grad = _run_child(setup, case, workdir, i, threads)
+                runs[i].append(run)
+                if grad is not None:
+                    grads[i] = grad
+                progress(case, run)
+    except KeyboardInterrupt:
+        raise CasesInterrupted(_rows(cases, runs, grads), sum(map(len, runs))) from None
+    return _rows(cases, runs, grads)
+
+
+def _rows(cases: list[dict], runs: list[list[dict]], grads: dict[int, str]) -> list[dict]:
+    """The rows of the cases with at least one run: median time, largest peak, errors against the reference."""
     index = {c["label"]: i for i, c in enumerate(cases)}
     references: dict[int, torch.Tensor] = {}  # loaded once, however many cases compare with it
     rows = []
     for i, case in enumerate(cases):
+        if not runs[i]:
+            continue
         ok = [r for r in runs[i] if r["status"] == "ok"]
         failed = [r for r in runs[i] if r["status"] == "failed"]
         row = dict(ok[-1] if ok else failed[-1], label=case["label"], contender=case["contender"],

@@ -31,8 +31,7 @@ from .cases import (beyond_notebook_cases, display_label, full_storage_case, ine
                     parse_knob)
 from .report import write_outputs
 from .runner import CasesInterrupted, machine_info, reference_label, run_cases, write_setup
-from .shot import (NOTEBOOK_DECIMATE, QUICK_DECIMATE, QUICK_FREQ, QUICK_NT, bench_shot, sampling, sampling_note,
-                   starting_model)
+from .shot import NOTEBOOK_DECIMATE, QUICK_DECIMATE, QUICK_FREQ, QUICK_NT, bench_shot, sampling, starting_model
 from .speed import FREQ, NT
 
 
@@ -170,9 +169,6 @@ def run(argv: list[str] | None = None) -> dict:
                      threads=args.threads, repeat=args.repeat, quick=args.quick,
                      peak_kind="cuda" if args.device.startswith("cuda") else "rss", **sampling(shot, vp_start))
         result = dict(machine=machine_info(args.device, args.threads), setup=setup, rows=[], sweeps=[])
-        note = sampling_note(setup)
-        if note:
-            print(note)
         runs = dict(done=0, of=sum(len(cases) for _, _, cases in groups) * args.repeat)
         if create:
             os.makedirs(out)

@@ -61,7 +61,8 @@ def write_outputs(out: str, result: dict, echo: bool = True) -> None:
              f"sweep {machine['sweep']} ({machine['git'] or 'no git'}), load {machine['load'][0]:.2f}")
     md = [f"# sweep-bench\n\n{title}\n"]
     note = sampling_note(setup)
-    if note:
+    if note:  # once, above the tables: what the grid means for their numbers
+        say(note)
         md.append(note[0].upper() + note[1:] + ".\n")
     if result.get("interrupted"):
         cut = result["interrupted"]

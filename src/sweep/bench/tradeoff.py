@@ -134,13 +134,20 @@ class _Labels:
 
     def columns(self, crowd: list[int]) -> None:
         """The ``crowd``'s labels in a column left and one right of it, each label on the side its leader
-        line crosses fewer of the crowd's points on (the nearer side when equal), each column in the order
+        line passes fewer points and labels on (the nearer side when equal), each column in the order
         of the points' heights, spread apart and moved outwards from GAP marker radii beyond the crowd
         until it is free (to the other side if the axes end first); leader lines join them to their points."""
         c, r = self.centres, self.r
 
-        def crossed(i: int, side: int) -> int:  # crowd points a roughly level line from i to that side passes
-            return sum(1 for j in crowd if j != i and side * (c[j][0] - c[i][0]) > 0 and abs(c[j][1] - c[i][1]) < 1.5 * r)
+        def crossed(i: int, side: int) -> float:
+            """What a level leader line from point i to a column on that side would pass: points (1 each)
+            and labels already placed (2 each, a line through text reads worse) within 1.5 radii of its
+            height, up to the column's far edge."""
+            near = (min if side < 0 else max)(c[j][0] for j in crowd) + side * (GAP * r + self.sizes[i][0])
+            lo, hi = sorted((c[i][0], near))
+            band = Bbox.from_extents(lo, c[i][1] - 1.5 * r, hi, c[i][1] + 1.5 * r)
+            return (sum(1 for j, p in enumerate(c) if j != i and band.contains(*p)) +
+                    2 * sum(1 for b in self.taken if band.overlaps(b)))
 
         by_x = sorted(crowd, key=lambda i: c[i][0])
         left = [i for k, i in enumerate(by_x) if (crossed(i, -1), k >= len(by_x) / 2) < (crossed(i, 1), k < len(by_x) / 2)]
@@ -309,8 +316,8 @@ def tradeoff_figure(result: dict) -> Figure:
     if zoom:
         (x0, x1), (y0, y1) = inner
         axes[0].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="0.5", lw=1, zorder=2))
-        avoid.append(axes[0].annotate("zoomed on the right", (x0, y0), xytext=(0, -3), textcoords="offset points",
-                                      va="top", fontsize=8, color="0.4"))
+        avoid.append(axes[0].annotate("zoomed on the right", (x0, y1), xytext=(0, 2), textcoords="offset points",
+                                      va="bottom", fontsize=8, color="0.4"))
         axes[1].set_title("the grey box, zoomed", loc="left")
     handles, names = axes[0].get_legend_handles_labels()
     if handles:  # below the panels, where it hides no point

@@ -1,8 +1,10 @@
 """The benchmark figures, from synthetic results (no propagation)."""
 import matplotlib
 import pytest
+from matplotlib.text import Text
 
-from sweep.bench.plots import plot_strategies, plot_sweep
+from sweep.bench.plots import plot_strategies, plot_sweep, strategies_figure, sweep_figure
+from sweep.bench.tradeoff import pareto_front, plot_tradeoff, tradeoff_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -91,3 +93,90 @@ def test_plot_sweep_all_failed(tmp_path):
     path = tmp_path / "failed.png"
     assert plot_sweep(sweep, str(path)) == str(path)
     assert _is_png(path)
+
+
+def _legend_entries_drawn(legend, axes) -> list[str]:
+    """Every entry of ``legend`` names an artist on ``axes`` that has data; returns the entries."""
+    artists = {a.get_label(): a for ax in axes for a in ax.lines + ax.collections}
+    names = [t.get_text() for t in legend.get_texts()]
+    for name in names:
+        artist = artists[name]
+        data = artist.get_xydata() if hasattr(artist, "get_xydata") else artist.get_offsets()
+        assert len(data) > 0, name
+    return names
+
+
+def test_sweep_legend_entries_are_drawn_references_included():
+    sweep = _sweep("transfer_interval", [1, 8, 64], labels=("c · bdy cpu · fp32", "c · bdy disk · fp32"))
+    sweep["rows"].insert(0, _row("c · full", value=None, seconds=1.2, tracked_peak_mib=735.0, peak_rss_mib=745.0))
+    sweep["rows"].append(_row("c · bdy gpu · fp32", value=8, seconds=None, tracked_peak_mib=None, peak_rss_mib=None))
+    sweep["setup"] = dict(device="cpu")
+    fig = sweep_figure(sweep)
+    ax_t, ax_m = fig.axes
+    times = _legend_entries_drawn(ax_t.get_legend(), [ax_t])
+    memory = _legend_entries_drawn(ax_m.get_legend(), [ax_m])
+    assert "c · full (reference)" in times and "c · full (reference): measured peak" in memory
+    assert not any("gpu" in name or "bdy device" in name for name in times)  # nothing measured: no entry
+    assert ax_m.get_yscale() == "log"  # 735 MiB beside 10-30 MiB
+
+
+def test_labels_say_device_on_a_cpu():
+    rows = [_row("c · bdy gpu · fp16"), _row("c · bdy cpu · fp16")]
+    ticks = [t.get_text() for t in strategies_figure(dict(setup=dict(device="cpu"), rows=rows)).axes[0].get_yticklabels()]
+    assert ticks == ["c · bdy device · fp16", "c · bdy cpu · fp16"]
+    ticks = [t.get_text() for t in strategies_figure(dict(setup=dict(device="cuda:0"), rows=rows)).axes[0].get_yticklabels()]
+    assert ticks == ["c · bdy gpu · fp16", "c · bdy cpu · fp16"]
+
+
+def test_pareto_front():
+    points = [(1, 100), (2, 50), (3, 60), (2, 50), (4, 10), (5, 10), (0.5, 200), (1, 120), (6, 5)]
+    # (3, 60) is beaten by (2, 50), (5, 10) by (4, 10), (1, 120) by (1, 100); equal points both stay
+    assert pareto_front(points) == [6, 0, 1, 3, 4, 8]
+    assert pareto_front([]) == [] and pareto_front([(1.0, 1.0)]) == [0]
+    assert pareto_front([(1, 1), (2, 2), (3, 3)]) == [0]
+
+
+def _tradeoff_rows(n_crowd: int) -> list[dict]:
+    rows = [_row("c · full", seconds=1.1, peak_rss_mib=745.0, err_whole=0.0),
+            _row("eager · full", seconds=25.0, peak_rss_mib=817.0, err_whole=0.0),
+            _row("deepwave · disk", seconds=3.2, peak_rss_mib=12.8, err_whole=None),
+            _row("c · bdy disk · int8", seconds=0.8, peak_rss_mib=18.0, err_whole=7e-4),
+            _row("c · chunk-ckpt", status="failed", error="boom", seconds=None, peak_rss_mib=None)]
+    rows += [_row(f"c · bdy gpu · v{k}", seconds=0.85 + 0.01 * k, peak_rss_mib=30.0 + 0.7 * k, err_whole=10.0 ** (-6 + k % 4))
+             for k in range(n_crowd)]  # a crowd: one point per case, all within a few pixels
+    return rows
+
+
+@pytest.mark.parametrize("n_crowd", [0, 12])
+def test_tradeoff_figure(n_crowd):
+    rows = _tradeoff_rows(n_crowd)
+    fig = tradeoff_figure(dict(setup=dict(device="cpu", peak_kind="rss"), rows=rows))
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(panels) == (2 if n_crowd else 1)  # a crowd is drawn again, zoomed
+    assert all(ax.get_xscale() == ax.get_yscale() == "log" for ax in panels)
+    (legend,) = fig.legends
+    names = _legend_entries_drawn(legend, panels)
+    assert any(n.startswith("Pareto front") for n in names) and any(n.startswith("exact") for n in names)
+    # the front: c · bdy disk · int8 (fastest), then deepwave · disk (smaller), as a staircase
+    (front,) = [line for line in panels[0].lines if line.get_label().startswith("Pareto")]
+    assert [tuple(p) for p in front.get_xydata()] == [(0.8, 18.0), (3.2, 12.8)] and front.get_drawstyle() == "steps-post"
+    # every point that ran is labelled once, on the CPU with 'device' for 'gpu', the failed one nowhere
+    texts = [t for ax in panels for t in ax.texts if t.get_text() != "zoomed on the right"]
+    shown = sorted(t.get_text() for t in texts)
+    assert shown == sorted(["c full", "eager full", "deepwave disk", "c bdy disk int8"] +
+                           [f"c bdy device v{k}" for k in range(n_crowd)])
+    renderer = fig.canvas.get_renderer()
+    for ax in panels:  # the labels (without their leader lines) overlap one another nowhere
+        boxes = []
+        for t in ax.texts:
+            t.update_positions(renderer)
+            boxes.append(Text.get_window_extent(t, renderer))
+        assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[:i] if a.overlaps(b)]
+
+
+def test_plot_tradeoff_writes_png(tmp_path):
+    path = tmp_path / "tradeoff.png"
+    assert plot_tradeoff(dict(setup=dict(device="cpu"), rows=_tradeoff_rows(3)), str(path)) == str(path)
+    assert _is_png(path)
+    plot_tradeoff(dict(setup={}, rows=[]), str(tmp_path / "empty.png"))
+    assert _is_png(tmp_path / "empty.png")

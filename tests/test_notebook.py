@@ -1,4 +1,5 @@
-"""examples/strategy_comparison.ipynb runs end to end (on a small shot) and cleans up after itself."""
+"""examples/strategy_comparison.ipynb runs end to end (on sweep-bench --quick's shot, 5 or more grid points per
+wavelength: no dispersion warning) and cleans up after itself."""
 from __future__ import annotations
 
 import json
@@ -13,12 +14,14 @@ nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("ipykernel")
 
 from sweep.bench.cases import notebook_strategies  # noqa: E402
+from sweep.bench.shot import QUICK_DECIMATE, QUICK_FREQ, QUICK_NT, ricker_delay  # noqa: E402
 from sweep.propagator.c import library_available, load_error  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not library_available(), reason=f"impl='c' not built: {load_error()}")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "strategy_comparison.ipynb"
-SMALL = "nt = 120\ndecimate = 8   # 36 x 171 at 100 m\n"
+# sweep-bench --quick's shot: 71 x 341 at 50 m, 500 steps, a 2 Hz Ricker (7.4 points per wavelength).
+SMALL = f"nt = {QUICK_NT}\ndecimate = {QUICK_DECIMATE}\nfreq, delay = {QUICK_FREQ}, {ricker_delay(QUICK_FREQ)}\n"
 # The seed notebook's 21 strategies, in its order (cell 3).
 LABELS = [label for label, _ in notebook_strategies(disk_dir="unused")]
 
@@ -33,9 +36,9 @@ def _kernel_dir(root: Path) -> Path:
     return root
 
 
-def _stdout(cell) -> str:
+def _stream(cell, name: str = "stdout") -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", ())
-                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
+                   if o.get("output_type") == "stream" and o.get("name") == name)
 
 
 def test_strategy_comparison_notebook_runs(tmp_path, monkeypatch):
@@ -57,7 +60,7 @@ def test_strategy_comparison_notebook_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", str(_kernel_dir(tmp_path / "jupyter")))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("TMPDIR", str(scratch))  # the kernel's tempfile.mkdtemp goes here
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a 36 x 171 grid: threads only add overhead
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a 71 x 341 grid: threads only add overhead
 
     probe = nbformat.v4.new_code_cell("import sys\nprint('python:', sys.executable)\nprint('disk_dir:', disk_dir)",
                                       id="probe-disk-dir")
@@ -68,12 +71,14 @@ def test_strategy_comparison_notebook_runs(tmp_path, monkeypatch):
     client.execute()  # raises CellExecutionError if any cell fails
 
     by_id = {c.get("id"): c for c in nb.cells}
-    probed = dict(line.split(": ", 1) for line in _stdout(by_id["probe-disk-dir"]).splitlines())
+    probed = dict(line.split(": ", 1) for line in _stream(by_id["probe-disk-dir"]).splitlines())
     assert Path(probed["python"]).resolve() == Path(sys.executable).resolve()  # the kernel runs this venv
-    assert "shape: (36, 171)" in _stdout(by_id["setup"])
-    assert "observed: (1, 120, 100, 1)" in _stdout(by_id["observed"])
+    assert "shape: (71, 341)" in _stream(by_id["setup"])
+    assert "observed: (1, 500, 100, 1)" in _stream(by_id["observed"])
+    warned = [c.get("id") for c in nb.cells if "grid points per shortest wavelength" in _stream(c, "stderr")]
+    assert not warned, warned  # the small run samples its wavelet as finely as the library asks
 
-    out = _stdout(by_id["measure"])
+    out = _stream(by_id["measure"])
     assert "memory_report().peak_memory_bytes" in out  # CPU run: the tracked peak, and it says so
     labels = LABELS
     assert len(labels) == 21

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Callable
 
 from ..propagator.options import BoundaryOptions, CkptOptions, MemoryOptions
@@ -35,6 +36,12 @@ def notebook_strategies(disk_dir: str) -> list[tuple[str, dict]]:
     out += [("c · chunk-ckpt", dict(impl="c", memory=MemoryOptions("ckpt", ckpt=CkptOptions("chunk", chunks=100)))),
             ("c · recursive-ckpt", dict(impl="c", memory=MemoryOptions("ckpt", ckpt=CkptOptions("recursive", count=8))))]
     return out
+
+
+def display_label(label: str, device: str) -> str:
+    """``label`` as tables and figures show it: the notebook's 'gpu' storage (the compute device's memory)
+    reads 'device' when ``device`` is not a GPU. results.json keeps the notebook's labels."""
+    return label if device.startswith("cuda") else re.sub(r"\bgpu\b", "device", label)
 
 
 def memory_to_dict(memory: MemoryOptions) -> dict:

@@ -17,6 +17,8 @@ import warnings
 
 import torch
 
+from .shot import DISPERSION_WARNING
+
 MIB = 2**20
 
 
@@ -106,7 +108,8 @@ def warm_up(case: dict, setup: dict, device: torch.device) -> None:
 
 def main(argv: list[str]) -> None:
     setup_path, case_path, out_path, grad_path = argv
-    warnings.filterwarnings("ignore", message="only .* grid points per shortest wavelength")
+    # The parent says once when the grid is under 5 points per wavelength (shot.sampling_note).
+    warnings.filterwarnings("ignore", message=DISPERSION_WARNING)
     warnings.filterwarnings("ignore", message="pinned_memory=True has no effect")
     with open(case_path) as fh:
         case = json.load(fh)

@@ -1,4 +1,5 @@
-"""PNG figures of the benchmark results (the seed notebook's section 5 comparison, and knob sweeps).
+"""PNG figures of the benchmark results (the seed notebook's section 5 comparison, and knob sweeps; the
+trade-off figure is in :mod:`sweep.bench.tradeoff`).
 
 The figures are drawn on :class:`matplotlib.figure.Figure` with an explicit Agg canvas, so importing or
 calling this module never changes matplotlib's global backend.
@@ -11,6 +12,9 @@ import os
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from .cases import display_label
 
 LOCATION_COLOURS = {"device": "tab:blue", "host": "tab:orange", "disk": "tab:green"}
 PEAK_TITLES = {"cuda": "peak GPU memory (torch.cuda.max_memory_allocated)",
@@ -42,6 +46,18 @@ def _title(setup: dict) -> str:
     return ", ".join(parts)
 
 
+def plain_log_ticks(axis, lo: float, hi: float) -> None:
+    """Label a log ``axis`` spanning [``lo``, ``hi``] with plain numbers (40 and 0.7 rather than 4 x 10^1
+    and 7 x 10^-1): every decade, every minor tick within 6 times, those with leading digit 2, 3 or 5
+    within 100 times, no minor tick beyond."""
+    def fmt(v: float, _pos) -> str:
+        lead = round(v / 10 ** math.floor(math.log10(v) + 1e-9))
+        return f"{v:g}" if hi / lo <= 6 or lead in (1, 2, 3, 5) else ""
+
+    axis.set_major_formatter(FuncFormatter(fmt))
+    axis.set_minor_formatter(FuncFormatter(fmt) if hi / lo < 100 else NullFormatter())
+
+
 def _save(fig: Figure, path: str) -> str:
     FigureCanvasAgg(fig)
     folder = os.path.dirname(os.path.abspath(path))
@@ -71,7 +87,7 @@ def _linear_bars(ax, values: list[float | None], fmt: str, skip: list[bool]) -> 
 
 
 def plot_strategies(result: dict, path: str) -> str:
-    """Write the four-panel comparison of memory strategies as a PNG.
+    """Write the four-panel comparison of memory strategies as a PNG (:func:`strategies_figure`).
 
     Parameters
     ----------
@@ -80,7 +96,8 @@ def plot_strategies(result: dict, path: str) -> str:
         ``threads`` (figure title) and ``peak_kind`` ('cuda' or 'rss', panel (a)'s title). Each row
         uses ``label``, ``status`` ('failed' marks a failed run, with ``error``), ``cuda_peak_mib`` /
         ``peak_rss_mib``, ``stored_mib`` (MiB by 'device'/'host'/'disk', or None), ``seconds`` and
-        ``err_whole`` (relative L2 gradient difference from full storage, or None).
+        ``err_whole`` (relative L2 gradient difference from full storage, or None). Labels are shown
+        as :func:`~sweep.bench.cases.display_label` gives them for ``setup['device']``.
     path : str
         Where to write the PNG.
 
@@ -89,10 +106,16 @@ def plot_strategies(result: dict, path: str) -> str:
     str
         ``path``.
     """
+    return _save(strategies_figure(result), path)
+
+
+def strategies_figure(result: dict) -> Figure:
+    """The four-panel comparison of ``result`` (see :func:`plot_strategies`)."""
     rows = list(result.get("rows", []))
     setup = result.get("setup") or {}
     n = max(len(rows), 1)
-    labels = [str(r.get("label", f"row {i}")) for i, r in enumerate(rows)]
+    device = str(setup.get("device") or "cuda")
+    labels = [display_label(str(r.get("label", f"row {i}")), device) for i, r in enumerate(rows)]
     failed = [_failed(r) for r in rows]
     fig = Figure(figsize=(13, 4 * (0.3 * n + 1.3)), layout="constrained")
     axes = fig.subplots(4, 1)
@@ -167,38 +190,23 @@ def plot_strategies(result: dict, path: str) -> str:
 
     title = _title(setup)
     fig.suptitle("memory strategies" + (f": {title}" if title else ""), fontsize=13)
-    return _save(fig, path)
+    return fig
 
 
 def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def plot_sweep(sweep: dict, path: str) -> str | None:
-    """Write wall time and memory against one knob's values as a PNG, one line per strategy label.
-
-    Parameters
-    ----------
-    sweep : dict
-        ``{"knob": str, "values": [...], "rows": [...], "inert": str | None}`` (optionally ``setup``
-        as in :func:`plot_strategies`). Rows are :func:`plot_strategies` rows plus ``value`` (the knob
-        value) and ``label``; they use ``seconds``, ``tracked_peak_mib`` and ``cuda_peak_mib`` /
-        ``peak_rss_mib``. Failed rows (``status == 'failed'``) are skipped. Values that are not all
-        numbers are placed at categorical positions in the order of ``values``.
-    path : str
-        Where to write the PNG.
-
-    Returns
-    -------
-    str or None
-        ``path``, or None (nothing written) when ``sweep["inert"]`` is a string: the knob does
-        nothing on this device.
-    """
+def sweep_figure(sweep: dict) -> Figure | None:
+    """The knob-sweep figure of ``sweep`` (see :func:`plot_sweep`), or None for an inert knob."""
     if isinstance(sweep.get("inert"), str):
         return None
     knob = str(sweep.get("knob", "value"))
+    device = str((sweep.get("setup") or {}).get("device") or "cuda")
     rows = [r for r in sweep.get("rows", []) if not _failed(r)]
-    values = list(sweep.get("values") or dict.fromkeys(r.get("value") for r in rows))
+    swept = [r for r in rows if r.get("value") is not None]
+    references = [r for r in rows if r.get("value") is None]
+    values = list(sweep.get("values") or dict.fromkeys(r["value"] for r in swept))
     numeric = bool(values) and all(_is_number(v) for v in values)
     if numeric:
         def position(v):
@@ -211,19 +219,26 @@ def plot_sweep(sweep: dict, path: str) -> str | None:
 
     fig = Figure(figsize=(13, 5), layout="constrained")
     ax_t, ax_m = fig.subplots(1, 2)
-    colours = [f"C{i}" for i in range(10)]
-    for i, label in enumerate(dict.fromkeys(str(r.get("label", "")) for r in rows)):
-        mine = [(position(r.get("value")), r) for r in rows if str(r.get("label", "")) == label]
+    # (what, panel, line style, legend suffix): tracked peaks solid, measured peaks dashed.
+    metrics = ((lambda r: r.get("seconds"), ax_t, "-", ""),
+               (lambda r: r.get("tracked_peak_mib"), ax_m, "-", ": tracked peak"),
+               (_peak, ax_m, "--", ": measured peak"))
+    labels = list(dict.fromkeys(str(r.get("label", "")) for r in swept))
+    for i, label in enumerate(labels):
+        mine = [(position(r.get("value")), r) for r in swept if str(r.get("label", "")) == label]
         mine = sorted(((x, r) for x, r in mine if x is not None), key=lambda p: p[0])
-        colour = colours[i % len(colours)]
-
-        def series(key):
+        shown = display_label(label, device)
+        for key, ax, style, suffix in metrics:
             pts = [(x, key(r)) for x, r in mine if key(r) is not None]
-            return [p[0] for p in pts], [p[1] for p in pts]
-
-        ax_t.plot(*series(lambda r: r.get("seconds")), "o-", color=colour, label=label)
-        ax_m.plot(*series(lambda r: r.get("tracked_peak_mib")), "o-", color=colour, label=f"{label}: tracked peak")
-        ax_m.plot(*series(_peak), "s--", color=colour, label=f"{label}: measured peak")
+            if pts:  # a legend entry only for a line that is drawn
+                ax.plot(*zip(*pts), ("s" if style == "--" else "o") + style, color=f"C{i % 10}",
+                        label=shown + suffix)
+    # References (full storage) have no knob value: one level across the panel, in the legend as such.
+    for j, ref in enumerate(references, start=len(labels)):
+        shown = display_label(str(ref.get("label", "")), device) + " (reference)"
+        for key, ax, style, suffix in metrics:
+            if key(ref) is not None:
+                ax.axhline(key(ref), color=f"C{j % 10}", ls=style, lw=1.4, label=shown + suffix)
 
     ticks = [float(v) for v in values] if numeric else list(range(len(values)))
     spread = numeric and min(ticks) > 0 and max(ticks) / min(ticks) >= 50
@@ -236,14 +251,44 @@ def plot_sweep(sweep: dict, path: str) -> str | None:
             ax.set_xlim(-0.5, len(values) - 0.5)
         ax.set_xlabel(knob)
         ax.grid(alpha=0.3)
-        ax.set_ylim(bottom=0)
+        levels = [y for line in ax.get_lines() for y in line.get_ydata() if y > 0]
+        if levels and max(levels) / min(levels) > 20:
+            ax.set_yscale("log")  # e.g. full storage's 735 MiB beside boundary strips' 4 MiB
+            plain_log_ticks(ax.yaxis, *ax.get_ylim())
+        else:
+            ax.set_ylim(bottom=0)
+        if ax.get_lines():
+            ax.legend(fontsize=8 if ax is ax_t else 7)
     ax_t.set_ylabel("wall time (s)")
     ax_t.set_title("wall time, forward + backward", loc="left")
     ax_m.set_ylabel("MiB")
     ax_m.set_title("memory: tracked peak (solid), measured peak (dashed)", loc="left")
-    if rows:
-        ax_t.legend(fontsize=8)
-        ax_m.legend(fontsize=7)
     title = _title(sweep.get("setup") or {})
     fig.suptitle(f"sweep of {knob}" + (f": {title}" if title else ""), fontsize=13)
-    return _save(fig, path)
+    return fig
+
+
+def plot_sweep(sweep: dict, path: str) -> str | None:
+    """Write wall time and memory against one knob's values as a PNG, one line per strategy label.
+
+    Parameters
+    ----------
+    sweep : dict
+        ``{"knob": str, "values": [...], "rows": [...], "inert": str | None}`` (optionally ``setup``
+        as in :func:`plot_strategies`). Rows are :func:`plot_strategies` rows plus ``value`` (the knob
+        value) and ``label``; they use ``seconds``, ``tracked_peak_mib`` and ``cuda_peak_mib`` /
+        ``peak_rss_mib``. Rows whose ``value`` is None are references (full storage): a horizontal line
+        each. Failed rows (``status == 'failed'``) are skipped. Values that are not all numbers are
+        placed at categorical positions in the order of ``values``. A memory or time panel whose
+        levels span more than 20x has a log axis.
+    path : str
+        Where to write the PNG.
+
+    Returns
+    -------
+    str or None
+        ``path``, or None (nothing written) when ``sweep["inert"]`` is a string: the knob does
+        nothing on this device.
+    """
+    fig = sweep_figure(sweep)
+    return None if fig is None else _save(fig, path)

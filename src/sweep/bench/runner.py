@@ -10,33 +10,64 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
 import warnings
 from typing import Callable
 
-import numpy as np
 import torch
 
-from ..datasets import load_marmousi
-from .speed import seed_propagator, seed_shot
+from .shot import DISPERSION_WARNING
+from .speed import seed_propagator
+
+# How long a case's process may take to clean up (its disk files) after an interrupt before it is killed.
+STOP_GRACE_S = 10.0
 
 
-def write_setup(path: str, nt: int, decimate: int, device: str, threads: int) -> tuple[int, int]:
-    """Shot, starting model (smooth) and observed data (true model, computed once here); returns (nz, nx)."""
-    shot = seed_shot(nt, decimate)
-    vp_start = torch.from_numpy(np.ascontiguousarray(load_marmousi("smooth")[::decimate, ::decimate]))
-    nz, nx = vp_start.shape
+def write_setup(path: str, shot: dict, vp_start: torch.Tensor, nt: int, device: str, threads: int) -> None:
+    """Save the shot, the starting model and the observed data (of the true model, computed once here)."""
     dev = torch.device(device)
-    # The notebook's own grid is under 5 points per wavelength in its slowest layer: a known fact, not news.
+    # Where the grid is under 5 points per wavelength the caller has said so once (shot.sampling_note).
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="only .* grid points per shortest wavelength")
+        warnings.filterwarnings("ignore", message=DISPERSION_WARNING)
         impl = "eager" if dev.type != "cpu" else None  # the compiled back-end runs on the CPU
         observed = seed_propagator(shot, nt, dev, impl=impl)(
             shot["wavelet"], shot["sources"], shot["receivers"], [shot["vp"].to(dev)]).cpu()
     torch.save(dict(shot=shot, vp_start=vp_start, observed=observed, nt=nt, device=device, threads=threads), path)
-    return nz, nx
+
+
+class CasesInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_cases`, raised once the running case's process has ended.
+
+    Attributes
+    ----------
+    rows : list of dict
+        The rows (as :func:`run_cases` returns them) of the cases that finished at least one run.
+    runs : int
+        How many runs finished.
+    """
+
+    def __init__(self, rows: list[dict], runs: int) -> None:
+        super().__init__()
+        self.rows, self.runs = rows, runs
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End a case's process after an interrupt: SIGINT, so that it removes what it wrote (a disk store's
+    files), then SIGKILL if it has not ended within STOP_GRACE_S. It runs in its own session (see
+    :func:`_run_child`), so a terminal's Ctrl-C reaches only the parent, which decides here."""
+    try:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:  # also on a second Ctrl-C while waiting
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _run_child(setup: str, case: dict, workdir: str, index: int, threads: int) -> tuple[dict, str | None]:
@@ -47,11 +78,17 @@ def _run_child(setup: str, case: dict, workdir: str, index: int, threads: int) -
         json.dump(case, fh)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     load_before = os.getloadavg()
-    proc = subprocess.run([sys.executable, "-m", "sweep.bench.child", setup, case_path, out_path, grad_path],
-                          capture_output=True, text=True, env=env)
+    with subprocess.Popen([sys.executable, "-m", "sweep.bench.child", setup, case_path, out_path, grad_path],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          start_new_session=True) as proc:
+        try:
+            _, stderr = proc.communicate()
+        except BaseException:
+            _stop(proc)
+            raise
     row: dict = dict(load_before=list(load_before), load_after=list(os.getloadavg()))
     if proc.returncode != 0 or not os.path.exists(out_path):
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
         row.update(status="failed", error=lines[-1] if lines else f"exit status {proc.returncode}")
         return row, None
     with open(out_path) as fh:
@@ -81,20 +118,31 @@ def run_cases(cases: list[dict], setup: str, workdir: str, repeat: int, threads:
     """One row per case (in order), each case run ``repeat`` times in fresh processes, rounds interleaved.
 
     Every case's reference (see :func:`reference_label`) must be among ``cases``; ``progress(case, run)``
-    is called after each run."""
+    is called after each run. On Ctrl-C the running case's process is stopped and :class:`CasesInterrupted`
+    carries the rows of the cases that finished a run."""
     runs: list[list[dict]] = [[] for _ in cases]
     grads: dict[int, str] = {}
-    for _ in range(repeat):
-        for i, case in enumerate(cases):
-            run, grad = _run_child(setup, case, workdir, i, threads)
-            runs[i].append(run)
-            if grad is not None:
-                grads[i] = grad
-            progress(case, run)
+    try:
+        for _ in range(repeat):
+            for i, case in enumerate(cases):
+                run, grad = _run_child(setup, case, workdir, i, threads)
+                runs[i].append(run)
+                if grad is not None:
+                    grads[i] = grad
+                progress(case, run)
+    except KeyboardInterrupt:
+        raise CasesInterrupted(_rows(cases, runs, grads), sum(map(len, runs))) from None
+    return _rows(cases, runs, grads)
+
+
+def _rows(cases: list[dict], runs: list[list[dict]], grads: dict[int, str]) -> list[dict]:
+    """The rows of the cases with at least one run: median time, largest peak, errors against the reference."""
     index = {c["label"]: i for i, c in enumerate(cases)}
     references: dict[int, torch.Tensor] = {}  # loaded once, however many cases compare with it
     rows = []
     for i, case in enumerate(cases):
+        if not runs[i]:
+            continue
         ok = [r for r in runs[i] if r["status"] == "ok"]
         failed = [r for r in runs[i] if r["status"] == "failed"]
         row = dict(ok[-1] if ok else failed[-1], label=case["label"], contender=case["contender"],

@@ -8,19 +8,22 @@ from __future__ import annotations
 import torch
 
 from .driver import reverse
-from .protocol import Stepper
+from .protocol import Stepper, state_layout
 from .report import MemoryReport
 from .schedules import Schedule
 from .store import Workspace
 
 
 class ShapeOnlyStepper:
-    """``stepper``'s shapes with no-op steps: what a schedule needs to allocate what it would."""
+    """``stepper``'s shapes with no-op steps: what a schedule needs to allocate what it would.
+
+    The state's shape and dtype come from the stepper's ``state_shape`` and ``dtype``, so nothing that
+    grows with the problem is allocated; a stepper without them is asked for one ``initial()`` state.
+    """
 
     def __init__(self, stepper: Stepper) -> None:
         self._stepper = stepper
-        state = stepper.initial()
-        self._state = (tuple(state.shape), state.dtype)
+        self.state_shape, self.dtype = state_layout(stepper)
 
     def __getattr__(self, name: str):
         # Shapes and layout attributes (nt, snapshot_shape, strip_shape, rebuild_shape, ...) are the
@@ -28,8 +31,7 @@ class ShapeOnlyStepper:
         return getattr(self._stepper, name)
 
     def initial(self) -> torch.Tensor:
-        shape, dtype = self._state
-        return torch.empty(shape, dtype=dtype, device="meta")
+        return torch.empty(self.state_shape, dtype=self.dtype, device="meta")
 
     def advance(self, state, n0, n1, record=None, keep=None, strips=None) -> None:
         pass
@@ -54,14 +56,13 @@ def predict(stepper: Stepper, schedule: Schedule, nshots: int, nrec: int, need_w
             need_model: bool) -> MemoryReport:
     """The report a call with ``stepper`` and ``schedule`` would produce, forward and backward, with the
     gradients of the wavelet and/or the models as flagged; ``report.predicted`` is True."""
-    dry = ShapeOnlyStepper(stepper)
     report = MemoryReport(strategy=schedule.name, predicted=True)
     if not (need_wavelet or need_model):
         report.strategy = "none"
         report.forward_steps += stepper.nt
         return report
-    dtype = dry.initial().dtype
-    record = torch.empty((nshots, stepper.nt, nrec), dtype=dtype, device="meta")
+    dry = stepper if isinstance(stepper, ShapeOnlyStepper) else ShapeOnlyStepper(stepper)
+    record = torch.empty((nshots, stepper.nt, nrec), dtype=dry.dtype, device="meta")
     ws = Workspace(report, torch.device("meta"), dry=True)
     try:
         tape = schedule.forward(dry, ws, record)

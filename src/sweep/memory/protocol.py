@@ -29,9 +29,15 @@ class Stepper(Protocol):
     array}`` of positions along the strip's last axis (``[k, j]``: layer ``k`` across the edge,
     position ``j`` along it); the segments partition the strip. Codecs that need 2-D/3-D arrays (ZFP)
     and precursor skipping work per segment.
+
+    ``state_shape`` and ``dtype`` are ``initial()``'s shape and dtype (also the dtype of snapshots,
+    strips and rebuild fields), so that a prediction never allocates a state; a stepper without them
+    is asked for one ``initial()`` state instead (:func:`state_layout`).
     """
 
     nt: int
+    state_shape: tuple[int, ...]
+    dtype: torch.dtype
     snapshot_shape: tuple[int, ...]
     strip_shape: tuple[int, ...]
     strip_segments: dict[str, "numpy.ndarray"]
@@ -65,3 +71,13 @@ class Stepper(Protocol):
 
     def end_adjoint(self) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
         """(gradient w.r.t. the wavelet, [gradient w.r.t. each model]) accumulated since begin_adjoint."""
+
+
+def state_layout(stepper: Stepper) -> tuple[tuple[int, ...], torch.dtype]:
+    """``(state_shape, dtype)`` of ``stepper``'s states, without allocating one when the stepper declares
+    them (otherwise from one ``initial()`` state, which is then dropped)."""
+    shape, dtype = getattr(stepper, "state_shape", None), getattr(stepper, "dtype", None)
+    if shape is None or dtype is None:
+        state = stepper.initial()
+        shape, dtype = state.shape, state.dtype
+    return tuple(shape), dtype

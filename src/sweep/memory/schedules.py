@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .protocol import Stepper
+from .protocol import Stepper, state_layout
 from .serial import copy_into
 from .store import Part, Tape, Workspace
 
@@ -45,7 +45,12 @@ def new_state(stepper: Stepper, ws: Workspace, name: str) -> torch.Tensor:
 
 
 def new_adjoint(stepper: Stepper, ws: Workspace) -> torch.Tensor:
-    return ws.adopt("adjoint_state", torch.zeros_like(stepper.initial()))
+    """A zero adjoint state, tracked as working memory (allocated directly: ``zeros_like(initial())``
+    would hold a second, untracked state for a moment, and a dry run must not fill a meta tensor,
+    whose first fill costs PyTorch ~0.4 s of one-time setup)."""
+    shape, dtype = state_layout(stepper)
+    adj = ws.allocate("adjoint_state", shape, dtype)
+    return adj if ws.dry else adj.zero_()
 
 
 def snapshot_block(stepper: Stepper, ws: Workspace, name: str, steps: int, like: torch.Tensor) -> torch.Tensor:

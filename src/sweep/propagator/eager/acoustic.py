@@ -80,9 +80,20 @@ class EagerAcousticStepper:
         self._vjp = None
 
     # -- the protocol -------------------------------------------------------------------------
+    @property
+    def state_shape(self) -> tuple[int, int, int, int]:
+        """(6, nshots, NZ, NX): ``initial()``'s shape, known without allocating a state."""
+        p = self.problem
+        return (NFIELDS, p.nshots, *p.grid.shape)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Of states, snapshots, strips and rebuild fields: the model's."""
+        return self.problem.dtype
+
     def initial(self) -> torch.Tensor:
         p = self.problem
-        return torch.zeros((NFIELDS, p.nshots, *p.grid.shape), dtype=p.dtype, device=p.device)
+        return torch.zeros(self.state_shape, dtype=p.dtype, device=p.device)
 
     @property
     def snapshot_shape(self) -> tuple[int, int, int]:

@@ -8,6 +8,7 @@ part continues the same iterator up to ``EndReverse``.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -91,6 +92,13 @@ class _Plan:
                                f"disk_count={disk_count}")
 
 
+@functools.lru_cache(maxsize=64)
+def _plan(nt: int, count: int, disk_count: int) -> _Plan:
+    """One walk per (nt, count, disk_count) in the process: schedule objects (a plan per call shape, the
+    planner's candidates) share it, and a plan is never changed after it is built."""
+    return _Plan(nt, count, disk_count)
+
+
 class _Run:
     """One propagation call's walk of the schedule: the action iterator, the checkpoint slots, the
     working state and the block of snapshots held for the next ``Reverse``."""
@@ -171,13 +179,10 @@ class RecursiveCheckpointing:
         where = "" if storage in ("device", "gpu") else f", {storage}"
         disk = f", disk {disk_count}" if disk_count else ""
         self.name = f"ckpt-recursive({count}{where}{disk})"
-        self._plans: dict[int, _Plan] = {}
 
     def plan(self, nt: int) -> _Plan:
         """The slots, snapshot block and step counts of the schedule for ``nt`` steps (one walk, cached)."""
-        if nt not in self._plans:
-            self._plans[nt] = _Plan(nt, self.count, self.disk_count)
-        return self._plans[nt]
+        return _plan(nt, self.count, self.disk_count)
 
     # -- the two parts -------------------------------------------------------------------------
     def forward(self, stepper: Stepper, ws: Workspace, record: torch.Tensor) -> Tape:
@@ -203,8 +208,13 @@ class RecursiveCheckpointing:
         adj = new_adjoint(stepper, ws)
         run.adjoint_n = stepper.nt
         try:
-            for action in _actions_until(run, EndReverse):
-                self._do(action, stepper, ws, run, None, True, adj, grad_record)
+            if ws.dry:  # a prediction: the plan's walk of these very actions counted the steps
+                ws.report.replayed_steps += self.plan(stepper.nt).replayed_steps
+                ws.report.adjoint_steps += stepper.nt
+                run.adjoint_n = 0
+            else:
+                for action in _actions_until(run, EndReverse):
+                    self._do(action, stepper, ws, run, None, True, adj, grad_record)
             if run.adjoint_n != 0:
                 raise RuntimeError(f"ckpt-recursive: the schedule's reverse part stopped at step {run.adjoint_n}")
         finally:
@@ -222,7 +232,11 @@ class RecursiveCheckpointing:
                              option="CkptOptions.storage") if n else None
             slots[kind] = _Slots(store, kind, n)
         block = snapshot_block(stepper, ws, "snapshots", plan.block, state) if plan.block else None
-        run = _Run(iter(MultistageCheckpointSchedule(stepper.nt, self.count, self.disk_count)), slots, block)
+        # A dry run (a prediction) walks no actions: the buffers above are all the schedule allocates
+        # (a multistage schedule copies no state between memory and disk), and the plan, one walk of
+        # the same actions, has the step counts. Walking them again would cost ~0.2 s at nt = 10^4.
+        actions = None if ws.dry else iter(MultistageCheckpointSchedule(stepper.nt, self.count, self.disk_count))
+        run = _Run(actions, slots, block)
         run.work, run.work_n = state, 0
         return run
 
@@ -230,8 +244,12 @@ class RecursiveCheckpointing:
                replay: bool = False) -> None:
         """The actions up to ``EndForward``: the first sweep, recording into ``record``."""
         try:
-            for action in _actions_until(run, EndForward):
-                self._do(action, stepper, ws, run, record, replay, None, None)
+            if ws.dry:
+                ws.report.forward_steps += self.plan(stepper.nt).first_steps
+                run.work_n = stepper.nt
+            else:
+                for action in _actions_until(run, EndForward):
+                    self._do(action, stepper, ws, run, record, replay, None, None)
             if run.work_n != stepper.nt:
                 raise RuntimeError(f"ckpt-recursive: the schedule's forward part stopped at step {run.work_n}")
         finally:

@@ -200,6 +200,16 @@ def canonical_wavelet(wavelet: object, nt: int, nshots: int, nsrc: int, dtype: t
     return wavelet.reshape(as_3d).expand(nshots, nsrc, nt)
 
 
+def _distinct(wav: torch.Tensor) -> torch.Tensor:
+    """``wav`` without the copies it was broadcast to (axes of stride 0): its spectrum's peak and band are
+    those of all the copies (their sum only scales it), and nothing of nshots x nsrc x nt is materialised
+    before the memory guard has looked at the call."""
+    for axis in range(wav.dim() - 1):
+        if wav.stride(axis) == 0:
+            wav = wav.narrow(axis, 0, 1)
+    return wav
+
+
 def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_order: int, max_stable_dt: float,
                   vp: torch.Tensor, wavelet: object, sources: object, receivers: object,
                   pml_freq: float | None, pml_vmax: float | None = None) -> tuple[Problem, torch.Tensor]:
@@ -226,7 +236,7 @@ def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_orde
         raise ValueError(f"dt={dt} s is unstable for vmax={vmax:g} m/s, dh={dh} m, space_order={space_order}: "
                          f"the largest stable dt is {_round_down(max_stable_dt):.6g} s")
     wav = canonical_wavelet(wavelet, nt, nshots, src.shape[1], vp.dtype, vp.device)
-    wav_np = wav.detach().cpu().numpy()
+    wav_np = _distinct(wav).detach().cpu().numpy()
     fmax = max_frequency(wav_np, dt)
     if fmax > 0:
         points = float(vp.detach().min()) / fmax / dh

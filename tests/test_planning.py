@@ -145,8 +145,11 @@ def test_auto_with_a_tight_budget_and_disk_goes_multistage_or_staged():
 def test_budget_options_are_validated():
     assert parse_bytes("b", "512MiB") == 512 * 2**20 and parse_bytes("b", "1.5 GB") == 1_500_000_000
     assert MemoryOptions("auto", budget="8MiB").budget == 8 * 2**20
-    with pytest.raises(ValueError, match="needs budget="):
-        MemoryOptions("auto")
+    # Without budget=, the plan takes what is available (tests/test_guard.py); the disk only when asked.
+    assert MemoryOptions("auto").budget is None and MemoryOptions("auto").disk_budget is None
+    assert MemoryOptions("auto", disk_budget="available").disk_budget == "available"
+    with pytest.raises(ValueError, match="MemoryOptions.disk_budget"):
+        MemoryOptions("auto", disk_budget="everything")
     with pytest.raises(ValueError, match="budget and disk_budget apply to strategy='auto' only"):
         MemoryOptions("full", budget="1GiB")
     for bad in ("lots", "12 parsecs", -5, 0, True):

@@ -169,6 +169,9 @@ class MemoryReport:
                  f"(memory {self.peak_memory_bytes / mib:.2f} MiB)",
                  f"steps: forward {self.forward_steps}, replayed {self.replayed_steps}, "
                  f"rebuilt {self.rebuilt_steps}, adjoint {self.adjoint_steps}"]
+        if self.predicted:
+            lines.append(f"process estimate {self.process_bytes_estimate / mib:.2f} MiB (tracked peak in memory + "
+                         f"the call's other arrays {self.other_bytes / mib:.2f} MiB)")
         lines += [f"  {b.name:<22s} {b.role:<8s} {b.location:<6s} {b.dtype:<8s} {str(b.shape):<26s} "
                   f"{b.nbytes / mib:10.3f} MiB" + (f"  {b.path}" if b.path else "") for b in self.buffers]
         lines += [f"  note: {n}" for n in self.notes]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import math
 import os
-import shutil
 import tempfile
 import warnings
 import weakref
@@ -111,12 +110,9 @@ class DiskStore(ArrayStore):
                                                          shape=(count, *p.shape), nbytes=p.item_bytes * count,
                                                          role="stored"))
             return
+        # The free space is the memory guard's to check, for all of the call's files at once, before the
+        # call allocates anything (sweep.memory.guard); a disk that fills anyway raises in write().
         directory = workspace.private_dir(disk_dir, option)
-        needed = sum(p.item_bytes for p in parts) * count
-        free = shutil.disk_usage(directory).free
-        if needed > free:
-            raise OSError(errno.ENOSPC, f"{option}: {name} needs {needed} bytes on disk but {directory} has "
-                          f"{free} bytes free; free space, choose another disk_dir, or another storage")
         for p in self.parts:
             path = os.path.join(directory, f"{self._label(p)}.bin")
             buffer = Buffer(name=self._label(p), location="disk",

@@ -218,25 +218,29 @@ class MemoryOptions:
         the reason are logged (logger ``'sweep'``, INFO) and noted in the memory report; when nothing
         fits, the error names the smallest budget that would.
     budget : int or str, optional
-        ``'auto'`` only (required there): the most bytes the strategy's buffers may hold at once in
-        memory (device and host together: the predicted tracked peak), e.g. ``'512MiB'`` or ``2**29``.
-    disk_budget : int or str, optional
-        ``'auto'`` only: the most bytes on disk; None (default): disk is not used.
+        ``'auto'`` only: the most bytes the strategy's buffers may hold at once in memory (device and
+        host together: the predicted tracked peak), e.g. ``'512MiB'`` or ``2**29``. None (default):
+        what the memory guard finds available on the compute device when the call shape is first
+        planned (host RAM on a CPU, free memory on a CUDA device), less the call's other arrays
+        (data, gradients, padded model); the plan's reason says how much and where it came from.
+    disk_budget : int, str or 'available', optional
+        ``'auto'`` only: the most bytes on disk; ``'available'``: the free space of the disk directory
+        (``boundary.disk_dir`` / ``ckpt.disk_dir``, the smaller if they differ) when the call shape is
+        planned; None (default): disk is not used.
     """
 
     strategy: str = "full"
     boundary: BoundaryOptions = field(default_factory=BoundaryOptions)
     ckpt: CkptOptions = field(default_factory=CkptOptions)
     budget: int | str | None = None
-    disk_budget: int | str | None = None
+    disk_budget: int | str | None = None  # bytes, or 'available'
 
     def __post_init__(self) -> None:
         _choice("MemoryOptions.strategy", self.strategy, STRATEGIES)
         if self.strategy == "auto":
-            if self.budget is None:
-                raise ValueError("MemoryOptions(strategy='auto') needs budget=, e.g. budget='512MiB'")
-            object.__setattr__(self, "budget", parse_bytes("MemoryOptions.budget", self.budget))
-            if self.disk_budget is not None:
+            if self.budget is not None:
+                object.__setattr__(self, "budget", parse_bytes("MemoryOptions.budget", self.budget))
+            if self.disk_budget is not None and self.disk_budget != "available":
                 object.__setattr__(self, "disk_budget", parse_bytes("MemoryOptions.disk_budget", self.disk_budget))
         elif self.budget is not None or self.disk_budget is not None:
             raise ValueError(f"MemoryOptions.budget and disk_budget apply to strategy='auto' only, "

@@ -46,7 +46,7 @@ def _key(m: MemoryOptions) -> tuple:
 
 def _describe(m: MemoryOptions) -> str:
     return {"full": "full storage", "ckpt": f"checkpointing {m.ckpt}", "boundary": f"boundary saving {m.boundary}",
-            "auto": f"strategy='auto' with budget {m.budget}"}[m.strategy]
+            "auto": f"strategy='auto' with budget {m.budget or 'what is available'}"}[m.strategy]
 
 
 def _check_disk_dir(option: str, storage: str, disk_dir) -> None:

@@ -13,7 +13,10 @@ from ..equations import Acoustic
 from ..equations.stencils import check_space_order, stencil_radius
 from ..messages import plain
 from ..memory import MemoryReport, propagate
+from ..memory import available
+from ..memory.guard import check_fits
 from ..memory.predict import predict
+from ..memory.protocol import state_layout
 from .grid import PaddedGrid
 from .options import CUDAOptions, EagerOptions, MemoryOptions
 from .setup import build_problem, check_models
@@ -144,6 +147,17 @@ class PropTorch:
         Velocity (m/s) that sets the C-PML damping ``d0``; default the peak of each call's velocity
         model. Given, the absorbing layer no longer depends on the model at all. The stability check
         uses the model's own peak velocity either way.
+    memory_guard : bool
+        Before each call allocates anything that grows with the problem, compare its prediction
+        (:meth:`estimate_memory`'s: the strategy's tracked peak per location plus the call's other
+        arrays) with what is available now where each buffer would live: host RAM (the smaller of
+        ``MemAvailable`` and the cgroup's headroom; the compute device's memory too on a CPU), the free
+        memory of a CUDA device, the free space of the disk directory; raise
+        :class:`~sweep.memory.InsufficientMemoryError` (a ``MemoryError``) naming the bytes by
+        location, what is available and the fastest exact strategy that fits, when a location needs
+        more than is available. Default True; False skips the check. The prediction is made once per
+        call shape and cached; availability is read at every call (about 0.1 ms). It is a number read
+        now, not a reservation: processes sharing a node all see the same memory.
 
     Gradient
     --------
@@ -164,7 +178,7 @@ class PropTorch:
                  impl: str | None = None, use_ckpt: bool | None = None, ckpt_chunks: int = 100,
                  memory: MemoryOptions | None = None, eager_options: EagerOptions | None = None,
                  cuda_options: CUDAOptions | None = None, pml_freq: float | None = None,
-                 pml_vmax: float | None = None) -> None:
+                 pml_vmax: float | None = None, memory_guard: bool = True) -> None:
         if not isinstance(equation, Acoustic):
             raise TypeError(f"equation must be an Acoustic, got {type(equation).__name__}")
         if not (isinstance(shape, (tuple, list)) and len(shape) == 2):
@@ -195,8 +209,12 @@ class PropTorch:
         self.impl = choose_impl(impl, equation.device)
         self.cuda_options = cuda_options or CUDAOptions()
         self.memory = resolve_memory(self.impl, memory, use_ckpt, self.ckpt_chunks, cuda_options)
+        if not isinstance(memory_guard, bool):
+            raise ValueError(f"memory_guard must be a bool, got {memory_guard!r}")
+        self.memory_guard = memory_guard
         self._schedule = make_schedule(self.memory)  # None for strategy='auto': planned per call shape
-        self._plans: dict = {}
+        self._plans: dict = {}  # strategy='auto': call shape -> (Plan, schedule)
+        self._predictions: dict = {}  # the guard's: (call shape, gradient flags) -> predicted report
         self.grid = PaddedGrid(nz=self.shape[0], nx=self.shape[1], abcn=self.abcn, free_surface=free_surface,
                                radius=self.radius)
         self._last_report: MemoryReport | None = None
@@ -229,17 +247,77 @@ class PropTorch:
                                      pml_freq=self.pml_freq, pml_vmax=self.pml_vmax)
         return models, problem, wav, self._make_stepper(problem)
 
+    @staticmethod
+    def _call_shape(problem) -> tuple:
+        """What a prediction or a plan depends on besides the propagator's own settings."""
+        return (problem.nshots, problem.nrec, problem.nsrc, problem.dtype, str(problem.device))
+
+    @staticmethod
+    def _needs(wav: torch.Tensor, models: Sequence[torch.Tensor]) -> tuple[bool, bool]:
+        """(wavelet gradient, model gradient) as autograd will ask for them in this call."""
+        grad = torch.is_grad_enabled()
+        return grad and wav.requires_grad, grad and any(m.requires_grad for m in models)
+
     def _schedule_for(self, stepper, problem) -> tuple[object, str | None]:
         """The call's schedule; for strategy='auto' the plan for this call shape (cached) and its reason."""
         if self._schedule is not None:
             return self._schedule, None
-        key = (problem.nshots, problem.nrec, problem.nsrc, problem.dtype, str(problem.device))
+        key = self._call_shape(problem)
         if key not in self._plans:
             from .planner import plan
 
-            self._plans[key] = plan(self.memory, stepper, problem.nshots, problem.nrec)
-        chosen = self._plans[key]
-        return make_schedule(chosen.memory), chosen.reason
+            chosen = plan(self.memory, stepper, problem.nshots, problem.nrec, problem.device,
+                          self._other_bytes(problem, stepper, True, True))
+            self._plans[key] = (chosen, make_schedule(chosen.memory))
+        chosen, schedule = self._plans[key]
+        return schedule, chosen.reason
+
+    def _other_bytes(self, problem, stepper, need_wavelet: bool, need_model: bool) -> int:
+        """The call's arrays outside the strategy's buffers, bytes: receiver data (and its gradient),
+        gradient accumulators and the padded model; without a gradient, the one forward state."""
+        item = torch.empty((), dtype=problem.dtype).element_size()
+        data = problem.nshots * self.nt * problem.nrec * item
+        padded = problem.w_padded.numel() * item
+        if need_wavelet or need_model:
+            grads = (math.prod(stepper.snapshot_shape) * item if need_model else 0) + \
+                (problem.wavelet.numel() * item if need_wavelet else 0)
+            return 2 * data + padded + grads
+        return data + padded + math.prod(state_layout(stepper)[0]) * item
+
+    def _predict(self, problem, stepper, schedule, need_wavelet: bool, need_model: bool) -> MemoryReport:
+        """The call's predicted report: the schedule run dry, plus the call's other arrays. The one path
+        behind :meth:`estimate_memory` and the memory guard."""
+        report = predict(stepper, schedule, problem.nshots, problem.nrec, need_wavelet, need_model)
+        report.other_bytes = self._other_bytes(problem, stepper, need_wavelet, need_model)
+        return report
+
+    def _guard(self, problem, stepper, schedule, need_wavelet: bool, need_model: bool) -> None:
+        """Raise InsufficientMemoryError if the call's prediction exceeds what is available (see
+        ``memory_guard``). The prediction is cached per call shape: an FWI loop pays its dry run once."""
+        key = (self._call_shape(problem), need_wavelet, need_model)
+        if key not in self._predictions:
+            self._predictions[key] = self._predict(problem, stepper, schedule, need_wavelet, need_model)
+        report = self._predictions[key]
+        separate = problem.device.type != "cpu"  # a CPU's 'device' memory is host RAM
+        disk_dir = getattr(schedule, "disk_dir", None)
+        places = {"host": available.host_memory()}  # read at every call: it changes
+        if separate:
+            places["device"] = available.device_memory(problem.device)
+        if report.peak_bytes.get("disk"):
+            places["disk"] = available.disk_space(disk_dir)
+
+        def suggest() -> str:
+            if not (need_wavelet or need_model):
+                return ("a call without gradient keeps nothing for a backward pass, so no memory strategy "
+                        "makes it smaller: propagate fewer shots per call")
+            from .planner import suggest as fastest_fitting
+
+            memory = places["device" if separate else "host"]
+            budget = None if memory is None else memory.nbytes - report.other_bytes
+            return fastest_fitting(stepper, problem.nshots, problem.nrec, budget,
+                                   available.disk_space(disk_dir).nbytes, disk_dir)
+
+        check_fits(report, places, separate, suggest)
 
     def __call__(self, wavelet, sources, receivers, models: Sequence[torch.Tensor]) -> torch.Tensor:
         """Propagate and record.
@@ -258,9 +336,17 @@ class PropTorch:
         Returns
         -------
         torch.Tensor, (nshots, nt, nrec, ncomp), the models' dtype and device.
+
+        Raises
+        ------
+        sweep.memory.InsufficientMemoryError
+            With ``memory_guard`` (the default), before anything that grows with the problem is
+            allocated, when the call's prediction exceeds what is available (see the class docstring).
         """
         models, problem, wav, stepper = self._prepare(wavelet, sources, receivers, models)
         schedule, reason = self._schedule_for(stepper, problem)
+        if self.memory_guard:
+            self._guard(problem, stepper, schedule, *self._needs(wav, models))
         report = MemoryReport(strategy=schedule.name)
         if reason:
             report.notes.append(reason)
@@ -268,35 +354,44 @@ class PropTorch:
         data = propagate(stepper, schedule, report, problem.nshots, problem.nrec, wav, models)
         return data.unsqueeze(-1).expand(*data.shape, len(self.receiver_fields))
 
-    def estimate_memory(self, wavelet, sources, receivers, models: Sequence[torch.Tensor]) -> MemoryReport:
+    def estimate_memory(self, wavelet, sources, receivers, models: Sequence[torch.Tensor],
+                        gradient: bool | None = None) -> MemoryReport:
         """The memory report the call with these arguments would produce, forward and backward, without
         propagating (same arguments as a call; nothing is computed, allocated or written).
 
         The call's own schedule runs on a shape-only stepper in a workspace of ``'meta'`` tensors, so
         the predicted buffers, stored bytes (by location, dtype and role), tracked peaks and step counts
         equal the measured report's wherever sizes do not depend on the data (every lossless strategy,
-        store and codec); data-dependent sizes are predicted as upper bounds. As in a call, a gradient
-        is planned for the inputs that require grad (none under ``torch.no_grad()``). Disk buffers have
-        no path (no file is created). ``process_bytes_estimate`` adds the call's other arrays (data and
-        its gradient, gradient accumulators, the padded model) to the tracked peak.
+        store and codec); data-dependent sizes are predicted as upper bounds. Disk buffers have no path
+        (no file is created). ``process_bytes_estimate`` adds the call's other arrays (data and its
+        gradient, gradient accumulators, the padded model) to the tracked peak. The memory guard
+        compares this very prediction with what is available.
+
+        Parameters
+        ----------
+        gradient : bool, optional
+            None (default): as the call would, a gradient for the inputs that require grad (none under
+            ``torch.no_grad()``, and then the report is strategy ``'none'`` with a note saying why).
+            True: the call with a model gradient (and a wavelet gradient if the wavelet requires grad),
+            whatever the models' ``requires_grad`` and the grad mode. False: a call without gradient.
         """
+        if gradient is not None and not isinstance(gradient, bool):
+            raise ValueError(f"gradient must be None, True or False, got {gradient!r}")
         models, problem, wav, stepper = self._prepare(wavelet, sources, receivers, models)
         schedule, reason = self._schedule_for(stepper, problem)
-        grad = torch.is_grad_enabled()
-        need_wavelet = grad and wav.requires_grad
-        need_model = grad and any(m.requires_grad for m in models)
-        report = predict(stepper, schedule, problem.nshots, problem.nrec, need_wavelet, need_model)
+        need_wavelet, need_model = self._needs(wav, models)
+        if gradient is not None:
+            need_wavelet, need_model = gradient and wav.requires_grad, gradient
+        report = self._predict(problem, stepper, schedule, need_wavelet, need_model)
         if reason:
             report.notes.append(reason)
-        item = torch.empty((), dtype=problem.dtype).element_size()
-        data = problem.nshots * self.nt * problem.nrec * item
-        padded = problem.w_padded.numel() * item
-        if need_wavelet or need_model:
-            grads = (math.prod(stepper.snapshot_shape) * item if need_model else 0) + \
-                (problem.wavelet.numel() * item if need_wavelet else 0)
-            report.other_bytes = 2 * data + padded + grads
-        else:
-            report.other_bytes = data + padded + math.prod(stepper.initial().shape) * item
+        if not (need_wavelet or need_model):
+            why = ("gradient=False" if gradient is False else
+                   "grad mode is off (torch.no_grad())" if not torch.is_grad_enabled() else
+                   "neither the models nor the wavelet require grad")
+            report.notes.append(f"no gradient: {why}, so the call only propagates forward and keeps nothing for a "
+                                f"backward pass (strategy {schedule.name} is not used); "
+                                "estimate_memory(..., gradient=True) predicts the call with a model gradient")
         return report
 
     def memory_report(self) -> MemoryReport:

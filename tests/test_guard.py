@@ -1,6 +1,7 @@
 """The memory guard: a call whose prediction exceeds what is available raises before it allocates;
 strategy='auto' without a budget plans for what is available; predictions allocate no state."""
 import os
+import pickle
 import re
 import shutil
 
@@ -63,6 +64,8 @@ def test_refuses_before_allocating_and_suggests_what_fits(monkeypatch):
     assert "fastest exact strategy that fits what is available: boundary saving on the device" in text
     assert err.value.needed == {"host": full} and err.value.available["host"].nbytes == full - 1
     assert isinstance(err.value, MemoryError)
+    again = pickle.loads(pickle.dumps(err.value))  # e.g. from a worker process
+    assert str(again) == text and again.needed == err.value.needed and again.available == err.value.available
     # The suggestion does fit: that call passes the guard and runs.
     got = measured(prop_with(suggested(err.value)), *call_args(NT, 2))
     assert got.strategy.startswith("boundary(gpu")

@@ -33,6 +33,10 @@ class InsufficientMemoryError(MemoryError):
         super().__init__(message)
         self.needed, self.available, self.suggestion = needed, available, suggestion
 
+    def __reduce__(self):
+        # Rebuilt whole when it crosses a process boundary (multiprocessing pickles exceptions).
+        return type(self), (str(self), self.needed, self.available, self.suggestion)
+
 
 def needed_bytes(report: MemoryReport, separate_device: bool) -> dict[str, int]:
     """Predicted bytes per place: the tracked peak per location plus the call's other arrays

@@ -200,6 +200,26 @@ def check_disk_dir(owner: str, disk_dir: str | os.PathLike) -> str:
     return path
 
 
+def new_private_dir(disk_dir: str | os.PathLike | None, owner: str) -> str:
+    """A new private directory (``sweep-XXXXXXXX``) inside ``disk_dir`` or the system temporary directory.
+
+    Raises
+    ------
+    ValueError, PermissionError, OSError
+        ``disk_dir`` is not an existing directory, or takes no new entries; the message names
+        ``{owner}.disk_dir``.
+    """
+    parent = check_disk_dir(owner, tempfile.gettempdir() if disk_dir is None else disk_dir)
+    try:
+        return tempfile.mkdtemp(prefix="sweep-", dir=parent)
+    except OSError as exc:
+        # check_disk_dir's os.access passes for root, and for pseudo file systems that refuse mkdir anyway.
+        if exc.errno in _NOT_WRITABLE:
+            raise PermissionError(_not_writable(owner, parent, _NOT_WRITABLE[exc.errno])) from exc
+        raise OSError(exc.errno, f"{owner}.disk_dir={parent!r}: cannot create a directory there "
+                      f"({exc.strerror})") from exc
+
+
 _warned_pinned = False
 
 
@@ -269,16 +289,7 @@ class Workspace:
         """This call's own directory (``sweep-XXXXXXXX``) inside ``disk_dir`` or the system temp dir."""
         if self._dirs:
             return self._dirs[0]
-        owner = option.rsplit(".", 1)[0]  # 'BoundaryOptions.storage' -> 'BoundaryOptions'
-        parent = check_disk_dir(owner, tempfile.gettempdir() if disk_dir is None else disk_dir)
-        try:
-            path = tempfile.mkdtemp(prefix="sweep-", dir=parent)
-        except OSError as exc:
-            # check_disk_dir's os.access passes for root, and for pseudo file systems that refuse mkdir anyway.
-            if exc.errno in _NOT_WRITABLE:
-                raise PermissionError(_not_writable(owner, parent, _NOT_WRITABLE[exc.errno])) from exc
-            raise OSError(exc.errno, f"{owner}.disk_dir={parent!r}: cannot create a directory there "
-                          f"({exc.strerror})") from exc
+        path = new_private_dir(disk_dir, option.rsplit(".", 1)[0])  # 'BoundaryOptions.storage' -> 'BoundaryOptions'
         self._dirs.append(path)
         return path
 

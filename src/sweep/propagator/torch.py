@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import os
 import warnings
 from typing import Sequence
 
@@ -12,11 +13,11 @@ import torch
 from ..equations import Acoustic
 from ..equations.stencils import check_space_order, stencil_radius
 from ..messages import plain
-from ..memory import MemoryReport, propagate
-from ..memory import available
+from ..memory import BoundarySaving, MemoryReport, available, propagate
 from ..memory.guard import check_fits
 from ..memory.predict import predict
 from ..memory.protocol import state_layout
+from ..memory.store import new_private_dir
 from .grid import PaddedGrid
 from .options import CUDAOptions, EagerOptions, MemoryOptions
 from .setup import build_problem, check_models
@@ -305,6 +306,11 @@ class PropTorch:
             places["device"] = available.device_memory(problem.device)
         if report.peak_bytes.get("disk"):
             places["disk"] = available.disk_space(disk_dir)
+            if places["disk"].nbytes < report.peak_bytes["disk"]:
+                # A directory that takes no files at all (a read-only or pseudo file system, which
+                # reports 0 bytes free) is refused as such, as the store would when creating one.
+                os.rmdir(new_private_dir(disk_dir, "BoundaryOptions" if isinstance(schedule, BoundarySaving)
+                                         else "CkptOptions"))
 
         def suggest() -> str:
             if not (need_wavelet or need_model):

@@ -144,3 +144,15 @@ def test_ctrl_c_under_torchrun_prints_the_line_once(tmp_path):
     assert len(STOPPED.findall(output)) == 1, output[-3000:]
     # torchrun reports the signal with a traceback of its own; no rank shows one.
     assert not re.search(r'File ".*[/\\]sweep[/\\]', output), output[-3000:]
+
+
+def test_a_call_that_cannot_fit_exits_1_with_the_guards_message(tmp_path, capsys, monkeypatch):
+    """The memory guard's refusal is the command's error (exit 1, no traceback), not a crash."""
+    from sweep.memory import available
+    from sweep.memory.available import Available
+
+    monkeypatch.setattr(available, "host_memory", lambda root="/": Available(1 << 20, "fake MemAvailable"))
+    assert main(TINY + ["--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sweep-fwi: this call needs more memory than is available") and "Traceback" not in err
+    assert "fake MemAvailable" in err

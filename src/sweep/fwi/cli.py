@@ -14,6 +14,7 @@ from typing import NoReturn
 import numpy as np
 import torch
 
+from ..memory import InsufficientMemoryError
 from ..propagator.options import BoundaryOptions, CkptOptions, EagerOptions, MemoryOptions
 from .batches import ShotBatches
 from .atomic import replacing
@@ -203,8 +204,10 @@ def invert(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``sweep-fwi`` command: exit status 0 when done, 2 on bad usage (one line), 130 after Ctrl-C
-    (one line saying where the run stopped and that rerunning the command resumes it)."""
+    """The ``sweep-fwi`` command: exit status 0 when done, 2 on bad usage (one line), 1 when a propagation
+    call would not fit in memory (the memory guard's message: what it needs, what is available, a strategy
+    that fits), 130 after Ctrl-C (one line saying where the run stopped and that rerunning the command
+    resumes it)."""
     args = parser().parse_args(argv)
     try:
         invert(args)
@@ -215,4 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"sweep-fwi: error: {exc}", file=sys.stderr)
         return 2
+    except InsufficientMemoryError as exc:
+        print(f"sweep-fwi: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -303,6 +303,11 @@ class CAcousticStepper:
         return torch.zeros(self._shape, dtype=self.problem.dtype)
 
     @property
+    def dtype(self) -> torch.dtype:
+        """Of states, snapshots, strips and rebuild fields: the model's (float32 or float64)."""
+        return self.problem.dtype
+
+    @property
     def state_shape(self) -> tuple[int, int, int, int]:
         """(6, nshots, NZ, NX): the shape of ``initial()``, known without allocating it."""
         return self._shape

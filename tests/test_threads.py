@@ -18,7 +18,7 @@ class Clock:
 
 
 def governor(clock: Clock, **kw) -> ThreadGovernor:
-    return ThreadGovernor(min_share=0.7, min_backoff=0.25, max_backoff=1.0, min_wall=1e-3, clock=clock, **kw)
+    return ThreadGovernor(min_share=0.7, min_backoff=0.25, max_backoff=1.0, window=0.01, clock=clock, **kw)
 
 
 def test_full_count_while_threads_run_freely():
@@ -69,14 +69,25 @@ def test_back_off_doubles_while_busy_up_to_its_cap_and_resets_when_free():
     assert round(clock.now - start, 2) == 0.25
 
 
-def test_short_single_thread_and_disabled_calls_are_not_judged():
+def test_calls_are_judged_over_a_window_not_one_by_one():
     clock = Clock()
     g = governor(clock)
-    g.observe(2, 2, wall=1e-4, cpu=1e-4)  # shorter than min_wall: overhead, not load
-    g.observe(1, 2, wall=0.01, cpu=0.001)  # one thread cannot be oversubscribed by itself
+    g.observe(2, 2, wall=0.004, cpu=0.001)  # one call held up (a hypervisor pause, page faults) ...
+    g.observe(2, 2, wall=0.008, cpu=0.0165)  # ... among calls that run freely: 1.33 cores over the window
+    assert not g.limited and g.threads(2) == 2
+    g.observe(2, 2, wall=0.006, cpu=0.006)
+    assert not g.limited  # the window is not full yet
+    g.observe(2, 2, wall=0.006, cpu=0.006)
+    assert g.limited and g.threads(2) == 1
+
+
+def test_single_thread_and_disabled_calls_are_not_judged():
+    clock = Clock()
+    g = governor(clock)
+    g.observe(1, 2, wall=0.05, cpu=0.001)  # one thread cannot be oversubscribed by itself
     assert not g.limited and g.threads(2) == 2
     off = governor(clock, enabled=False)
-    off.observe(2, 2, wall=0.01, cpu=0.01)
+    off.observe(2, 2, wall=0.05, cpu=0.05)
     assert off.threads(2) == 2
 
 

@@ -6,8 +6,9 @@
  * wake each other on one core, so a spinning thread holds that core for a whole time slice while the
  * thread it waits for cannot run: boundary saving and Revolve, which make hundreds or thousands of short
  * calls, ran 10-30x slower with 2 threads than with 1 beside another busy process. Here every wait
- * (a worker waiting for work, the caller waiting for the workers, a band waiting for its neighbours) spins
- * for a few microseconds, yielding the core to any other runnable thread, then sleeps on a futex.
+ * (a worker waiting for work, the caller waiting for the workers, a band waiting for its neighbours) spins,
+ * yielding the core to any other runnable thread, then sleeps on a futex: for some 20 us inside a call,
+ * about 1 ms for an idle worker between calls (pool.c).
  *
  * A run also measures itself: its wall time and the CPU time its threads got. With n threads that are
  * actually running, CPU / wall is close to n; on an oversubscribed machine it falls towards 1 (the

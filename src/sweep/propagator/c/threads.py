@@ -5,9 +5,10 @@ their neighbours every step. That is fast on free cores and slow on a busy machi
 threads that wake each other on one core, where they take turns, so two threads do one thread's work
 plus the hand-overs (measured beside another 2-thread process: boundary saving 11x, Revolve 34x slower
 with 2 threads than with 1 before this governor). Each banded kernel call reports its wall time and the
-CPU time its threads got (``pool.h``); when the threads got less than ``min_share`` of the cores they
-asked for, the next calls use fewer threads, and full count is tried again after a back-off that doubles
-while the machine stays busy (0.25 s, 0.5 s, ... 8 s). Results do not depend on the thread count (bit
+CPU time its threads got (``pool.h``). Over a window of calls (50 ms of wall time: a single call can be
+held up by a page-fault storm or a hypervisor pause on a quiet machine), when the threads got less than
+``min_share`` of the cores they asked for, the next calls use fewer threads, and the full count is tried
+again after a back-off that doubles while the machine stays busy (0.25 s, 0.5 s, ... 8 s). Results do not depend on the thread count (bit
 for bit), so switching is free of numerical effect. Calls with at least as many shots as threads run
 whole shots per thread with no waiting, and are left alone.
 
@@ -35,8 +36,8 @@ class ThreadGovernor:
         threads must get at least 1.4 cores' worth).
     min_backoff, max_backoff : float
         Seconds to stay at the reduced count after the first and after repeated stalls.
-    min_wall : float
-        Calls shorter than this (seconds) are not judged: their timing is mostly overhead.
+    window : float
+        Wall seconds of calls at one thread count that are judged together.
     enabled : bool
         False: always the requested count.
     clock : callable
@@ -44,12 +45,13 @@ class ThreadGovernor:
     """
 
     def __init__(self, min_share: float = 0.7, min_backoff: float = 0.25, max_backoff: float = 8.0,
-                 min_wall: float = 2e-4, enabled: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
+                 window: float = 0.05, enabled: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
         self.min_share, self.min_backoff, self.max_backoff = min_share, min_backoff, max_backoff
-        self.min_wall, self.enabled, self.clock = min_wall, enabled, clock
+        self.window, self.enabled, self.clock = window, enabled, clock
         self._limit: int | None = None  # the reduced count, while clock() < self._until
         self._until = 0.0
         self._backoff = min_backoff
+        self._seen = [0, 0.0, 0.0]  # thread count, wall and CPU seconds of the calls in the current window
 
     @property
     def limited(self) -> bool:
@@ -65,8 +67,16 @@ class ThreadGovernor:
     def observe(self, threads: int, requested: int, wall: float, cpu: float) -> None:
         """Learn from a banded call that ran ``threads`` threads (of ``requested``) for ``wall`` seconds
         and got ``cpu`` CPU seconds in all."""
-        if not self.enabled or threads <= 1 or wall < self.min_wall:
+        if not self.enabled or threads <= 1:
             return
+        if self._seen[0] != threads:
+            self._seen = [threads, 0.0, 0.0]
+        self._seen[1] += wall
+        self._seen[2] += cpu
+        if self._seen[1] < self.window:
+            return
+        _, wall, cpu = self._seen
+        self._seen = [threads, 0.0, 0.0]
         share = cpu / (wall * threads)
         if share >= self.min_share:
             if threads >= requested:

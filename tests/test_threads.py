@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sweep.memory.serial import copy_into, one_torch_thread
-from sweep.propagator.c.threads import ThreadGovernor
+from sweep.propagator.threads import ThreadGovernor
 
 
 class Clock:
@@ -151,3 +151,31 @@ def test_import_sets_a_passive_openmp_wait_policy_only_when_it_can_and_nobody_ch
     out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == str(expected)
+
+
+def test_eager_blocks_run_on_the_governors_count_and_report_to_it(monkeypatch):
+    import sweep.propagator.threads as threads_module
+
+    clock = Clock()
+    g = governor(clock)
+    seen = []
+    real_observe = g.observe
+    monkeypatch.setattr(g, "observe", lambda *a, **kw: (seen.append(a), real_observe(*a, **kw)))
+    monkeypatch.setattr(threads_module, "GOVERNOR", g)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with threads_module.governed_torch_threads(torch.device("cpu")):
+            assert torch.get_num_threads() == 2
+        g.observe(2, 2, wall=0.05, cpu=0.05)  # a stall: the next block runs on one thread
+        seen.clear()
+        with pytest.raises(RuntimeError):
+            with threads_module.governed_torch_threads(torch.device("cpu")):
+                assert torch.get_num_threads() == 1
+                raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2  # restored, even on an error
+        assert [s[:2] for s in seen] == [(1, 2)]
+        with threads_module.governed_torch_threads(torch.device("meta")):  # not the CPU: left alone
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -19,7 +19,7 @@ import torch
 
 from ...equations.stencils import FIRST_DERIVATIVE, SECOND_DERIVATIVE
 from ..setup import Problem
-from .threads import GOVERNOR
+from ..threads import GOVERNOR
 
 __all__ = ["CAcousticStepper", "build_instructions", "code_path", "fma_peak", "library_available", "load_error"]
 

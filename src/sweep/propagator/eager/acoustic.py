@@ -25,9 +25,18 @@ import torch.nn.functional as F
 
 from ...equations.stencils import FIRST_DERIVATIVE, SECOND_DERIVATIVE
 from ..setup import Problem
+from ..threads import governed_torch_threads
 
 U_PREV, U, PSI_X, PSI_Z, ZETA_X, ZETA_Z = range(6)
 NFIELDS = 6
+#: Steps run with one thread count of the governor (threads.py): long enough to be judged, short enough
+#: to follow the machine's load within a call.
+GOVERNED_STEPS = 16
+
+
+def _blocks(steps: range) -> list[range]:
+    """``steps`` in consecutive pieces of at most GOVERNED_STEPS, in its order."""
+    return [steps[i:i + GOVERNED_STEPS] for i in range(0, len(steps), GOVERNED_STEPS)]
 
 
 _compiled_step = None
@@ -126,15 +135,17 @@ class EagerAcousticStepper:
         gets u_{n-1} on the strip cells."""
         wavelet = self.problem.wavelet
         step = partial(_compiled(), self) if self.use_compile else self.step
-        for n in range(n0, n1):
-            if strips is not None:
-                strips[n - n0].copy_(self._strip(self._physical(state[U_PREV])))
-            new, rec, sensitivity = step(state, self.w, wavelet[:, :, n])
-            if record is not None:
-                record[:, n] = rec
-            if keep is not None:
-                keep[n - n0].copy_(self._physical(sensitivity))
-            state.copy_(new)
+        for block in _blocks(range(n0, n1)):
+            with governed_torch_threads(state.device):
+                for n in block:
+                    if strips is not None:
+                        strips[n - n0].copy_(self._strip(self._physical(state[U_PREV])))
+                    new, rec, sensitivity = step(state, self.w, wavelet[:, :, n])
+                    if record is not None:
+                        record[:, n] = rec
+                    if keep is not None:
+                        keep[n - n0].copy_(self._physical(sensitivity))
+                    state.copy_(new)
 
     def save_fields(self, state: torch.Tensor, out: torch.Tensor) -> None:
         """(u_n, u_{n-1}) of ``state`` on the physical grid into ``out`` (``rebuild_shape``)."""
@@ -154,18 +165,21 @@ class EagerAcousticStepper:
         p = self.problem
         w = self._physical(self.w)
         w_strip = w.reshape(-1)[self.strip_cells]
-        for n in range(n1 - 1, n0 - 1, -1):
-            u_next, u = fields[0], fields[1]  # (u_{n+1}, u_n) here, (u_n, u_{n-1}) after the step
-            dxx, dzz = self._d2(u)
-            sensitivity = (dxx + dzz).index_put(self._src_phys, p.wavelet[:, :, n] * self.inv_dh2, accumulate=True)
-            u_prev = 2 * u - u_next + w * sensitivity
-            flat_prev = u_prev.view(u_prev.shape[0], -1)
-            flat_prev[:, self.strip_cells] = strips[n - n0]
-            strip_s = (self._strip(u_next) - (2 * self._strip(u) - strips[n - n0])) / w_strip
-            sensitivity.view(sensitivity.shape[0], -1)[:, self.strip_cells] = strip_s
-            keep[n - n0].copy_(sensitivity)
-            fields[0].copy_(u)
-            fields[1].copy_(u_prev)
+        for block in _blocks(range(n1 - 1, n0 - 1, -1)):
+            with governed_torch_threads(fields.device):
+                for n in block:
+                    u_next, u = fields[0], fields[1]  # (u_{n+1}, u_n) here, (u_n, u_{n-1}) after the step
+                    dxx, dzz = self._d2(u)
+                    sensitivity = (dxx + dzz).index_put(self._src_phys, p.wavelet[:, :, n] * self.inv_dh2,
+                                                        accumulate=True)
+                    u_prev = 2 * u - u_next + w * sensitivity
+                    flat_prev = u_prev.view(u_prev.shape[0], -1)
+                    flat_prev[:, self.strip_cells] = strips[n - n0]
+                    strip_s = (self._strip(u_next) - (2 * self._strip(u) - strips[n - n0])) / w_strip
+                    sensitivity.view(sensitivity.shape[0], -1)[:, self.strip_cells] = strip_s
+                    keep[n - n0].copy_(sensitivity)
+                    fields[0].copy_(u)
+                    fields[1].copy_(u_prev)
 
     def begin_adjoint(self, need_wavelet: bool, need_model: bool) -> None:
         p = self.problem
@@ -180,13 +194,15 @@ class EagerAcousticStepper:
     def adjoint(self, adj_state: torch.Tensor, kept: torch.Tensor, n0: int, n1: int,
                 grad_record: torch.Tensor) -> None:
         """Reverse steps n1-1 .. n0 in place on ``adj_state``; ``kept[n - n0]`` is step n's snapshot."""
-        for n in range(n1 - 1, n0 - 1, -1):
-            if self._grad_w is not None:
-                self._grad_w += (self._physical(adj_state[U]) * kept[n - n0]).sum(0)
-            adj_s, adj_f = self._vjp((adj_state, grad_record[:, n]))
-            if self._grad_wavelet is not None:
-                self._grad_wavelet[:, :, n] += adj_f
-            adj_state.copy_(adj_s)
+        for block in _blocks(range(n1 - 1, n0 - 1, -1)):
+            with governed_torch_threads(adj_state.device):
+                for n in block:
+                    if self._grad_w is not None:
+                        self._grad_w += (self._physical(adj_state[U]) * kept[n - n0]).sum(0)
+                    adj_s, adj_f = self._vjp((adj_state, grad_record[:, n]))
+                    if self._grad_wavelet is not None:
+                        self._grad_wavelet[:, :, n] += adj_f
+                    adj_state.copy_(adj_s)
 
     def end_adjoint(self) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
         """(gradient w.r.t. the wavelet (nshots, nsrc, nt), [gradient w.r.t. vp (nz, nx)])."""

@@ -1,4 +1,4 @@
-"""How many threads the compiled kernels use: torch's count, fewer while the machine is oversubscribed.
+"""How many threads sweep's steps use: torch's count, fewer while the machine is oversubscribed.
 
 When a call has fewer shots than threads, the kernels cut each shot into bands of rows that wait for
 their neighbours every step. That is fast on free cores and slow on a busy machine: the scheduler puts
@@ -12,16 +12,25 @@ again after a back-off that doubles while the machine stays busy (0.25 s, 0.5 s,
 for bit), so switching is free of numerical effect. Calls with at least as many shots as threads run
 whole shots per thread with no waiting, and are left alone.
 
+The eager back-end's steps are torch operators, each a parallel region of torch's OpenMP team that ends
+in a barrier: the same problem. :func:`governed_torch_threads` runs a block of eager steps with the
+governor's count and reports the block's wall and process CPU time to it. That measure needs torch's
+threads to sleep when they wait (``OMP_WAIT_POLICY=passive``, which ``import sweep`` sets before torch
+starts when nobody chose a policy): spinning threads look busy, and the governor then never reduces.
+
 ``SWEEP_ADAPTIVE_THREADS=0`` turns the governor off (every call uses ``torch.get_num_threads()``).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
-__all__ = ["ThreadGovernor", "GOVERNOR"]
+import torch
+
+__all__ = ["ThreadGovernor", "GOVERNOR", "governed_torch_threads"]
 
 log = logging.getLogger("sweep")
 
@@ -94,5 +103,27 @@ class ThreadGovernor:
         self._backoff = min(2 * self._backoff, self.max_backoff)
 
 
-#: The process's governor, shared by every compiled stepper (the machine's load is the process's).
+#: The process's governor, shared by every stepper (the machine's load is the process's).
 GOVERNOR = ThreadGovernor(enabled=os.environ.get("SWEEP_ADAPTIVE_THREADS", "1") != "0")
+
+
+@contextlib.contextmanager
+def governed_torch_threads(device: torch.device) -> Iterator[None]:
+    """Runs the body (a block of eager steps) on the governor's share of ``torch.get_num_threads()`` when
+    ``device`` is the CPU, restoring the count after, and reports the block's wall time and the process's
+    CPU time to :data:`GOVERNOR`."""
+    requested = torch.get_num_threads()
+    if device.type != "cpu" or requested <= 1 or not GOVERNOR.enabled:
+        yield
+        return
+    threads = GOVERNOR.threads(requested)
+    if threads != requested:
+        torch.set_num_threads(threads)
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        yield
+    finally:
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if threads != requested:
+            torch.set_num_threads(requested)
+    GOVERNOR.observe(threads, requested, wall, cpu)

@@ -169,12 +169,13 @@ def test_eager_blocks_run_on_the_governors_count_and_report_to_it(monkeypatch):
             assert torch.get_num_threads() == 2
         g.observe(2, 2, wall=0.05, cpu=0.05)  # a stall: the next block runs on one thread
         seen.clear()
+        with threads_module.governed_torch_threads(torch.device("cpu")):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2 and [s[:2] for s in seen] == [(1, 2)]
         with pytest.raises(RuntimeError):
             with threads_module.governed_torch_threads(torch.device("cpu")):
-                assert torch.get_num_threads() == 1
                 raise RuntimeError("boom")
         assert torch.get_num_threads() == 2  # restored, even on an error
-        assert [s[:2] for s in seen] == [(1, 2)]
         with threads_module.governed_torch_threads(torch.device("meta")):  # not the CPU: left alone
             assert torch.get_num_threads() == 2
     finally:

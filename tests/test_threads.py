@@ -161,7 +161,7 @@ def test_eager_blocks_run_on_the_governors_count_and_report_to_it(monkeypatch):
     seen = []
     real_observe = g.observe
     monkeypatch.setattr(g, "observe", lambda *a, **kw: (seen.append(a), real_observe(*a, **kw)))
-    monkeypatch.setattr(threads_module, "GOVERNOR", g)
+    monkeypatch.setattr(threads_module, "TORCH_GOVERNOR", g)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

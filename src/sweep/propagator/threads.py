@@ -13,8 +13,9 @@ for bit), so switching is free of numerical effect. Calls with at least as many 
 whole shots per thread with no waiting, and are left alone.
 
 The eager back-end's steps are torch operators, each a parallel region of torch's OpenMP team that ends
-in a barrier: the same problem. :func:`governed_torch_threads` runs a block of eager steps with the
-governor's count and reports the block's wall and process CPU time to it. That measure needs torch's
+in a barrier: the same problem. :func:`governed_torch_threads` runs a block of eager steps with the count
+of a second governor, :data:`TORCH_GOVERNOR` (torch's team is not the kernels' pool: one must not slow
+the other), and reports the block's wall and process CPU time to it. That measure needs torch's
 threads to sleep when they wait (``OMP_WAIT_POLICY=passive``, which ``import sweep`` sets before torch
 starts when nobody chose a policy): spinning threads look busy, and the governor then never reduces.
 
@@ -30,7 +31,7 @@ from typing import Callable, Iterator
 
 import torch
 
-__all__ = ["ThreadGovernor", "GOVERNOR", "governed_torch_threads"]
+__all__ = ["ThreadGovernor", "GOVERNOR", "TORCH_GOVERNOR", "governed_torch_threads"]
 
 log = logging.getLogger("sweep")
 
@@ -49,12 +50,16 @@ class ThreadGovernor:
         Wall seconds of calls at one thread count that are judged together.
     enabled : bool
         False: always the requested count.
+    name : str
+        Whose threads, for the log lines.
     clock : callable
         Monotonic seconds (tests pass a fake clock).
     """
 
     def __init__(self, min_share: float = 0.7, min_backoff: float = 0.25, max_backoff: float = 8.0,
-                 window: float = 0.05, enabled: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
+                 window: float = 0.05, enabled: bool = True, name: str = "the compiled kernels",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
         self.min_share, self.min_backoff, self.max_backoff = min_share, min_backoff, max_backoff
         self.window, self.enabled, self.clock = window, enabled, clock
         self._limit: int | None = None  # the reduced count, while clock() < self._until
@@ -90,33 +95,37 @@ class ThreadGovernor:
         if share >= self.min_share:
             if threads >= requested:
                 if self._limit is not None:
-                    log.info("sweep: the compiled kernels' threads run freely again; back to %d threads", threads)
+                    log.info("sweep: %s run freely again on %d threads", self.name, threads)
                 self._limit, self._backoff = None, self.min_backoff
             return
         limit = max(1, min(threads - 1, int(cpu / wall)))
         if self._limit is None:
-            log.info("sweep: the machine is busy (%d threads got %.2f cores); the compiled kernels use %d "
-                     "thread(s) for %.2f s, then try %d again", threads, cpu / wall, limit, self._backoff,
-                     requested)
+            log.info("sweep: the machine is busy (%d threads got %.2f cores); %s use %d thread(s) for %.2f s, "
+                     "then try %d again", threads, cpu / wall, self.name, limit, self._backoff, requested)
         self._limit = limit
         self._until = self.clock() + self._backoff
         self._backoff = min(2 * self._backoff, self.max_backoff)
 
 
-#: The process's governor, shared by every stepper (the machine's load is the process's).
-GOVERNOR = ThreadGovernor(enabled=os.environ.get("SWEEP_ADAPTIVE_THREADS", "1") != "0")
+_ENABLED = os.environ.get("SWEEP_ADAPTIVE_THREADS", "1") != "0"
+#: The compiled kernels' governor (their thread pool), shared by every compiled stepper of the process.
+GOVERNOR = ThreadGovernor(enabled=_ENABLED)
+#: The eager back-end's governor (torch's OpenMP team): a separate team, whose two threads on free cores
+#: showed 0.97-0.99 of two cores per block and 0.69 (median) beside a busy process, hence the higher bar.
+TORCH_GOVERNOR = ThreadGovernor(min_share=0.8, enabled=_ENABLED, name="the eager back-end's torch threads")
 
 
 @contextlib.contextmanager
 def governed_torch_threads(device: torch.device) -> Iterator[None]:
     """Runs the body (a block of eager steps) on the governor's share of ``torch.get_num_threads()`` when
     ``device`` is the CPU, restoring the count after, and reports the block's wall time and the process's
-    CPU time to :data:`GOVERNOR`."""
+    CPU time to :data:`TORCH_GOVERNOR`."""
+    governor = TORCH_GOVERNOR
     requested = torch.get_num_threads()
-    if device.type != "cpu" or requested <= 1 or not GOVERNOR.enabled:
+    if device.type != "cpu" or requested <= 1 or not governor.enabled:
         yield
         return
-    threads = GOVERNOR.threads(requested)
+    threads = governor.threads(requested)
     if threads != requested:
         torch.set_num_threads(threads)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -126,4 +135,4 @@ def governed_torch_threads(device: torch.device) -> Iterator[None]:
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         if threads != requested:
             torch.set_num_threads(requested)
-    GOVERNOR.observe(threads, requested, wall, cpu)
+    governor.observe(threads, requested, wall, cpu)

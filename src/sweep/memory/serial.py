@@ -14,22 +14,27 @@ from typing import Iterator
 
 import torch
 
-__all__ = ["copy_into", "one_torch_thread"]
+__all__ = ["copy_into", "one_torch_thread", "torch_threads"]
 
 
 @contextlib.contextmanager
-def one_torch_thread(device: torch.device | str = "cpu") -> Iterator[None]:
-    """Runs the body with ``torch.set_num_threads(1)`` when ``device`` is the CPU, restoring the count after
-    (even on an error)."""
+def torch_threads(count: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Runs the body with ``torch.set_num_threads(count)`` when ``device`` is the CPU, restoring the count
+    after (even on an error)."""
     threads = torch.get_num_threads()
-    if torch.device(device).type != "cpu" or threads == 1:
+    if torch.device(device).type != "cpu" or threads == count:
         yield
         return
-    torch.set_num_threads(1)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def one_torch_thread(device: torch.device | str = "cpu") -> contextlib.AbstractContextManager[None]:
+    """:func:`torch_threads` with one thread."""
+    return torch_threads(1, device)
 
 
 def copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:

@@ -31,6 +31,8 @@ from typing import Callable, Iterator
 
 import torch
 
+from ..memory.serial import torch_threads
+
 __all__ = ["ThreadGovernor", "GOVERNOR", "TORCH_GOVERNOR", "governed_torch_threads"]
 
 log = logging.getLogger("sweep")
@@ -126,13 +128,7 @@ def governed_torch_threads(device: torch.device) -> Iterator[None]:
         yield
         return
     threads = governor.threads(requested)
-    if threads != requested:
-        torch.set_num_threads(threads)
     wall, cpu = time.perf_counter(), time.process_time()
-    try:
+    with torch_threads(threads, device):
         yield
-    finally:
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        if threads != requested:
-            torch.set_num_threads(requested)
-    governor.observe(threads, requested, wall, cpu)
+    governor.observe(threads, requested, time.perf_counter() - wall, time.process_time() - cpu)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ctypes
 import importlib.machinery
-import math
 import importlib.util
+import math
 from pathlib import Path
 
 import torch

@@ -144,12 +144,8 @@ int sweep_pool_run(int nthreads, sweep_job job, void *ctx, sweep_run_stats *stat
     if (nthreads < 1) nthreads = 1;
     if (nthreads > SWEEP_MAX_THREADS) nthreads = SWEEP_MAX_THREADS;
     const double w0 = seconds(CLOCK_MONOTONIC);
-    double cpu = 0;
-    if (nthreads == 1) {
-        const double c0 = seconds(CLOCK_THREAD_CPUTIME_ID);
-        job(ctx, 0);
-        cpu = seconds(CLOCK_THREAD_CPUTIME_ID) - c0;
-    } else {
+    const int team = nthreads > 1; /* one thread runs on the caller alone, without the pool */
+    if (team) {
         pthread_mutex_lock(&pool.lock);
         if (!registered) {
             pthread_atfork(NULL, NULL, after_fork_in_child);
@@ -166,9 +162,11 @@ int sweep_pool_run(int nthreads, sweep_job job, void *ctx, sweep_run_stats *stat
             slot *const s = pool.slots + t;
             sweep_word_post(&s->posted, s->posted.value + 1);
         }
-        const double c0 = seconds(CLOCK_THREAD_CPUTIME_ID);
-        job(ctx, 0);
-        cpu = seconds(CLOCK_THREAD_CPUTIME_ID) - c0;
+    }
+    const double c0 = seconds(CLOCK_THREAD_CPUTIME_ID);
+    job(ctx, 0);
+    double cpu = seconds(CLOCK_THREAD_CPUTIME_ID) - c0;
+    if (team) {
         sweep_word_wait(&pool.done, nthreads - 1, sweep_spin_ticks());
         for (int t = 1; t < nthreads; t++) cpu += pool.slots[t].cpu;
         pthread_mutex_unlock(&pool.lock);

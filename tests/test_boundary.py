@@ -174,9 +174,9 @@ def test_notebook_strip_cells():
     """The issue's count for the notebook shot (141 x 681, order 4): 3,272 cells, 1,918 with a free surface."""
     from sweep.propagator.grid import PaddedGrid
 
-    assert PaddedGrid(141, 681, 20, False, 2).strip_cells().size == 3272
-    assert PaddedGrid(141, 681, 20, True, 2).strip_cells().size == 1918
-    assert PaddedGrid(141, 681, 0, False, 2).strip_cells().size == 0  # no absorbing layer: nothing to keep
+    assert PaddedGrid((141, 681), 20, False).strip_cells(2).size == 3272
+    assert PaddedGrid((141, 681), 20, True).strip_cells(2).size == 1918
+    assert PaddedGrid((141, 681), 0, False).strip_cells(2).size == 0  # no absorbing layer: nothing to keep
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -199,9 +199,9 @@ def test_rebuilt_wavefield_matches_forward():
     for dtype, tol in ((torch.float32, 1e-5), (torch.float64, 1e-13)):
         prop = solver("eager", FULL)
         problem, _ = build_problem(grid=prop.grid, dh=DH, dt=DT, nt=NT, space_order=4, max_stable_dt=1.0,
-                                   vp=model(dtype), wavelet=wavelet(dtype=dtype), sources=src, receivers=rec,
+                                   velocity=model(dtype), wavelet=wavelet(dtype=dtype), sources=src, receivers=rec,
                                    pml_freq=None)
-        st = EagerAcousticStepper(problem)
+        st = EagerAcousticStepper(problem, [model(dtype)])
         state = st.initial()
         kept = torch.empty((NT, *st.snapshot_shape), dtype=dtype)
         strips = torch.empty((NT, *st.strip_shape), dtype=dtype)

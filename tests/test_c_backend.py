@@ -95,11 +95,11 @@ def test_row_layouts_match_eager(nx, abcn, space_order, dtype, tol_data, tol_gra
 
 
 def make_stepper(dtype: torch.dtype, space_order: int, free_surface: bool) -> CAcousticStepper:
-    grid = PaddedGrid(nz=NZ, nx=NX, abcn=5, free_surface=free_surface, radius=space_order // 2)
+    grid = PaddedGrid((NZ, NX), 5, free_surface)
     wav = torch.randn(2, 2, NT, dtype=dtype, generator=torch.Generator().manual_seed(2))
     problem, _ = build_problem(grid=grid, dh=DH, dt=DT, nt=NT, space_order=space_order, max_stable_dt=1.0,
-                               vp=model(dtype), wavelet=wav, sources=SOURCES, receivers=RECEIVERS, pml_freq=30.0)
-    return CAcousticStepper(problem)
+                               velocity=model(dtype), wavelet=wav, sources=SOURCES, receivers=RECEIVERS, pml_freq=30.0)
+    return CAcousticStepper(problem, [model(dtype)])
 
 
 def layer_masks(stepper: CAcousticStepper) -> torch.Tensor:
@@ -107,7 +107,7 @@ def layer_masks(stepper: CAcousticStepper) -> torch.Tensor:
     pml = stepper.problem.pml
     in_x = ~((pml["ax"] == 0) & (pml["bx"] == 1))
     in_z = ~((pml["az"] == 0) & (pml["bz"] == 1))
-    shape = stepper.problem.grid.shape
+    shape = stepper.problem.grid.padded_shape
     ones = torch.ones(shape, dtype=torch.float64)
     mx, mz = in_x.view(1, -1).expand(shape).double(), in_z.view(-1, 1).expand(shape).double()
     return torch.stack([ones, ones, mx, mz, mx, mz]).unsqueeze(1)
@@ -162,12 +162,12 @@ def test_model_gradient_dot_product(space_order, free_surface):
 
     def objective(h: float) -> float:
         other = make_stepper(torch.float64, space_order, free_surface)
-        other._w[grid.top:grid.top + NZ, grid.left:grid.left + NX] += h * dw
+        other._w[grid.physical] += h * dw
         state, record = x.clone(), torch.zeros_like(g)
         other.advance(state, n0, n1, record=record)
         return float((state * y).sum() + (record[:, n0:n1] * g[:, n0:n1]).sum())
 
-    h = 1e-4 * float(p.w_padded.abs().max())
+    h = 1e-4 * float(st.w_padded.abs().max())
     fd = (objective(h) - objective(-h)) / (2 * h)
 
     state = x.clone()
@@ -186,7 +186,7 @@ def test_snapshots_match_eager(dtype, tol):
     from sweep.propagator.eager.acoustic import EagerAcousticStepper
 
     c = make_stepper(dtype, 4, True)
-    e = EagerAcousticStepper(c.problem)
+    e = EagerAcousticStepper(c.problem, [c.vp])
     assert c.snapshot_shape == e.snapshot_shape == (2, NZ, NX)
     kc = torch.empty((NT, *c.snapshot_shape), dtype=dtype)
     ke = torch.empty_like(kc)

@@ -27,15 +27,19 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def make_problem(dtype: torch.dtype, space_order: int = 4, free_surface: bool = False, abcn: int = ABCN):
-    grid = PaddedGrid(nz=NZ, nx=NX, abcn=abcn, free_surface=free_surface, radius=space_order // 2)
+    grid = PaddedGrid((NZ, NX), abcn, free_surface)
     z, x = torch.meshgrid(torch.arange(NZ, dtype=torch.float64), torch.arange(NX, dtype=torch.float64), indexing="ij")
     vp = (1800.0 + 15.0 * z + 40.0 * torch.sin(x / 3.0)).to(dtype)
     t = torch.arange(NT, dtype=torch.float64) * DT
     wav = torch.stack([torch.stack([ricker(t - 0.015 - 0.004 * (2 * s + k), 40.0) for k in range(2)])
                        for s in range(2)]).to(dtype)
-    problem, _ = build_problem(grid=grid, dh=DH, dt=DT, nt=NT, space_order=space_order, max_stable_dt=1.0, vp=vp,
+    problem, _ = build_problem(grid=grid, dh=DH, dt=DT, nt=NT, space_order=space_order, max_stable_dt=1.0, velocity=vp,
                                wavelet=wav, sources=SOURCES, receivers=RECEIVERS, pml_freq=30.0)
-    return problem
+    return problem, [vp]
+
+
+def c_stepper(*args, **kw) -> CAcousticStepper:
+    return CAcousticStepper(*make_problem(*args, **kw))
 
 
 def forward(st, blocks=((0, NT),)):
@@ -61,9 +65,9 @@ def rebuild(st, state, strips, blocks=((0, NT),)):
     return fields, keep
 
 
-def interior_mask(problem) -> torch.Tensor:
+def interior_mask(st) -> torch.Tensor:
     mask = torch.ones(NZ * NX, dtype=torch.bool)
-    mask[torch.from_numpy(problem.grid.strip_cells())] = False
+    mask[torch.from_numpy(st.strip_index)] = False
     return mask.view(NZ, NX)
 
 
@@ -73,8 +77,8 @@ def interior_mask(problem) -> torch.Tensor:
 def test_strips_match_eager(space_order, free_surface, dtype, tol):
     """advance(strips=) stores u_{n-1} on grid.strip_cells() as the eager stepper does (tolerances of
     test_c_backend's snapshot comparison); save_fields likewise."""
-    problem = make_problem(dtype, space_order, free_surface)
-    c, e = CAcousticStepper(problem), EagerAcousticStepper(problem)
+    problem, models = make_problem(dtype, space_order, free_surface)
+    c, e = CAcousticStepper(problem, models), EagerAcousticStepper(problem, models)
     assert c.strip_shape == e.strip_shape and c.rebuild_shape == e.rebuild_shape == (2, 2, NZ, NX)
     sc, _, stc, _ = forward(c)
     se, _, ste, _ = forward(e)
@@ -97,11 +101,10 @@ def test_retreat_rebuilds_the_forward(space_order, free_surface, dtype, tol_s, t
     """From the forward's final fields and strips, retreat gives back each step's snapshot: the first
     rebuilt step's interior S bit for bit (same u_n, same arithmetic), every step to round-off, and
     fields at step 0 that vanish to round-off (the forward starts from rest)."""
-    problem = make_problem(dtype, space_order, free_surface)
-    st = CAcousticStepper(problem)
+    st = c_stepper(dtype, space_order, free_surface)
     state, keep, strips, peak = forward(st, [(n, n + 1) for n in range(NT)])
     fields, rebuilt = rebuild(st, state, strips)
-    inside = interior_mask(problem)
+    inside = interior_mask(st)
     assert keep[-1][:, inside].abs().max() > 0
     assert torch.equal(rebuilt[-1][:, inside], keep[-1][:, inside])
     assert float((rebuilt - keep).abs().max() / keep.abs().max()) < tol_s
@@ -112,8 +115,7 @@ def test_retreat_rebuilds_the_forward(space_order, free_surface, dtype, tol_s, t
 def test_retreat_without_absorbing_layer(dtype):
     """abcn = 0: no strip cells; the forward gives the edge cells no (zero) C-PML terms, so the rebuild's
     first S is still the forward's bit for bit everywhere."""
-    problem = make_problem(dtype, 8, abcn=0)
-    st = CAcousticStepper(problem)
+    st = c_stepper(dtype, 8, abcn=0)
     assert st.strip_shape == (2, 0)
     state, keep, strips, _ = forward(st)
     _, rebuilt = rebuild(st, state, strips)
@@ -126,7 +128,7 @@ def test_retreat_without_absorbing_layer(dtype):
 def test_blocks_equal_one_block(free_surface, dtype):
     """Forward strips and the rebuild in blocks of odd and even lengths equal one block bit for bit
     (the slot swap at the end of an odd block restores the layout)."""
-    st = CAcousticStepper(make_problem(dtype, 4, free_surface))
+    st = c_stepper(dtype, 4, free_surface)
     blocks = ((0, 37), (37, 77), (77, NT))
     state1, keep1, strips1, _ = forward(st)
     state3, keep3, strips3, _ = forward(st, blocks)
@@ -139,7 +141,7 @@ def test_blocks_equal_one_block(free_surface, dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_thread_count_does_not_change_rebuild(dtype, monkeypatch):
     monkeypatch.setattr(cmod, "MIN_CELLS_PER_THREAD", 0)  # let the tiny grid really use two threads
-    st = CAcousticStepper(make_problem(dtype, 6, True))
+    st = c_stepper(dtype, 6, True)
     before = torch.get_num_threads()
     out = []
     try:
@@ -154,7 +156,7 @@ def test_thread_count_does_not_change_rebuild(dtype, monkeypatch):
 
 
 def test_bad_inputs_name_the_argument():
-    st = CAcousticStepper(make_problem(torch.float64))
+    st = c_stepper(torch.float64)
     state, keep, strips, _ = forward(st)
     fields = torch.zeros(st.rebuild_shape, dtype=torch.float64)
     with pytest.raises(ValueError, match="strips"):

@@ -162,8 +162,8 @@ def test_pml_vmax_default_is_the_model_peak(impl):
 
 
 def test_pml_vmax_makes_the_layer_independent_of_the_model():
-    grid = PaddedGrid(NZ, NX, ABCN, False, 2)
-    layers = [build_problem(grid=grid, dh=DH, dt=DT, nt=NT, space_order=4, max_stable_dt=1.0, vp=vp,
+    grid = PaddedGrid((NZ, NX), ABCN, False)
+    layers = [build_problem(grid=grid, dh=DH, dt=DT, nt=NT, space_order=4, max_stable_dt=1.0, velocity=vp,
                             wavelet=wavelet(), sources=SOURCES, receivers=RECEIVERS, pml_freq=None,
                             pml_vmax=3000.0)[0].pml for vp in (model(), 0.9 * model())]
     assert all(torch.equal(layers[0][k], layers[1][k]) for k in layers[0])

@@ -61,12 +61,12 @@ def test_gradcheck_velocity_and_wavelet(strategy, free_surface):
 def born_forward(vp, dvp, problem):
     """J dvp by forward-mode AD through a functional loop over the eager step: independent of the
     driver, the schedules and reverse-mode autograd."""
-    stepper = EagerAcousticStepper(problem)
+    stepper = EagerAcousticStepper(problem, [vp])
     g = problem.grid
 
     def data(v):
         w = stepper.w.clone()
-        w[g.top:g.top + g.nz, g.left:g.left + g.nx] = v**2 * DT**2
+        w[g.physical] = v**2 * DT**2
         state, records = stepper.initial(), []
         for n in range(NT):
             state, rec, _ = stepper.step(state, w, problem.wavelet[:, :, n])
@@ -85,8 +85,8 @@ def test_born_adjoint_dot_product(strategy, space_order):
     dvp = torch.randn(NZ, NX, dtype=torch.float64, generator=gen)
     dd = torch.randn(2, NT, 3, 1, dtype=torch.float64, generator=gen)
     prop = solver(STRATEGIES[strategy], space_order=space_order)
-    grid = PaddedGrid(NZ, NX, 4, False, space_order // 2)
-    problem, _ = build_problem(grid=grid, dh=DH, dt=DT, nt=NT, space_order=space_order, max_stable_dt=1.0, vp=vp,
+    grid = PaddedGrid((NZ, NX), 4, False)
+    problem, _ = build_problem(grid=grid, dh=DH, dt=DT, nt=NT, space_order=space_order, max_stable_dt=1.0, velocity=vp,
                                wavelet=wavelet().numpy(), sources=SOURCES, receivers=RECEIVERS, pml_freq=None)
     j_dm = born_forward(vp, dvp, problem)
     v = vp.clone().requires_grad_(True)

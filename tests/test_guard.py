@@ -212,7 +212,7 @@ class NoStates(EagerAcousticStepper):
 def test_predictions_allocate_no_state(monkeypatch, memory):
     prop = prop_with(memory, impl="eager")
     expected = prop.estimate_memory(*call_args(NT, 2))
-    monkeypatch.setattr(prop, "_make_stepper", lambda problem: NoStates(problem))
+    monkeypatch.setattr(prop, "_make_stepper", lambda problem, models: NoStates(problem, models))
     assert summary(prop.estimate_memory(*call_args(NT, 2))) == summary(expected)
     with torch.no_grad():  # the forward state counted among a no-grad call's other arrays: by its shape
         assert prop.estimate_memory(*call_args(NT, 2)).other_bytes > 0

@@ -20,13 +20,14 @@ RECEIVERS = np.array([[[x, 3] for x in range(0, 30, 3)]])
 @pytest.mark.parametrize("free_surface", [False, True])
 @pytest.mark.parametrize("radius", [1, 2, 3, 4])
 def test_segments_partition_the_strip(free_surface, radius):
-    g = PaddedGrid(nz=13, nx=17, abcn=5, free_surface=free_surface, radius=radius)
-    segments, cells = g.strip_segments(), g.strip_cells()
-    assert list(segments) == [e for e, on in g.absorbing_edges.items() if on]
+    g = PaddedGrid((13, 17), 5, free_surface)
+    segments, cells = g.strip_segments(radius), g.strip_cells(radius)
+    assert list(segments) == [e for e, on in g.absorbing_faces.items() if on]
     flat = np.concatenate([s.ravel() for s in segments.values()])
     assert np.array_equal(np.sort(flat), np.arange(cells.size))  # each strip position exactly once
-    z, x = np.divmod(cells, g.nx)
-    assert (z[segments["bottom"][0]] == g.nz - 1).all() and (x[segments["right"][0]] == g.nx - 1).all()
+    nz, nx = g.shape
+    z, x = np.divmod(cells, nx)
+    assert (z[segments["bottom"][0]] == nz - 1).all() and (x[segments["right"][0]] == nx - 1).all()
     assert (x[segments["left"][radius - 1]] == radius - 1).all()
     assert np.all(np.diff(z[segments["left"][0]]) == 1)  # positions along the edge in order
     assert ("top" in segments) != free_surface

@@ -225,11 +225,11 @@ def test_gradient_is_bit_identical_to_full_storage(tmp_path, make):
 
     def gradient(schedule):
         vp = vp0.clone().requires_grad_(True)
-        problem, w = build_problem(grid=PaddedGrid(nz, nx, 4, False, 2), dh=dh, dt=dt, nt=nt, space_order=4,
-                                   max_stable_dt=1.0, vp=vp, wavelet=wav, sources=sources, receivers=receivers,
+        problem, w = build_problem(grid=PaddedGrid((nz, nx), 4, False), dh=dh, dt=dt, nt=nt, space_order=4,
+                                   max_stable_dt=1.0, velocity=vp, wavelet=wav, sources=sources, receivers=receivers,
                                    pml_freq=None)
         report = MemoryReport(schedule.name)
-        data = propagate(EagerAcousticStepper(problem), schedule, report, problem.nshots, problem.nrec, w, [vp])
+        data = propagate(EagerAcousticStepper(problem, [vp]), schedule, report, problem.nshots, problem.nrec, w, [vp])
         (data * weights).sum().backward()
         return data.detach(), vp.grad, report
 

@@ -1,4 +1,4 @@
-"""The 2-D constant-density acoustic wave equation: what it takes, exposes and needs for stability."""
+"""The constant-density acoustic wave equation in 2-D and 3-D: what it takes, exposes and needs for stability."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -35,7 +35,10 @@ class Acoustic:
     FIELDS: list[FieldSpec] = [
         FieldSpec(name="h1", aliases=("pressure", "p"), description="Primary acoustic pressure-like wavefield.")
     ]
+    name = "acoustic"
+    """The equation's key in the stepper registry (shared by its 2-D and 3-D forms)."""
     ndim = 2
+    """Grid dimensions: models are (nz, nx)."""
 
     def __init__(self, device: torch.device | str | None = None) -> None:
         self.device = require_device(device, "device")
@@ -79,4 +82,23 @@ class Acoustic:
         return courant_limit(space_order, self.ndim) * dh / vmax
 
     def __repr__(self) -> str:
-        return f"Acoustic(device={self.device})"
+        return f"{type(self).__name__}(device={self.device})"
+
+
+class Acoustic3D(Acoustic):
+    r"""3-D constant-density acoustic wave equation, on (nz, ny, nx) grids.
+
+    .. math:: \frac{\partial^2 p}{\partial t^2} - v_p^2 \nabla^2 p = v_p^2 \, f(t)\, \delta(\mathbf{x} - \mathbf{x}_s)
+
+    The same fields, models and options as :class:`Acoustic`; sources and receivers are ``[x, y, z]``
+    grid indices, the delta is spread over one cell (``1/dh^3``), so the recorded ``p`` is the wavelet
+    convolved with the 3-D Green's function ``delta(t - r/v) / (4 pi r)``.
+
+    Parameters
+    ----------
+    device : torch.device or str, optional
+        Where models and wavefields live. Default: CPU.
+    """
+
+    ndim = 3
+    """Grid dimensions: models are (nz, ny, nx)."""

@@ -25,10 +25,13 @@ class Stepper(Protocol):
     - *rebuild fields* (shape ``rebuild_shape``): what that reverse-time rebuild walks on (acoustic:
       ``u_n`` and ``u_{n-1}`` on the physical grid).
 
-    ``strip_segments`` cuts a strip into one segment per absorbing edge, ``{edge: (r, L) int64 numpy
-    array}`` of positions along the strip's last axis (``[k, j]``: layer ``k`` across the edge,
-    position ``j`` along it); the segments partition the strip. Codecs that need 2-D/3-D arrays (ZFP)
-    and precursor skipping work per segment.
+    ``strip_segments`` cuts a strip into one segment per absorbing face, ``{face: (r, *face_shape) int64
+    numpy array}`` of positions along the strip's last axis (``[k, ...]``: layer ``k`` across the face,
+    then the position along it); the segments partition the strip. Codecs that need arrays (ZFP) and
+    precursor skipping work per segment. Which cells a strip holds is the stepper's choice.
+
+    ``grid_ndim`` is the number of trailing axes of a state that form one field (2 or 3): lossy
+    checkpoint codecs compress field by field.
 
     ``state_shape`` and ``dtype`` are ``initial()``'s shape and dtype (also the dtype of snapshots,
     strips and rebuild fields), so that a prediction never allocates a state; a stepper without them
@@ -36,6 +39,7 @@ class Stepper(Protocol):
     """
 
     nt: int
+    grid_ndim: int
     state_shape: tuple[int, ...]
     dtype: torch.dtype
     snapshot_shape: tuple[int, ...]

@@ -91,8 +91,8 @@ class ChunkCheckpointing:
     storage : {'device', 'gpu', 'cpu', 'disk'}
         Where the checkpoints live; ``disk_dir`` for 'disk'.
     codec : ZFP or None
-        None: checkpoints kept exactly. A :class:`~sweep.memory.codecs.ZFP`: each 2-D field of a
-        checkpointed state compressed (lossy checkpoints), in a store that grows with the data (fixed
+        None: checkpoints kept exactly. A :class:`~sweep.memory.codecs.ZFP`: each field of a checkpointed
+        state (its last ``stepper.grid_ndim`` axes: 2-D or 3-D arrays) compressed (lossy checkpoints), in a store that grows with the data (fixed
         accuracy) or is preallocated exactly (fixed rate).
     """
 
@@ -102,11 +102,11 @@ class ChunkCheckpointing:
         self.name = f"ckpt-chunk({chunk}{where}{'' if codec is None else ', ' + codec.name})"
 
     @staticmethod
-    def _fields(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
-        """A state as ZFP arrays: one per 2-D field (its last two axes)."""
-        if len(shape) < 2:
-            return [tuple(shape)]
-        return [tuple(shape[-2:])] * math.prod(shape[:-2])
+    def _fields(shape: tuple[int, ...], ndim: int) -> list[tuple[int, ...]]:
+        """A state as ZFP arrays: one per field, a field being the last ``ndim`` axes (the stepper's
+        ``grid_ndim``), at most the whole state."""
+        ndim = min(ndim, len(shape))
+        return [tuple(shape[len(shape) - ndim:])] * math.prod(shape[:len(shape) - ndim])
 
     def forward(self, stepper: Stepper, ws: Workspace, record: torch.Tensor) -> Tape:
         if self.codec is not None:
@@ -127,7 +127,7 @@ class ChunkCheckpointing:
 
         state = new_state(stepper, ws, "forward_state")
         bounds = blocks(stepper.nt, self.chunk)
-        fields = self._fields(tuple(state.shape))
+        fields = self._fields(tuple(state.shape), stepper.grid_ndim)
         size = self.codec.max_bytes(fields, torch.empty((), dtype=state.dtype).numpy().dtype)
         kw = dict(disk_dir=self.disk_dir, option="CkptOptions.storage")
         store = (fixed_store(ws, "checkpoints", self.storage, len(bounds), size, **kw) if self.codec.fixed_rate
@@ -142,7 +142,7 @@ class ChunkCheckpointing:
         ws.report.forward_steps += stepper.nt
         return Tape(checkpoints=raw_store(store))
 
-    def _restore(self, store, c: int, work: torch.Tensor) -> None:
+    def _restore(self, store, c: int, work: torch.Tensor, ndim: int) -> None:
         if self.codec is None:
             copy_into(work, store.read(c, c + 1)[0][0])
             return
@@ -150,7 +150,7 @@ class ChunkCheckpointing:
 
         blob = as_blobs(store).read_blob(c)
         if blob is not None:  # None in a dry run
-            arrays = self.codec.decompress(blob, len(self._fields(tuple(work.shape))))
+            arrays = self.codec.decompress(blob, len(self._fields(tuple(work.shape), ndim)))
             work.copy_(torch.from_numpy(np.stack(arrays)).reshape(work.shape))
 
     def backward(self, stepper: Stepper, ws: Workspace, tape: Tape, grad_record: torch.Tensor) -> None:
@@ -159,7 +159,7 @@ class ChunkCheckpointing:
         snapshots = snapshot_block(stepper, ws, "chunk_snapshots", min(self.chunk, stepper.nt), work)
         adj = new_adjoint(stepper, ws)
         for c, (n0, n1) in reversed(list(enumerate(blocks(stepper.nt, self.chunk)))):
-            self._restore(store, c, work)
+            self._restore(store, c, work, stepper.grid_ndim)
             stepper.advance(work, n0, n1, keep=snapshots)
             ws.report.replayed_steps += n1 - n0
             stepper.adjoint(adj, snapshots, n0, n1, grad_record)

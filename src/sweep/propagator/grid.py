@@ -1,6 +1,8 @@
-"""The padded computational grid: physical (nz, nx) surrounded by C-PML absorbing cells.
+"""The padded computational grid: a physical grid of any dimension surrounded by C-PML absorbing cells.
 
-Shared by every back-end so that they discretise exactly the same problem.
+Shared by every back-end so that they discretise exactly the same problem. Axes are in array order:
+``(nz, nx)`` in 2-D, ``(nz, ny, nx)`` in 3-D, axis 0 being depth; a free surface replaces the layer
+before axis 0 (the top).
 """
 from __future__ import annotations
 
@@ -14,6 +16,11 @@ PML_REFLECTION = 1e-4
 PML_POWER = 2
 """Polynomial order of the damping profile d(s) = d0 * s**PML_POWER, s in (0, 1] across the layer."""
 
+AXIS_NAMES = {2: ("z", "x"), 3: ("z", "y", "x")}
+"""Names of the axes of a grid of each dimension, in array order."""
+FACE_NAMES = {"z": ("top", "bottom"), "y": ("front", "back"), "x": ("left", "right")}
+"""The faces (before, after) across each axis."""
+
 
 @dataclass(frozen=True)
 class PaddedGrid:
@@ -21,96 +28,131 @@ class PaddedGrid:
 
     Parameters
     ----------
-    nz, nx : int
-        Physical grid shape (rows = depth, columns = distance).
+    shape : tuple of int
+        Physical grid shape, ``(nz, nx)`` or ``(nz, ny, nx)`` (cells; axis 0 is depth).
     abcn : int
-        Absorbing (C-PML) cells on each side; none on top when ``free_surface``.
+        Absorbing (C-PML) cells on each face; none on top when ``free_surface``.
     free_surface : bool
-        Pressure-release top: the wavefield is held at zero on the rows above row 0.
-    radius : int
-        Stencil half-width (cells); the grid is surrounded by that many zero-valued halo cells.
+        Pressure-release top: the wavefield is held at zero on the cells above row 0.
     """
 
-    nz: int
-    nx: int
+    shape: tuple[int, ...]
     abcn: int
     free_surface: bool
-    radius: int
+
+    def __post_init__(self) -> None:
+        if len(self.shape) not in AXIS_NAMES:
+            raise ValueError(f"a grid has {sorted(AXIS_NAMES)} axes, got shape {self.shape}")
+        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
 
     @property
-    def top(self) -> int:
-        return 0 if self.free_surface else self.abcn
+    def ndim(self) -> int:
+        return len(self.shape)
 
     @property
-    def bottom(self) -> int:
-        return self.abcn
+    def axes(self) -> tuple[str, ...]:
+        """Axis names in array order: ``('z', 'x')`` or ``('z', 'y', 'x')``."""
+        return AXIS_NAMES[self.ndim]
 
     @property
-    def left(self) -> int:
-        return self.abcn
+    def pad(self) -> tuple[tuple[int, int], ...]:
+        """Absorbing cells (before, after) along each axis."""
+        top = 0 if self.free_surface else self.abcn
+        return ((top, self.abcn),) + ((self.abcn, self.abcn),) * (self.ndim - 1)
 
     @property
-    def right(self) -> int:
-        return self.abcn
+    def padded_shape(self) -> tuple[int, ...]:
+        """Shape of the padded grid (physical cells plus the absorbing layers)."""
+        return tuple(n + a + b for n, (a, b) in zip(self.shape, self.pad))
 
     @property
-    def shape(self) -> tuple[int, int]:
-        """Padded (NZ, NX), halo not included."""
-        return self.nz + self.top + self.bottom, self.nx + self.left + self.right
+    def physical(self) -> tuple[slice, ...]:
+        """Per-axis slices of the physical cells within the padded grid."""
+        return tuple(slice(a, a + n) for n, (a, _) in zip(self.shape, self.pad))
 
     @property
-    def absorbing_edges(self) -> dict[str, bool]:
-        """Which edges of the physical grid touch an absorbing layer (none when ``abcn == 0``; not the
-        top with a free surface, where the rows above row 0 are held at zero)."""
-        return {"top": self.top > 0, "bottom": self.bottom > 0, "left": self.left > 0, "right": self.right > 0}
+    def absorbing_faces(self) -> dict[str, bool]:
+        """Which faces of the physical grid touch an absorbing layer (none when ``abcn == 0``; not the
+        top with a free surface, where the cells above row 0 are held at zero), in axis order."""
+        out = {}
+        for axis, (before, after) in zip(self.axes, self.pad):
+            out[FACE_NAMES[axis][0]], out[FACE_NAMES[axis][1]] = before > 0, after > 0
+        return out
 
-    def strip_cells(self) -> np.ndarray:
-        """Flat indices ``i * nx + j`` (ascending, int64) of the physical cells within ``radius`` of an
-        absorbing edge: the cells boundary saving stores every step. Their count is
-        ``nz*nx - (nz - r*top - r*bottom) * (nx - r*left - r*right)`` (edges as in ``absorbing_edges``).
-        Every other physical cell's stencil reads physical cells (or the zero rows above a free
-        surface) only, so the wavefield there can be rebuilt backwards in time without the layer."""
-        r, e = self.radius, self.absorbing_edges
-        inside = np.zeros((self.nz, self.nx), dtype=bool)
-        inside[r * e["top"]:self.nz - r * e["bottom"], r * e["left"]:self.nx - r * e["right"]] = True
+    def _inside(self, width: int) -> tuple[slice, ...]:
+        """Per-axis slices of the physical cells farther than ``width`` from every absorbing face."""
+        faces = self.absorbing_faces
+        out = []
+        for axis, n in zip(self.axes, self.shape):
+            before, after = (width * faces[f] for f in FACE_NAMES[axis])
+            out.append(slice(before, max(before, n - after)))
+        return tuple(out)
+
+    def thinnest_axis(self, width: int) -> str | None:
+        """The first axis too thin for strips of ``width`` cells on each of its absorbing faces (fewer cells
+        than those strips need), or None."""
+        faces = self.absorbing_faces
+        for axis, n in zip(self.axes, self.shape):
+            if n < width * sum(faces[f] for f in FACE_NAMES[axis]):
+                return axis
+        return None
+
+    def strip_cells(self, width: int) -> np.ndarray:
+        """Flat C-order indices (ascending, int64) of the physical cells within ``width`` cells of an
+        absorbing face: the cells boundary saving stores every step for a stencil of half-width
+        ``width``. Every other physical cell's stencil reads physical cells (or the zero cells above a
+        free surface) only, so the wavefield there can be rebuilt backwards in time without the layer."""
+        inside = np.zeros(self.shape, dtype=bool)
+        inside[self._inside(width)] = True
         return np.flatnonzero(~inside).astype(np.int64)
 
-    def strip_segments(self) -> dict[str, np.ndarray]:
-        """The strip cut into one segment per absorbing edge, for codecs that want 2-D/3-D arrays:
-        ``{edge: (r, L) int64}`` of positions in the strip vector (the order of :meth:`strip_cells`);
-        ``[k, j]`` is layer ``k`` counted from the edge (0: the cells next to the absorbing layer) at
-        position ``j`` along it (increasing row or column). ``'top'``/``'bottom'`` span the full width;
-        ``'left'``/``'right'`` the rows between them, so every strip position is in exactly one segment.
-        Edges in ``absorbing_edges`` order; an edge whose segment would be empty is left out."""
-        r, e = self.radius, self.absorbing_edges
-        cells = self.strip_cells()
-        pos = np.full(self.nz * self.nx, -1, dtype=np.int64)
+    def strip_segments(self, width: int) -> dict[str, np.ndarray]:
+        """The strip of :meth:`strip_cells` cut into one segment per absorbing face, for codecs that want
+        arrays: ``{face: (width, *face_shape) int64}`` of positions in the strip vector; ``[k, ...]`` is
+        layer ``k`` counted from the face (0: the cells next to the absorbing layer). The faces across
+        axis ``a`` span the whole grid along later axes and the cells between the earlier axes' faces,
+        so every strip position is in exactly one segment. Faces in ``absorbing_faces`` order; a face
+        whose segment would be empty is left out.
+
+        Raises
+        ------
+        ValueError
+            The grid is thinner than ``2 * width`` cells across an absorbing axis.
+        """
+        faces = self.absorbing_faces
+        cells = self.strip_cells(width)
+        pos = np.full(math.prod(self.shape), -1, dtype=np.int64)
         pos[cells] = np.arange(cells.size, dtype=np.int64)
-        pos = pos.reshape(self.nz, self.nx)
-        z0, z1 = r * e["top"], self.nz - r * e["bottom"]
-        x0, x1 = r * e["left"], self.nx - r * e["right"]
-        if r and (z1 < z0 or x1 < x0):
-            raise ValueError(f"grid {self.nz} x {self.nx} is too small for strips of {r} cells on each absorbing edge")
-        parts = {"top": pos[:r, :], "bottom": pos[::-1][:r, :],
-                 "left": pos[z0:z1, :r].T, "right": pos[z0:z1, ::-1][:, :r].T}
-        out = {edge: np.ascontiguousarray(parts[edge]) for edge, on in e.items() if on and r and parts[edge].size}
+        pos = pos.reshape(self.shape)
+        if width and (thin := self.thinnest_axis(width)) is not None:
+            raise ValueError(f"grid {self.shape} is too small for strips of {width} cells on each absorbing face "
+                             f"(axis {thin})")
+        inside = self._inside(width)
+        out = {}
+        for a, axis in enumerate(self.axes):
+            window = tuple(inside[b] if b < a else slice(None) for b in range(self.ndim))
+            block = np.moveaxis(pos[window], a, 0)
+            for face, part in zip(FACE_NAMES[axis], (block, block[::-1])):
+                if faces[face] and width and part[:width].size:
+                    out[face] = np.ascontiguousarray(part[:width])
         assert all((seg >= 0).all() for seg in out.values())
         return out
 
     def pad_model(self, model: np.ndarray) -> np.ndarray:
-        """Edge-replicate a (..., nz, nx) array to the padded shape (the fixed PML extension)."""
-        widths = [(0, 0)] * (model.ndim - 2) + [(self.top, self.bottom), (self.left, self.right)]
+        """Edge-replicate a ``(..., *shape)`` array to the padded shape (the fixed PML extension)."""
+        widths = [(0, 0)] * (model.ndim - self.ndim) + list(self.pad)
         return np.pad(model, widths, mode="edge")
 
     def pml_profiles(self, vmax: float, dh: float, dt: float, pml_freq: float) -> dict[str, np.ndarray]:
-        """C-PML recursive-convolution coefficients ``a``, ``b`` along z (length NZ) and x (length NX).
+        """C-PML recursive-convolution coefficients ``a<axis>``, ``b<axis>`` along each axis (the padded
+        length of that axis), e.g. ``az``, ``bz``, ``ax``, ``bx`` in 2-D.
 
         For the memory variables ``psi <- b * psi + a * d(.)``; ``a = 0``, ``b = 1`` is no absorption.
         Damping ``d = d0 s^2`` with ``d0 = 3 vmax ln(1/R) / (2 L)``, frequency shift
         ``alpha = pi pml_freq (1 - s)``, ``b = exp(-(d + alpha) dt)``, ``a = d (b - 1) / (d + alpha)``.
         """
         out = {}
-        for axis, (before, after, n) in {"z": (self.top, self.bottom, self.nz), "x": (self.left, self.right, self.nx)}.items():
+        for axis, (before, after), n in zip(self.axes, self.pad, self.shape):
             s = np.zeros(before + n + after)
             if before:
                 s[:before] = np.arange(before, 0, -1) / self.abcn

@@ -17,7 +17,8 @@ MIN_POINTS_PER_WAVELENGTH = 5.0
 
 @dataclass
 class Problem:
-    """Everything a back-end needs for one call, validated and in canonical shapes (no autograd links).
+    """The geometry of one call, validated and in canonical shapes (no autograd links, no earth model):
+    what every stepper of every equation reads; the models are handed to the stepper beside it.
 
     Attributes
     ----------
@@ -26,13 +27,15 @@ class Problem:
         Grid spacing (m) and time step (s).
     nt, space_order, nshots : int
     dtype, device
-        Of the computation (the model's dtype).
-    vp : (nz, nx) tensor, m/s.
-    w_padded : (NZ, NX) tensor, ``v^2 dt^2`` on the padded grid (edge-replicated outside the model).
+        Of the computation (the models' dtype).
     wavelet : (nshots, nsrc, nt) tensor.
-    src_z, src_x : (nshots, nsrc) int64 tensors, padded-grid indices.
-    rec_z, rec_x : (nshots, nrec) int64 tensors, padded-grid indices.
-    pml : dict of float64 tensors ``az``, ``bz`` (NZ,) and ``ax``, ``bx`` (NX,).
+    src : (nshots, nsrc, ndim) int64 tensor
+        Source cells as padded-grid indices in axis order (z, [y,] x).
+    rec : (nshots, nrec, ndim) int64 tensor
+        Receiver cells, likewise.
+    pml : dict of float64 tensors
+        ``a<axis>``, ``b<axis>`` for each axis of the grid (its padded length), see
+        :meth:`PaddedGrid.pml_profiles`.
     """
 
     grid: PaddedGrid
@@ -43,27 +46,18 @@ class Problem:
     nshots: int
     dtype: torch.dtype
     device: torch.device
-    vp: torch.Tensor
-    w_padded: torch.Tensor
     wavelet: torch.Tensor
-    src_z: torch.Tensor
-    src_x: torch.Tensor
-    rec_z: torch.Tensor
-    rec_x: torch.Tensor
+    src: torch.Tensor
+    rec: torch.Tensor
     pml: dict[str, torch.Tensor]
 
     @property
     def nrec(self) -> int:
-        return int(self.rec_z.shape[1])
+        return int(self.rec.shape[1])
 
     @property
     def nsrc(self) -> int:
-        return int(self.src_z.shape[1])
-
-    def vp_gradient(self, grad_w: torch.Tensor) -> torch.Tensor:
-        """Chain rule from a gradient w.r.t. ``w = v^2 dt^2`` on the physical grid (nz, nx) to one w.r.t.
-        vp (nz, nx). The padding is a fixed extension and has no gradient."""
-        return grad_w * (2.0 * self.dt**2) * self.vp
+        return int(self.src.shape[1])
 
 
 def _at(name: str, index: tuple[int, ...]) -> str:
@@ -94,9 +88,15 @@ def _ragged_at(value: object, name: str) -> str | None:
     return None
 
 
-def index_array(value: object, name: str, ndims: tuple[int, ...]) -> np.ndarray:
-    """``value`` (array, tensor or nested lists) as an int64 array of ``[x, z]`` grid indices whose number
-    of dimensions is one of ``ndims`` (2: ``(nshots, 2)``, 3: ``(nshots, n, 2)``).
+def location_names(ndim: int) -> str:
+    """``'[x, z]'`` or ``'[x, y, z]'``: the order of a location's components in a grid of ``ndim`` axes."""
+    return "[x, z]" if ndim == 2 else "[x, y, z]"
+
+
+def index_array(value: object, name: str, ndims: tuple[int, ...], space: int = 2) -> np.ndarray:
+    """``value`` (array, tensor or nested lists) as an int64 array of grid locations of ``space``
+    components (``[x, z]`` or ``[x, y, z]``) whose number of dimensions is one of ``ndims`` (2:
+    ``(nshots, space)``, 3: ``(nshots, n, space)``).
 
     Raises
     ------
@@ -107,30 +107,31 @@ def index_array(value: object, name: str, ndims: tuple[int, ...]) -> np.ndarray:
     """
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
-    shapes = " or ".join({2: "(nshots, 2)", 3: "(nshots, n, 2)"}[d] for d in ndims)
-    expected = f"{name} must have shape {shapes} of [x, z] indices, the same number in every shot"
+    shapes = " or ".join({2: f"(nshots, {space})", 3: f"(nshots, n, {space})"}[d] for d in ndims)
+    expected = f"{name} must have shape {shapes} of {location_names(space)} indices"
     try:
         arr = np.asarray(value)
     except ValueError as exc:  # NumPy refuses nested lists of unequal lengths ("inhomogeneous shape")
-        raise ValueError(f"{expected}; it is ragged: {_ragged_at(value, name) or exc}") from None
+        raise ValueError(f"{expected}, the same number in every shot; it is ragged: "
+                         f"{_ragged_at(value, name) or exc}") from None
     if arr.dtype == object and (where := _ragged_at(value, name)):  # ragged lists made into an object array
-        raise ValueError(f"{expected}; it is ragged: {where}")
+        raise ValueError(f"{expected}, the same number in every shot; it is ragged: {where}")
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer grid indices, got dtype {arr.dtype}")
-    if arr.ndim not in ndims or arr.shape[-1] != 2:
-        raise ValueError(f"{name} must have shape {shapes} of [x, z] indices, got {arr.shape}")
+    if arr.ndim not in ndims or arr.shape[-1] != space:
+        raise ValueError(f"{expected}, got {arr.shape}")
     return arr.astype(np.int64)
 
 
-def _check_on_grid(arr: np.ndarray, name: str, nz: int, nx: int) -> None:
-    x, z = arr[..., 0], arr[..., 1]
-    bad = (x < 0) | (x >= nx) | (z < 0) | (z >= nz)
+def _check_on_grid(arr: np.ndarray, name: str, shape: tuple[int, ...]) -> None:
+    """Raise ValueError naming ``name`` when a location ``[x, (y,) z]`` lies outside ``shape`` (array order)."""
+    extent = np.asarray(shape[::-1])  # location components are in reversed axis order
+    bad = ((arr < 0) | (arr >= extent)).any(-1)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
-            f"{_at(name, where)} = {arr[where].tolist()} is off the grid: [x, z] must satisfy "
-            f"0 <= x < {nx} and 0 <= z < {nz}"
-        )
+        bounds = " and ".join(f"0 <= {c} < {n}" for c, n in zip(location_names(len(shape))[1:-1].split(", "), extent))
+        raise ValueError(f"{_at(name, where)} = {arr[where].tolist()} is off the grid: "
+                         f"{location_names(len(shape))} must satisfy {bounds}")
 
 
 def _round_down(x: float, digits: int = 6) -> float:
@@ -145,7 +146,7 @@ def on_device(actual: torch.device, wanted: torch.device) -> bool:
     return actual.type == wanted.type and (wanted.index is None or actual.index == wanted.index)
 
 
-def check_models(models: Sequence[object], names: Sequence[str], shape: tuple[int, int],
+def check_models(models: Sequence[object], names: Sequence[str], shape: tuple[int, ...],
                  device: torch.device) -> list[torch.Tensor]:
     """Check count, type, shape, dtype, device and values of ``models``; returns them as tensors."""
     if not isinstance(models, (list, tuple)):
@@ -161,7 +162,8 @@ def check_models(models: Sequence[object], names: Sequence[str], shape: tuple[in
         if m.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"models: {name} must be float32 or float64, got {m.dtype}")
         if tuple(m.shape) != tuple(shape):
-            raise ValueError(f"models: {name} must have shape {tuple(shape)} (nz, nx), got {tuple(m.shape)}")
+            axes = "(nz, nx)" if len(shape) == 2 else "(nz, ny, nx)"
+            raise ValueError(f"models: {name} must have shape {tuple(shape)} {axes}, got {tuple(m.shape)}")
         if not on_device(m.device, device):
             raise ValueError(f"models: {name} is on {m.device} but the equation's device is {device}; move the model "
                              f"with .to({str(device)!r}) or build the equation with device={str(m.device)!r}")
@@ -211,53 +213,53 @@ def _distinct(wav: torch.Tensor) -> torch.Tensor:
 
 
 def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_order: int, max_stable_dt: float,
-                  vp: torch.Tensor, wavelet: object, sources: object, receivers: object,
+                  velocity: torch.Tensor, wavelet: object, sources: object, receivers: object,
                   pml_freq: float | None, pml_vmax: float | None = None) -> tuple[Problem, torch.Tensor]:
     """Validate a call's inputs; returns the :class:`Problem` and the canonical wavelet with its autograd link.
 
-    ``pml_freq`` (Hz) and ``pml_vmax`` (m/s) fix the C-PML's frequency shift and damping; ``None`` takes
-    them from this call's wavelet (peak frequency) and model (peak velocity). The stability check always
-    uses the model's own peak velocity, whatever sets the damping.
+    ``velocity`` (m/s, the grid's shape) is the model the stability limit, the dispersion warning and the
+    default C-PML damping read; its dtype and device are the computation's. ``max_stable_dt`` is the
+    equation's limit for its peak. ``pml_freq`` (Hz) and ``pml_vmax`` (m/s) fix the C-PML's frequency
+    shift and damping; ``None`` takes them from this call's wavelet (peak frequency) and velocity (peak).
+    The stability check always uses the model's own peak velocity, whatever sets the damping.
     """
-    src = index_array(sources, "sources", (2, 3))
+    space = grid.ndim
+    src = index_array(sources, "sources", (2, 3), space)
     if src.ndim == 2:
         src = src[:, None, :]
-    rec = index_array(receivers, "receivers", (3,))
+    rec = index_array(receivers, "receivers", (3,), space)
     nshots = src.shape[0]
     if nshots == 0 or src.shape[1] == 0 or rec.shape[1] == 0:
         raise ValueError(f"need at least one shot, source and receiver; sources {src.shape}, receivers {rec.shape}")
     if rec.shape[0] != nshots:
         raise ValueError(f"receivers has {rec.shape[0]} shots but sources has {nshots}")
-    _check_on_grid(src, "sources", grid.nz, grid.nx)
-    _check_on_grid(rec, "receivers", grid.nz, grid.nx)
+    _check_on_grid(src, "sources", grid.shape)
+    _check_on_grid(rec, "receivers", grid.shape)
 
-    vmax = float(vp.detach().max())
+    v = velocity.detach()
+    vmax, vmin = float(v.max()), float(v.min())
     if dt > max_stable_dt:
-        raise ValueError(f"dt={dt} s is unstable for vmax={vmax:g} m/s, dh={dh} m, space_order={space_order}: "
-                         f"the largest stable dt is {_round_down(max_stable_dt):.6g} s")
-    wav = canonical_wavelet(wavelet, nt, nshots, src.shape[1], vp.dtype, vp.device)
+        raise ValueError(f"dt={dt} s is unstable for vmax={vmax:g} m/s, dh={dh} m, space_order={space_order} in "
+                         f"{space}-D: the largest stable dt is {_round_down(max_stable_dt):.6g} s")
+    wav = canonical_wavelet(wavelet, nt, nshots, src.shape[1], v.dtype, v.device)
     wav_np = _distinct(wav).detach().cpu().numpy()
     fmax = max_frequency(wav_np, dt)
     if fmax > 0:
-        points = float(vp.detach().min()) / fmax / dh
+        points = vmin / fmax / dh
         if points < MIN_POINTS_PER_WAVELENGTH:
-            warnings.warn(f"only {points:.1f} grid points per shortest wavelength (vmin={float(vp.detach().min()):g} m/s, "
+            warnings.warn(f"only {points:.1f} grid points per shortest wavelength (vmin={vmin:g} m/s, "
                           f"fmax={fmax:.3g} Hz, dh={dh} m); below {MIN_POINTS_PER_WAVELENGTH:g} the result is "
                           "dominated by numerical dispersion", stacklevel=4)
     if pml_freq is None:
         pml_freq = peak_frequency(wav_np, dt)
-    dev = vp.device
-    vp_d = vp.detach()
-    w = torch.from_numpy(grid.pad_model(vp_d.cpu().numpy()).astype(np.float64) ** 2 * dt**2).to(dev, vp.dtype)
     if pml_vmax is None:
         pml_vmax = vmax
-    pml = {k: torch.from_numpy(v) for k, v in grid.pml_profiles(pml_vmax, dh, dt, pml_freq).items()}
-    as_long = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
-    problem = Problem(
-        grid=grid, dh=dh, dt=dt, nt=nt, space_order=space_order, nshots=nshots, dtype=vp.dtype, device=dev,
-        vp=vp_d, w_padded=w, wavelet=wav.detach(),
-        src_z=as_long(src[..., 1] + grid.top), src_x=as_long(src[..., 0] + grid.left),
-        rec_z=as_long(rec[..., 1] + grid.top), rec_x=as_long(rec[..., 0] + grid.left),
-        pml=pml,
-    )
+    pml = {k: torch.from_numpy(p) for k, p in grid.pml_profiles(pml_vmax, dh, dt, pml_freq).items()}
+    before = np.array([a for a, _ in grid.pad])
+
+    def padded(locations: np.ndarray) -> torch.Tensor:  # [x, (y,) z] -> padded (z, (y,) x) indices
+        return torch.from_numpy(np.ascontiguousarray(locations[..., ::-1] + before)).to(v.device)
+
+    problem = Problem(grid=grid, dh=dh, dt=dt, nt=nt, space_order=space_order, nshots=nshots, dtype=v.dtype,
+                      device=v.device, wavelet=wav.detach(), src=padded(src), rec=padded(rec), pml=pml)
     return problem, wav

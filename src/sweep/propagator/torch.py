@@ -18,7 +18,8 @@ from ..memory.guard import check_fits
 from ..memory.predict import predict
 from ..memory.protocol import state_layout
 from ..memory.store import new_private_dir
-from .grid import PaddedGrid
+from .grid import AXIS_NAMES, PaddedGrid
+from .registry import impls, stepper_class
 from .options import CUDAOptions, EagerOptions, MemoryOptions
 from .setup import build_problem, check_models
 from .strategy import make_schedule, resolve_memory
@@ -64,9 +65,10 @@ _warned_fallback = False
 _logged_off_cpu = False
 
 
-def choose_impl(impl: str | None, device: torch.device) -> str:
+def choose_impl(impl: str | None, device: torch.device, available: Sequence[str] = IMPLS) -> str:
     """The back-end that runs on ``device``: ``impl`` itself when given, else ``'c'`` on the CPU where it is
-    built and ``'eager'`` elsewhere.
+    built and ``'eager'`` elsewhere. ``available`` are the back-ends with a stepper for the equation and
+    dimension (see :mod:`sweep.propagator.registry`); ``impl=None`` picks among them.
 
     The equation's device decides, since every call's models must be on it. ``impl=None`` falling back
     to ``'eager'`` warns once when the compiled back-end is not built (a slower run that the user can fix)
@@ -76,11 +78,13 @@ def choose_impl(impl: str | None, device: torch.device) -> str:
     Raises
     ------
     ValueError
-        ``impl='c'`` with a device other than the CPU.
+        ``impl='c'`` with a device other than the CPU; an ``impl`` not in ``available``.
     RuntimeError
         ``impl='c'`` and the compiled back-end is not built or fails to load.
     """
     global _warned_fallback, _logged_off_cpu
+    if impl is not None and impl not in available:
+        raise ValueError(f"impl={impl!r} has no stepper for this equation and dimension; available: {list(available)}")
     if impl == "c":
         if device.type != "cpu":
             raise ValueError(f"impl='c' runs on the CPU only, but the equation's device is {device}; use "
@@ -95,6 +99,8 @@ def choose_impl(impl: str | None, device: torch.device) -> str:
             log.info("impl=None on device %s: the compiled back-end runs on the CPU only; using impl='eager'", device)
             _logged_off_cpu = True
         return "eager"
+    if "c" not in available:
+        return "eager"
     if _compiled_available():
         return "c"
     if not _warned_fallback:
@@ -105,24 +111,26 @@ def choose_impl(impl: str | None, device: torch.device) -> str:
 
 
 class PropTorch:
-    r"""Differentiable wave propagation of ``equation`` on a (nz, nx) grid.
+    r"""Differentiable wave propagation of ``equation`` on a (nz, nx) or (nz, ny, nx) grid.
 
     Discretisation: leapfrog in time, centred differences of ``space_order`` in space, C-PML of ``abcn``
     cells outside the physical grid (the model is edge-replicated into it, with no gradient through the
     padding). The wavelet ``f`` drives :math:`p_{tt} - v^2 \nabla^2 p = v^2 f(t) \delta(\mathbf{x}-\mathbf{x}_s)`
-    with the delta spread over one cell (``1/dh^2``): the recorded pressure is ``f`` convolved with the
-    2-D Green's function :math:`H(t - r/v) / (2\pi\sqrt{t^2 - r^2/v^2})`. Sample ``n`` of the data is the
+    with the delta spread over one cell (``1/dh^2`` in 2-D, ``1/dh^3`` in 3-D): the recorded pressure is ``f``
+    convolved with the 2-D Green's function :math:`H(t - r/v) / (2\pi\sqrt{t^2 - r^2/v^2})`, or the 3-D one
+    :math:`\delta(t - r/v) / (4\pi r)`. Sample ``n`` of the data is the
     field at ``t = n dt``; wavelet sample ``n`` enters the step from ``n`` to ``n+1``.
 
     Parameters
     ----------
-    equation : Acoustic
-    shape : (int, int)
-        Physical grid (nz, nx).
+    equation : Acoustic or Acoustic3D
+    shape : (int, int) or (int, int, int)
+        Physical grid (nz, nx) for ``Acoustic``, (nz, ny, nx) for ``Acoustic3D``; axis 0 is depth. An axis
+        with absorbing faces needs at least ``space_order // 2`` cells per such face.
     dh : float
         Grid spacing, m. dt : float, time step, s. nt : int, number of time steps.
     abcn : int
-        Absorbing cells on each side (not on top with ``free_surface``).
+        Absorbing cells on each face (not on top with ``free_surface``).
     free_surface : bool
         Pressure-release top: the field vanishes on the rows above row 0.
     space_order : {2, 4, 6, 8}
@@ -162,14 +170,14 @@ class PropTorch:
 
     Gradient
     --------
-    The gradient is that of the discrete forward model with respect to the physical (nz, nx) model and
+    The gradient is that of the discrete forward model with respect to the physical model (the grid's shape) and
     the wavelet, holding fixed (i) the model's edge-replicated copy in the padding, which carries no
     gradient (this is what makes boundary saving exact), and (ii) the absorbing layer's profile, whose
     damping comes from the model's peak velocity (or ``pml_vmax``) and whose frequency shift from the
     wavelet's peak frequency (or ``pml_freq``). A finite-difference check therefore agrees only when
     (a) the physical cells the padding copies are held fixed: with ``abcn > 0``, the outermost ring
-    (first and last columns, last row, and also the first row unless ``free_surface``, whose top is not
-    padded); (b) the perturbation leaves the peak velocity unchanged, or ``pml_vmax`` is given; and
+    (2-D: first and last columns, last row, and also the first row unless ``free_surface``, whose top is
+    not padded; 3-D: likewise the outermost cells of every face); (b) the perturbation leaves the peak velocity unchanged, or ``pml_vmax`` is given; and
     (c) for a wavelet check, ``pml_freq`` is given.
     """
 
@@ -181,10 +189,14 @@ class PropTorch:
                  cuda_options: CUDAOptions | None = None, pml_freq: float | None = None,
                  pml_vmax: float | None = None, memory_guard: bool = True) -> None:
         if not isinstance(equation, Acoustic):
-            raise TypeError(f"equation must be an Acoustic, got {type(equation).__name__}")
-        if not (isinstance(shape, (tuple, list)) and len(shape) == 2):
-            raise ValueError(f"shape must be (nz, nx), got {plain(shape)!r}")
-        self.shape = (_count("shape[0] (nz)", shape[0], 1), _count("shape[1] (nx)", shape[1], 1))
+            raise TypeError(f"equation must be an Acoustic or Acoustic3D, got {type(equation).__name__}")
+        axes = AXIS_NAMES[equation.ndim]
+        expected = "(" + ", ".join(f"n{a}" for a in axes) + ")"
+        if not (isinstance(shape, (tuple, list)) and len(shape) == equation.ndim):
+            other = "" if not isinstance(shape, (tuple, list)) or len(shape) not in AXIS_NAMES else \
+                f" ({len(shape)} axes: a {len(shape)}-D grid needs {'Acoustic3D' if len(shape) == 3 else 'Acoustic'})"
+            raise ValueError(f"shape must be {expected} for {type(equation).__name__}, got {plain(shape)!r}{other}")
+        self.shape = tuple(_count(f"shape[{i}] (n{a})", n, 1) for i, (a, n) in enumerate(zip(axes, shape)))
         self.dh, self.dt = _positive("dh", dh), _positive("dt", dt)
         self.nt = _count("nt", nt, 1)
         self.abcn = _count("abcn", abcn, 0)
@@ -207,7 +219,7 @@ class PropTorch:
         self.pml_freq = None if pml_freq is None else _positive("pml_freq", pml_freq)
         self.pml_vmax = None if pml_vmax is None else _positive("pml_vmax", pml_vmax)
         self.eager_options = eager_options or EagerOptions()
-        self.impl = choose_impl(impl, equation.device)
+        self.impl = choose_impl(impl, equation.device, impls(equation.name, equation.ndim))
         self.cuda_options = cuda_options or CUDAOptions()
         self.memory = resolve_memory(self.impl, memory, use_ckpt, self.ckpt_chunks, cuda_options)
         if not isinstance(memory_guard, bool):
@@ -216,8 +228,12 @@ class PropTorch:
         self._schedule = make_schedule(self.memory)  # None for strategy='auto': planned per call shape
         self._plans: dict = {}  # strategy='auto': call shape -> (Plan, schedule)
         self._predictions: dict = {}  # the guard's: (call shape, gradient flags) -> predicted report
-        self.grid = PaddedGrid(nz=self.shape[0], nx=self.shape[1], abcn=self.abcn, free_surface=free_surface,
-                               radius=self.radius)
+        self.grid = PaddedGrid(shape=self.shape, abcn=self.abcn, free_surface=free_surface)
+        thin = self.grid.thinnest_axis(self.radius)
+        if thin is not None:
+            raise ValueError(f"shape {self.shape}: axis {thin} has {self.shape[axes.index(thin)]} cells, fewer than the "
+                             f"{self.radius} cells per absorbing face that space_order={self.space_order} needs "
+                             "beside each layer; use a larger grid, a lower space_order or abcn=0")
         self._last_report: MemoryReport | None = None
 
     @property
@@ -228,14 +244,10 @@ class PropTorch:
         """Largest stable time step (s) on this grid for peak velocity ``vmax`` (m/s)."""
         return self.equation.max_stable_dt(vmax, self.dh, self.space_order)
 
-    def _make_stepper(self, problem):
-        if self.impl == "c":
-            from .c import CAcousticStepper
-
-            return CAcousticStepper(problem)
-        from .eager.acoustic import EagerAcousticStepper
-
-        return EagerAcousticStepper(problem, use_compile=self.eager_options.use_compile)
+    def _make_stepper(self, problem, models):
+        cls = stepper_class(self.equation.name, self.equation.ndim, self.impl)
+        options = {"use_compile": self.eager_options.use_compile} if self.impl == "eager" else {}
+        return cls(problem, models, **options)
 
     def _prepare(self, wavelet, sources, receivers, models):
         """Validated inputs of one call: (models, problem, wavelet with its autograd link, stepper)."""
@@ -244,9 +256,9 @@ class PropTorch:
         vp = models[0]
         problem, wav = build_problem(grid=self.grid, dh=self.dh, dt=self.dt, nt=self.nt,
                                      space_order=self.space_order, max_stable_dt=self.max_stable_dt(float(vp.detach().max())),
-                                     vp=vp, wavelet=wavelet, sources=sources, receivers=receivers,
+                                     velocity=vp, wavelet=wavelet, sources=sources, receivers=receivers,
                                      pml_freq=self.pml_freq, pml_vmax=self.pml_vmax)
-        return models, problem, wav, self._make_stepper(problem)
+        return models, problem, wav, self._make_stepper(problem, models)
 
     @staticmethod
     def _call_shape(problem) -> tuple:
@@ -278,7 +290,7 @@ class PropTorch:
         gradient accumulators and the padded model; without a gradient, the one forward state."""
         item = torch.empty((), dtype=problem.dtype).element_size()
         data = problem.nshots * self.nt * problem.nrec * item
-        padded = problem.w_padded.numel() * item
+        padded = stepper.model_bytes()
         if need_wavelet or need_model:
             grads = (math.prod(stepper.snapshot_shape) * item if need_model else 0) + \
                 (problem.wavelet.numel() * item if need_wavelet else 0)
@@ -332,11 +344,11 @@ class PropTorch:
         ----------
         wavelet : (nt,), (nshots, nt) or (nshots, nsrc, nt), numpy or torch
             Source time function(s), one sample per time step.
-        sources : int (nshots, 2) or (nshots, nsrc, 2)
-            ``[x, z]`` grid indices (column, row) of the physical grid.
-        receivers : int (nshots, nrec, 2)
-            ``[x, z]`` grid indices.
-        models : list of (nz, nx) float32/float64 tensors in ``equation.MODEL_SPECS`` order
+        sources : int (nshots, ndim) or (nshots, nsrc, ndim)
+            Grid indices of the physical grid: ``[x, z]`` (column, row) in 2-D, ``[x, y, z]`` in 3-D.
+        receivers : int (nshots, nrec, ndim)
+            Grid indices, likewise.
+        models : list of float32/float64 tensors of the grid's shape in ``equation.MODEL_SPECS`` order
             Gradients flow to those that require grad (and to the wavelet if it does).
 
         Returns

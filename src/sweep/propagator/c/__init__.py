@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ...equations.stencils import FIRST_DERIVATIVE, SECOND_DERIVATIVE
+from ..acoustic_layout import AcousticLayout
 from ..setup import Problem
 from ..threads import GOVERNOR
 
@@ -194,13 +195,14 @@ def _by_row(z: torch.Tensor, nz: int) -> tuple[torch.Tensor, torch.Tensor]:
     return ptr.contiguous(), order
 
 
-class CAcousticStepper:
+class CAcousticStepper(AcousticLayout):
     """The stepper protocol (see :mod:`sweep.memory.protocol`) for the acoustic equation, in C.
 
     Parameters
     ----------
     problem : Problem
-        One validated propagation call; must be on the CPU, float32 or float64.
+        One validated 2-D propagation call; must be on the CPU, float32 or float64.
+    models : [vp]
 
     Notes
     -----
@@ -222,7 +224,7 @@ class CAcousticStepper:
     arithmetic, as the eager stepper does.
     """
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, models) -> None:
         lib = _load()
         if lib is None:
             raise RuntimeError(f"impl='c' is not available: {_error}; {build_instructions()}")
@@ -231,32 +233,31 @@ class CAcousticStepper:
                              "move the model to the CPU or use impl='eager'")
         if problem.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"impl='c' supports float32 and float64, got {problem.dtype}")
-        self.problem = p = problem
-        self.nt = p.nt
+        super().__init__(problem, models)
+        p = problem
         sfx = "f32" if p.dtype == torch.float32 else "f64"
         self._forward = getattr(lib, f"sweep_acoustic_forward_{sfx}")
         self._adjoint = getattr(lib, f"sweep_acoustic_adjoint_{sfx}")
         self._retreat = getattr(lib, f"sweep_acoustic_retreat_{sfx}")
-        nz, nx = p.grid.shape
-        self._shape = (NFIELDS, p.nshots, nz, nx)
+        nz, nx = p.grid.padded_shape
+        self._shape = self.state_shape
         # Kept alive for the C side, which only holds their addresses.
         as_real = lambda t: t.detach().to(device="cpu", dtype=p.dtype).contiguous()  # noqa: E731
-        self._w = as_real(p.w_padded)
+        self._w = as_real(self.w_padded)
         self._ax, self._bx = as_real(p.pml["ax"]), as_real(p.pml["bx"])
         self._az, self._bz = as_real(p.pml["az"]), as_real(p.pml["bz"])
         self._wavelet = as_real(p.wavelet)
-        self._idx = [t.to(device="cpu", dtype=torch.int64).contiguous() for t in (p.src_z, p.src_x, p.rec_z, p.rec_x)]
+        self._idx = [t.to(device="cpu", dtype=torch.int64).contiguous()
+                     for t in (p.src[..., 0], p.src[..., 1], p.rec[..., 0], p.rec[..., 1])]
         self._csr = [*_by_row(self._idx[0], nz), *_by_row(self._idx[2], nz)]
         g = p.grid
-        self._snapshot_shape = (p.nshots, g.nz, g.nx)
-        self._strip_idx = torch.from_numpy(g.strip_cells()).contiguous()
-        self._strip_shape = (p.nshots, int(self._strip_idx.numel()))
-        self.strip_segments = g.strip_segments()  # {edge: (r, L) int64 positions in the strip}
+        (top, _), (left, _) = g.pad
+        self._strip_idx = torch.from_numpy(self.strip_index).contiguous()
         xa, xb = _interior(self._ax, self._bx)
         za, zb = _interior(self._az, self._bz)
         c1, c2 = FIRST_DERIVATIVE[p.space_order], SECOND_DERIVATIVE[p.space_order]
         self._struct = _Problem(
-            nshots=p.nshots, nz=nz, nx=nx, nsrc=p.nsrc, nrec=p.nrec, nt=p.nt, radius=p.grid.radius,
+            nshots=p.nshots, nz=nz, nx=nx, nsrc=p.nsrc, nrec=p.nrec, nt=p.nt, radius=self.r,
             xa=xa, xb=xb, za=za, zb=zb,
             c1=(ctypes.c_double * 4)(*c1, *[0.0] * (4 - len(c1))),
             c2=(ctypes.c_double * 5)(*c2, *[0.0] * (5 - len(c2))),
@@ -265,10 +266,10 @@ class CAcousticStepper:
             bz=self._bz.data_ptr(), wavelet=self._wavelet.data_ptr(),
             src_z=self._idx[0].data_ptr(), src_x=self._idx[1].data_ptr(),
             rec_z=self._idx[2].data_ptr(), rec_x=self._idx[3].data_ptr(),
-            ptop=g.top, pleft=g.left, pnz=g.nz, pnx=g.nx,
+            ptop=top, pleft=left, pnz=g.shape[0], pnx=g.shape[1],
             src_ptr=self._csr[0].data_ptr(), src_order=self._csr[1].data_ptr(),
             rec_ptr=self._csr[2].data_ptr(), rec_order=self._csr[3].data_ptr(),
-            strip_idx=self._strip_idx.data_ptr(), nstrip=self._strip_shape[1],
+            strip_idx=self._strip_idx.data_ptr(), nstrip=self.strip_shape[1],
         )
         self._pstruct = ctypes.byref(self._struct)
         self._grad_w: torch.Tensor | None = None
@@ -277,7 +278,7 @@ class CAcousticStepper:
 
     def _threads(self) -> int:
         """``torch.get_num_threads()``, capped so that each thread has at least MIN_CELLS_PER_THREAD cells."""
-        cells = self._shape[1] * self._shape[2] * self._shape[3]
+        cells = math.prod(self._shape[1:])
         return max(1, min(torch.get_num_threads(), cells // max(1, MIN_CELLS_PER_THREAD)))
 
     def _run(self, what: str, n0: int, n1: int, reverse: bool, kernel) -> None:
@@ -299,50 +300,22 @@ class CAcousticStepper:
                 GOVERNOR.observe(int(stats.threads), requested, stats.wall, stats.cpu)
 
     # -- the protocol -------------------------------------------------------------------------
-    def initial(self) -> torch.Tensor:
-        return torch.zeros(self._shape, dtype=self.problem.dtype)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """Of states, snapshots, strips and rebuild fields: the model's (float32 or float64)."""
-        return self.problem.dtype
-
-    @property
-    def state_shape(self) -> tuple[int, int, int, int]:
-        """(6, nshots, NZ, NX): the shape of ``initial()``, known without allocating it."""
-        return self._shape
-
-    @property
-    def snapshot_shape(self) -> tuple[int, int, int]:
-        """(nshots, nz, nx): a step's snapshot S = du_next/dw on the physical grid."""
-        return self._snapshot_shape
-
-    @property
-    def strip_shape(self) -> tuple[int, int]:
-        """(nshots, ncells): a step's boundary strip, u_{n-1} on ``grid.strip_cells()``."""
-        return self._strip_shape
-
-    @property
-    def rebuild_shape(self) -> tuple[int, int, int, int]:
-        """(2, nshots, nz, nx): u_n and u_{n-1} on the physical grid."""
-        return (2, *self._snapshot_shape)
-
     def _check(self, name: str, t: torch.Tensor, shape: tuple[int, ...]) -> None:
         if tuple(t.shape) != shape or t.dtype != self.problem.dtype or t.device.type != "cpu" or not t.is_contiguous():
             raise ValueError(f"{name} must be a contiguous CPU {self.problem.dtype} tensor of shape {shape}, got "
                              f"{t.dtype} {tuple(t.shape)} on {t.device} (contiguous={t.is_contiguous()})")
 
     def _check_kept(self, name: str, kept: torch.Tensor, count: int) -> None:
-        if kept.ndim != 4 or kept.shape[0] < count:
-            raise ValueError(f"{name} must hold at least {count} snapshots of shape {self._snapshot_shape}, "
+        if kept.ndim != len(self.snapshot_shape) + 1 or kept.shape[0] < count:
+            raise ValueError(f"{name} must hold at least {count} snapshots of shape {self.snapshot_shape}, "
                              f"got shape {tuple(kept.shape)}")
-        self._check(name, kept, (kept.shape[0], *self._snapshot_shape))
+        self._check(name, kept, (kept.shape[0], *self.snapshot_shape))
 
     def _check_strips(self, strips: torch.Tensor, count: int) -> None:
         if strips.ndim != 3 or strips.shape[0] < count:
-            raise ValueError(f"strips must hold at least {count} strips of shape {self._strip_shape}, "
+            raise ValueError(f"strips must hold at least {count} strips of shape {self.strip_shape}, "
                              f"got shape {tuple(strips.shape)}")
-        self._check("strips", strips, (strips.shape[0], *self._strip_shape))
+        self._check("strips", strips, (strips.shape[0], *self.strip_shape))
 
     @torch.no_grad()
     def advance(self, state: torch.Tensor, n0: int, n1: int, record: torch.Tensor | None = None,
@@ -378,10 +351,7 @@ class CAcousticStepper:
         """(u_n, u_{n-1}) of ``state`` on the physical grid into ``out`` (``rebuild_shape``)."""
         self._check("state", state, self._shape)
         self._check("out", out, self.rebuild_shape)
-        g = self.problem.grid
-        physical = state[:2, :, g.top:g.top + g.nz, g.left:g.left + g.nx]
-        out[0].copy_(physical[1])
-        out[1].copy_(physical[0])
+        super().save_fields(state, out)
 
     @torch.no_grad()
     def retreat(self, fields: torch.Tensor, strips: torch.Tensor, n0: int, n1: int, keep: torch.Tensor) -> None:
@@ -404,7 +374,7 @@ class CAcousticStepper:
         p = self.problem
         self._grad_wavelet = torch.zeros((p.nshots, p.nsrc, p.nt), dtype=p.dtype) if need_wavelet else None
         # Per shot, so that threads working on different shots never add to the same cell.
-        self._grad_w = torch.zeros(self._snapshot_shape, dtype=p.dtype) if need_model else None
+        self._grad_w = torch.zeros(self.snapshot_shape, dtype=p.dtype) if need_model else None
         self._adjoint_open = True
 
     @torch.no_grad()
@@ -436,13 +406,12 @@ class CAcousticStepper:
 
     def end_adjoint(self) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
         """(gradient w.r.t. the wavelet (nshots, nsrc, nt), [gradient w.r.t. vp (nz, nx)])."""
-        grad_vp = None
+        total = None
         if self._grad_w is not None:
             total = self._grad_w[0].clone()
             for shot in self._grad_w[1:]:  # fixed order: independent of the thread count
                 total += shot
-            grad_vp = self.problem.vp_gradient(total)
-        out = (self._grad_wavelet, [grad_vp])
+        out = (self._grad_wavelet, self.model_gradients(total))
         self._grad_wavelet = self._grad_w = None
         self._adjoint_open = False
         return out

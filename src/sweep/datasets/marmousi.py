@@ -63,16 +63,21 @@ def _read_vp(path: str | os.PathLike | None) -> np.ndarray:
 
 
 def water_mask(vp: np.ndarray, water_velocity: float = WATER_VELOCITY) -> np.ndarray:
-    """Boolean (nz, nx) mask of the water column: per column, the cells from the top down to the first
-    cell whose velocity differs from ``water_velocity``."""
+    """Boolean mask of the water column, the shape of ``vp`` ((nz, nx) or (nz, ny, nx), axis 0 depth):
+    per column, the cells from the top down to the first cell whose velocity differs from
+    ``water_velocity``."""
     not_water = vp != water_velocity
     first_rock = np.where(not_water.any(axis=0), not_water.argmax(axis=0), vp.shape[0])
-    return np.arange(vp.shape[0])[:, None] < first_rock[None, :]
+    depth = np.arange(vp.shape[0]).reshape((-1,) + (1,) * (vp.ndim - 1))
+    return depth < first_rock[None]
 
 
 def smooth_model(vp: np.ndarray, dh: float, length_m: float = SMOOTHING_LENGTH_M) -> np.ndarray:
     """Smooth starting model: Gaussian of standard deviation ``length_m`` (m) on the slowness, with
     the water column (see :func:`water_mask`) reset to its original velocity.
+
+    ``vp`` is (nz, nx) or (nz, ny, nx) in m/s with axis 0 depth and spacing ``dh`` (m) on every axis;
+    the Gaussian is isotropic (the same ``length_m`` along every axis) and the result has ``vp``'s shape.
 
     Smoothing slowness rather than velocity keeps traveltimes closer to the true model's.
     """

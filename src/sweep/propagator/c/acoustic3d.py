@@ -35,7 +35,7 @@ class _Problem3D(ctypes.Structure):
         ("src_z", _ptr), ("src_y", _ptr), ("src_x", _ptr), ("rec_z", _ptr), ("rec_y", _ptr), ("rec_x", _ptr),
         ("ptop", _i64), ("pfront", _i64), ("pleft", _i64), ("pnz", _i64), ("pny", _i64), ("pnx", _i64),
         ("src_ptr", _ptr), ("src_order", _ptr), ("rec_ptr", _ptr), ("rec_order", _ptr),
-        ("strip_idx", _ptr), ("nstrip", _i64), ("tile_y", _i64),
+        ("strip_idx", _ptr), ("nstrip", _i64), ("wave", _i64), ("tile_y", _i64),
     ]
 
 
@@ -49,19 +49,25 @@ class CAcoustic3DStepper(CStepper):
     problem : Problem
         One validated 3-D propagation call; must be on the CPU, float32 or float64.
     models : [vp]
+    wave : int
+        Steps each thread runs per wave of the forward (acoustic3d_impl.h); 0 (default) chooses from the cache
+        size. Results do not depend on it.
     tile_y : int
-        Rows of a y-tile of the forward sweep (acoustic3d_impl.h); 0 (default) chooses from the cache size.
-        Results do not depend on it.
+        Rows per y-tile of the forward's waves; 0 (default) chooses from the cache size. Results do not
+        depend on it.
     """
 
     KERNELS = "sweep_acoustic3d"
     STRUCT = _Problem3D
     NDIM = 3
+    #: A banded forward call pipelines its steps over the threads (acoustic3d_impl.h): some waves per call.
+    MIN_CALL_STEPS = 16
 
-    def __init__(self, problem: Problem, models, tile_y: int = 0) -> None:
-        if isinstance(tile_y, bool) or not isinstance(tile_y, int) or tile_y < 0:
-            raise ValueError(f"tile_y must be an integer >= 0, got {tile_y!r}")
-        self.tile_y = tile_y
+    def __init__(self, problem: Problem, models, wave: int = 0, tile_y: int = 0) -> None:
+        for name, value in (("wave", wave), ("tile_y", tile_y)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        self.wave, self.tile_y = wave, tile_y
         super().__init__(problem, models)
 
     def _make_struct(self) -> _Problem3D:
@@ -96,5 +102,5 @@ class CAcoustic3DStepper(CStepper):
             ptop=top, pfront=front, pleft=left, pnz=g.shape[0], pny=g.shape[1], pnx=g.shape[2],
             src_ptr=self._csr[0].data_ptr(), src_order=self._csr[1].data_ptr(),
             rec_ptr=self._csr[2].data_ptr(), rec_order=self._csr[3].data_ptr(),
-            strip_idx=self._strip_idx.data_ptr(), nstrip=self.strip_shape[1], tile_y=self.tile_y,
+            strip_idx=self._strip_idx.data_ptr(), nstrip=self.strip_shape[1], wave=self.wave, tile_y=self.tile_y,
         )

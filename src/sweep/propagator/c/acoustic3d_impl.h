@@ -405,6 +405,30 @@ static int64_t *SFX(c3_strip_rows)(const int64_t *sidx, int64_t nstrip, int64_t 
     return sptr;
 }
 
+/* ---- the forward's schedule: waves ---------------------------------------------------------------------
+ *
+ * A task (n, i) is step n on plane i: psi_z' of plane i + r (and of planes 0..r-1 with plane 0), psi_y' of the
+ * plane's y-layer rows, then its rows. It reads u_n on planes i - r .. i + 2r and overwrites u_{n-1} on plane i
+ * and psi_z on plane i + r, so it may run once the task (n - 1, min(i + 2r, NZ - 1)) has run (and every earlier
+ * plane of step n-1, since planes run in order): then u_n is there, and step n-1 has read all it reads of what
+ * the task overwrites. A wave of G steps runs step n + t on plane p - t D (D = 2r) for p = 0, 1, ... and t =
+ * 0..G-1: each task after the one it needs, the G steps touching each plane within some G D planes, so that the
+ * fields come from memory about once per wave instead of once per step.
+ *
+ * Work split: with nshots >= threads, each thread takes whole shots and runs their waves with no
+ * synchronisation. Otherwise each shot has a team of threads that pipeline its steps: thread k of a team of m
+ * runs steps [w + kG, w + (k+1)G) of each wave of m G steps starting at w, sweeping the planes D behind its
+ * predecessor (the owner of the step before its first), whose progress on that step it waits for (pool.h
+ * wait scheme): per-step progress counters, no barrier. Every cell's arithmetic is the same whatever the split
+ * and the wave length, so results do not depend on them. */
+
+/* Bytes of the planes a wave of one thread keeps in cache ((G D + 2r + 1) planes of about four fields). */
+#ifndef SWEEP_WAVE_BYTES
+#define SWEEP_WAVE_BYTES (8 * 1024 * 1024)
+#endif
+/* Most steps of a thread's wave. */
+#define SWEEP_WAVE_MAX 4
+
 /* What every thread of one forward call reads (see sweep_acoustic3d_forward). */
 typedef struct {
     const sweep_problem3d *P;
@@ -414,64 +438,99 @@ typedef struct {
     const SFX(c3_scratch) *T;
     REAL *s0, *s1, *px, *py, *pz, *zx, *zy, *zz, *record, *keep, *strips;
     const int64_t *sptr;
-    int64_t n0, n1, tile;
-    sweep_sched S;
+    int64_t n0, n1, group; /* steps [n0, n1); a thread's steps per wave */
+    int64_t tile;          /* rows per y-tile */
+    int team;              /* threads per shot (1: whole shots per thread) */
+    int nthreads;
+    sweep_word *prog;      /* team mode: planes done of each step, per shot team: prog[team * K + n - n0] */
 } SFX(fw3_job);
 
-/* Step n on planes [a, b), rows [y0, y1) of shot sh (u slot u, u_prev slot up). psi_z runs r planes ahead of the
- * sweep (a band reads no psi_z across its edges: see the work split), psi_y' of the rows this tile first needs
- * is updated before its rows of each plane (the rows [y0 - r, y0 + r) by the tile before). */
-static void SFX(fw3_band)(const SFX(fw3_job) *J, const SFX(c3_scratch) *T, const REAL *u, REAL *up, int64_t sh,
-                          int64_t a, int64_t b, int64_t y0, int64_t y1, int64_t n) {
+/* Rows ahead whose fields a task prefetches (the x-layer columns of psi_x / zeta_x are two short runs per row,
+ * too short for the hardware prefetchers, and a wave's planes live in L3). */
+#define SWEEP_PREFETCH_ROWS 2
+
+/* Prefetch the cache lines of [f, f + n) into L1. */
+static inline void SFX(c3_prefetch)(const REAL *f, int64_t n) {
+    for (int64_t j = 0; j < n; j += 64 / (int64_t)sizeof(REAL)) _mm_prefetch((const char *)(f + j), _MM_HINT_T0);
+    if (n > 0) _mm_prefetch((const char *)(f + n - 1), _MM_HINT_T0);
+}
+
+/* Prefetch what row k of plane i reads from memory: u_prev, w, the newest u taps (plane i + r, row k + r), and
+ * the C-PML fields of its layer cells. */
+static void SFX(fw3_prefetch)(const SFX(fw3_job) *J, const SFX(c3_fields) *F, int64_t i, int64_t k) {
+    const sweep_problem3d *P = J->P;
+    const int64_t NZ = P->nz, NY = P->ny, NX = P->nx, c = (i * NY + k) * NX, r = P->radius;
+    const SFX(xlayout) *X = J->X;
+    SFX(c3_prefetch)(F->up + c, NX);
+    SFX(c3_prefetch)(J->K->w + c, NX);
+    if (i + r < NZ) SFX(c3_prefetch)(F->u + c + r * NY * NX, NX);
+    if (k + r < NY) SFX(c3_prefetch)(F->u + c + r * NX, NX);
+    const int64_t xl = X->two ? X->xl : NX, xr = X->two ? X->xr : NX;
+    SFX(c3_prefetch)(F->px + c, xl);
+    SFX(c3_prefetch)(F->zx + c, xl);
+    SFX(c3_prefetch)(F->px + c + xr, NX - xr);
+    SFX(c3_prefetch)(F->zx + c + xr, NX - xr);
+    if (k < J->ys->c0 || k >= J->ys->c1) SFX(c3_prefetch)(F->zy + c, NX);
+    if (i < J->zs->c0 || i >= J->zs->c1) SFX(c3_prefetch)(F->zz + c, NX);
+}
+
+/* The task (n, i, [ya, yb)) of shot sh: step n on rows [ya, yb) of plane i (see above). */
+static void SFX(fw3_task)(const SFX(fw3_job) *J, const SFX(c3_scratch) *T, int64_t sh, int64_t n, int64_t i, int64_t ya,
+                          int64_t yb) {
     const sweep_problem3d *P = J->P;
     const SFX(k3) *K = J->K;
     const int64_t NZ = P->nz, NY = P->ny, NX = P->nx, plane = NY * NX, o = sh * NZ * plane, nt = P->nt;
     const int64_t nrec = P->nrec, top = P->ptop, front = P->pfront, left = P->pleft;
     const int64_t pnz = P->pnz, pny = P->pny, pnx = P->pnx, pvol = pnz * pny * pnx, nstrip = P->nstrip;
     const int r = (int)P->radius;
+    /* u_next overwrites u_prev, so the two wavefields swap slots every step. */
+    REAL *const up = ((n - J->n0) & 1) ? J->s1 : J->s0;
+    const REAL *const u = ((n - J->n0) & 1) ? J->s0 : J->s1;
     const REAL *const wav = (const REAL *)P->wavelet, *const w = K->w;
     REAL *const kp = J->keep ? J->keep + (n - J->n0) * P->nshots * pvol : 0;
     REAL *const sp = J->strips ? J->strips + (n - J->n0) * P->nshots * nstrip : 0;
     REAL *const record = J->record;
     const SFX(c3_fields) F = {u + o, up + o, J->px + o, J->py + o, J->pz + o, J->zx + o, J->zy + o, J->zz + o};
     REAL *const srow = T->srow, *const uold = T->uold;
-    const int64_t ylo = y0 == 0 ? 0 : (y0 + r < NY ? y0 + r : NY), yhi = y1 == NY ? NY : (y1 + r < NY ? y1 + r : NY);
-    for (int64_t i = a; i < b && i < a + r; i++) SFX(fw3_psi_z_plane)(K, r, &F, i, y0, y1, P->za, P->zb);
-    for (int64_t i = a; i < b; i++) {
-        if (i + r < b) SFX(fw3_psi_z_plane)(K, r, &F, i + r, y0, y1, P->za, P->zb);
-        SFX(fw3_psi_y_rows)(K, r, &F, i, ylo, yhi, P->ya, P->yb);
-        const int doz = i < J->zs->c0 || i >= J->zs->c1;
-        const int pin = i >= top && i < top + pnz;
-        for (int64_t k = y0; k < y1; k++) {
-            const int doy = k < J->ys->c0 || k >= J->ys->c1;
-            const int64_t row = (sh * NZ + i) * NY + k, c = i * plane + k * NX;
-            const int64_t q0 = P->src_ptr[row], q1 = P->src_ptr[row + 1];
-            const int phys = pin && k >= front && k < front + pny;
-            const int64_t prow = (i - top) * pny + (k - front); /* physical row (when phys) */
-            if (sp && phys) /* this step's strip: u_prev on the row's strip cells, before the row overwrites it */
-                for (int64_t t = J->sptr[prow]; t < J->sptr[prow + 1]; t++)
-                    sp[sh * nstrip + t] = F.up[c + left + (P->strip_idx[t] - prow * pnx)];
-            if (q0 < q1) memcpy(uold, F.up + c, (size_t)NX * sizeof(REAL));
-            SFX(fw3_row)(K, r, &F, i, k, doy, doz, J->cs, J->X, T);
-            if (q0 < q1) {
-                /* Sources in a fixed order (several may share a cell): S += f / dh^3, then redo u_next there
-                 * from the saved u_prev. */
-                for (int64_t t = q0; t < q1; t++) {
-                    const int64_t q = P->src_order[t];
-                    srow[P->src_x[q]] += wav[q * nt + n] * K->inv_src;
-                }
-                for (int64_t t = q0; t < q1; t++) {
-                    const int64_t j = P->src_x[P->src_order[t]];
-                    F.up[c + j] = SFX(c3_leapfrog)(F.u[c + j], uold[j], w[c + j], srow[j]);
-                }
+    /* psi_y' of the rows this task first needs: [ya - r, ya + r) were updated by the task of the rows before. */
+    const int64_t ylo = ya == 0 ? 0 : (ya + r < NY ? ya + r : NY), yhi = yb == NY ? NY : (yb + r < NY ? yb + r : NY);
+    if (i == 0)
+        for (int64_t m = 0; m < r && m < NZ; m++) SFX(fw3_psi_z_plane)(K, r, &F, m, ya, yb, P->za, P->zb);
+    if (i + r < NZ) SFX(fw3_psi_z_plane)(K, r, &F, i + r, ya, yb, P->za, P->zb);
+    SFX(fw3_psi_y_rows)(K, r, &F, i, ylo, yhi, P->ya, P->yb);
+    const int doz = i < J->zs->c0 || i >= J->zs->c1;
+    const int pin = i >= top && i < top + pnz;
+    for (int64_t k = ya; k < ya + SWEEP_PREFETCH_ROWS && k < yb; k++) SFX(fw3_prefetch)(J, &F, i, k);
+    for (int64_t k = ya; k < yb; k++) {
+        if (k + SWEEP_PREFETCH_ROWS < yb) SFX(fw3_prefetch)(J, &F, i, k + SWEEP_PREFETCH_ROWS);
+        const int doy = k < J->ys->c0 || k >= J->ys->c1;
+        const int64_t row = (sh * NZ + i) * NY + k, c = i * plane + k * NX;
+        const int64_t q0 = P->src_ptr[row], q1 = P->src_ptr[row + 1];
+        const int phys = pin && k >= front && k < front + pny;
+        const int64_t prow = (i - top) * pny + (k - front); /* physical row (when phys) */
+        if (sp && phys) /* this step's strip: u_prev on the row's strip cells, before the row overwrites it */
+            for (int64_t t = J->sptr[prow]; t < J->sptr[prow + 1]; t++)
+                sp[sh * nstrip + t] = F.up[c + left + (P->strip_idx[t] - prow * pnx)];
+        if (q0 < q1) memcpy(uold, F.up + c, (size_t)NX * sizeof(REAL));
+        SFX(fw3_row)(K, r, &F, i, k, doy, doz, J->cs, J->X, T);
+        if (q0 < q1) {
+            /* Sources in a fixed order (several may share a cell): S += f / dh^3, then redo u_next there from
+             * the saved u_prev. */
+            for (int64_t t = q0; t < q1; t++) {
+                const int64_t q = P->src_order[t];
+                srow[P->src_x[q]] += wav[q * nt + n] * K->inv_src;
             }
-            if (kp && phys) memcpy(kp + sh * pvol + prow * pnx, srow + left, (size_t)pnx * sizeof(REAL));
-            if (record && n + 1 < J->n1)
-                for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
-                    const int64_t q = P->rec_order[t];
-                    record[(sh * nt + n + 1) * nrec + q % nrec] = F.up[c + P->rec_x[q]];
-                }
+            for (int64_t t = q0; t < q1; t++) {
+                const int64_t j = P->src_x[P->src_order[t]];
+                F.up[c + j] = SFX(c3_leapfrog)(F.u[c + j], uold[j], w[c + j], srow[j]);
+            }
         }
+        if (kp && phys) memcpy(kp + sh * pvol + prow * pnx, srow + left, (size_t)pnx * sizeof(REAL));
+        if (record && n + 1 < J->n1)
+            for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
+                const int64_t q = P->rec_order[t];
+                record[(sh * nt + n + 1) * nrec + q % nrec] = F.up[c + P->rec_x[q]];
+            }
     }
 }
 
@@ -485,43 +544,86 @@ static void SFX(c3_swap_planes)(REAL *s0, REAL *s1, int64_t a, int64_t b, int64_
     }
 }
 
+/* Rows [*a, *b) of tile t at step n: the tiles of H rows shifted up by 2r rows per step (see above). */
+static inline void SFX(fw3_rows)(const SFX(fw3_job) *J, int64_t t, int64_t n, int64_t *a, int64_t *b) {
+    const int64_t s = 2 * J->P->radius * (n - J->n0), H = J->tile, NY = J->P->ny;
+    *a = clamp64(t * H - s, 0, NY);
+    *b = clamp64((t + 1) * H - s, 0, NY);
+}
+
+/* Runs steps [sa, sb) of shot sh as one wave (see above); in a team, waits for the owner of step sa - 1 when
+ * that is another thread, and publishes the progress of step sb - 1 (tile t, plane i: t NZ + i + 1). */
+static void SFX(fw3_wave)(const SFX(fw3_job) *J, const SFX(c3_scratch) *T, sweep_word *prog, int64_t sh, int64_t sa,
+                          int64_t sb, int wait_first, int post_last, int64_t budget) {
+    const int64_t NZ = J->P->nz, NY = J->P->ny, D = 2 * J->P->radius, G = sb - sa, H = J->tile;
+    const int64_t t0 = D * (sa - J->n0) / H, t1 = (NY - 1 + D * (sb - 1 - J->n0)) / H;
+    for (int64_t tile = t0; tile <= t1; tile++)
+        for (int64_t p = 0; p < NZ + (G - 1) * D; p++)
+            for (int64_t t = 0; t < G; t++) {
+                const int64_t i = p - t * D, n = sa + t;
+                if (i < 0 || i >= NZ) continue;
+                if (t == 0 && wait_first) { /* (n - 1, tile, i + D) done; all of it beyond its last tile */
+                    const int64_t last = (NY - 1 + D * (n - 1 - J->n0)) / H;
+                    const int64_t need = tile > last ? last * NZ + NZ : tile * NZ + (i + D < NZ ? i + D : NZ - 1) + 1;
+                    sweep_word_wait(prog + (n - 1 - J->n0), (int)need, budget);
+                }
+                int64_t a, b;
+                SFX(fw3_rows)(J, tile, n, &a, &b);
+                if (a < b) SFX(fw3_task)(J, T, sh, n, i, a, b);
+                if (t == G - 1 && post_last) sweep_word_post(prog + (n - J->n0), (int)(tile * NZ + i + 1));
+            }
+}
+
 /* Thread `me`'s part of a forward call. */
 static void SFX(fw3_thread)(void *ctx, int me) {
     const SFX(fw3_job) *J = (const SFX(fw3_job) *)ctx;
     const sweep_problem3d *P = J->P;
-    const int64_t NY = P->ny, plane = NY * P->nx, vol = P->nz * plane, tile = J->tile;
-    const int64_t n0 = J->n0, n1 = J->n1, budget = sweep_spin_ticks();
-    REAL *const s0 = J->s0, *const s1 = J->s1;
+    const int64_t ns = P->nshots, NZ = P->nz, plane = P->ny * P->nx, vol = NZ * plane;
+    const int64_t n0 = J->n0, n1 = J->n1, K = n1 - n0, G = J->group, budget = sweep_spin_ticks();
+    const int m = J->team;
     const unsigned int mxcsr = enter_ftz();
-    const sweep_part part = J->S.plan[me];
-    for (int64_t sh = part.s0; sh < part.s1; sh++) {
-        for (int64_t n = n0; n < n1; n++) {
-            /* u_next overwrites u_prev, so the two wavefields swap slots every step. */
-            REAL *const up = ((n - n0) & 1) ? s1 : s0;
-            const REAL *const u = ((n - n0) & 1) ? s0 : s1;
-            if (n > n0) wait_neighbours(J->S.prog, &part, (int)(n - n0), budget);
-            for (int64_t y0 = 0; y0 < NY; y0 += tile)
-                SFX(fw3_band)(J, J->T + me, u, up, sh, part.a, part.b, y0, y0 + tile < NY ? y0 + tile : NY, n);
-            sweep_word_post(J->S.prog + me, (int)(n - n0 + 1));
+    if (m == 1) { /* whole shots: [me * ns / threads, (me + 1) * ns / threads) */
+        for (int64_t sh = me * ns / J->nthreads; sh < (me + 1) * ns / J->nthreads; sh++) {
+            for (int64_t w = n0; w < n1; w += G) SFX(fw3_wave)(J, J->T + me, 0, sh, w, w + G < n1 ? w + G : n1, 0, 0, 0);
+            if (K & 1) SFX(c3_swap_planes)(J->s0 + sh * vol, J->s1 + sh * vol, 0, NZ, plane);
         }
-        /* An odd number of steps left u in slot 0: swap back to (u_prev, u), once the neighbours have stopped
-         * reading it. */
-        if ((n1 - n0) & 1) {
-            wait_neighbours(J->S.prog, &part, (int)(n1 - n0), budget);
-            SFX(c3_swap_planes)(s0 + sh * vol, s1 + sh * vol, part.a, part.b, plane);
+    } else if (me / m < ns) { /* thread k of the team of shot me / m */
+        const int64_t sh = me / m, k = me % m;
+        sweep_word *const prog = J->prog + sh * K;
+        for (int64_t w = n0 + k * G; w < n1; w += m * G) {
+            const int64_t sb = w + G < n1 ? w + G : n1;
+            SFX(fw3_wave)(J, J->T + me, prog, sh, w, sb, w > n0, 1, budget);
+        }
+        /* An odd number of steps left u in slot 0: swap back to (u_prev, u) once the last step is done (and so,
+         * by its dependencies, every step), each thread its share of planes. */
+        if (K & 1) {
+            const int64_t last = (P->ny - 1 + 2 * P->radius * (K - 1)) / J->tile; /* the last step's last tile */
+            sweep_word_wait(prog + K - 1, (int)(last * NZ + NZ), budget);
+            SFX(c3_swap_planes)(J->s0 + sh * vol, J->s1 + sh * vol, k * NZ / m, (k + 1) * NZ / m, plane);
         }
     }
     leave_ftz(mxcsr);
 }
 
-/* Rows per y-tile: P->tile_y, or as many as keep the 2r + 1 planes of a tile's rows (and their 2r halo rows)
- * within SWEEP_TILE_BYTES. */
+/* A thread's steps per wave: P->wave, or as many (up to SWEEP_WAVE_MAX) as keep a wave's planes within
+ * SWEEP_WAVE_BYTES, shared by the threads of a team. */
+static int64_t SFX(c3_group)(const sweep_problem3d *P, int team) {
+    if (P->wave > 0) return P->wave;
+    const int64_t r = P->radius, per = 4 * P->ny * P->nx * (int64_t)sizeof(REAL);
+    int64_t g = (SWEEP_WAVE_BYTES / per - 2 * r - 1) / (2 * r);
+    if (g > SWEEP_WAVE_MAX) g = SWEEP_WAVE_MAX;
+    g /= team;
+    return g < 1 ? 1 : g;
+}
+
+/* Rows per y-tile: P->tile_y, or as many as keep the reuse distance of a wave (2r planes of the tile's rows, their
+ * halo and the rows its skew adds, of about five fields) within SWEEP_TILE_BYTES. */
 static int64_t SFX(c3_tile)(const sweep_problem3d *P) {
-    if (P->tile_y > 0) return P->tile_y < P->ny ? P->tile_y : P->ny;
-    const int64_t r = P->radius, row = P->nx * (int64_t)sizeof(REAL);
-    int64_t t = SWEEP_TILE_BYTES / ((2 * r + 1) * row) - 2 * r;
-    if (t < 8) t = 8;
-    return t < P->ny ? t : P->ny;
+    if (P->tile_y > 0) return P->tile_y;
+    const int64_t r = P->radius, row = 5 * 2 * r * P->nx * (int64_t)sizeof(REAL);
+    int64_t h = SWEEP_TILE_BYTES / row - 2 * r * SWEEP_WAVE_MAX;
+    if (h < 8) h = 8;
+    return h;
 }
 
 /* Steps n0 -> n1 in place on `state` (8, nshots, NZ, NY, NX). `record` (nshots, nt, nrec), if not NULL, gets
@@ -540,15 +642,21 @@ int SFX(sweep_acoustic3d_forward)(const sweep_problem3d *P, REAL *state, int64_t
     const SFX(xlayout) X = SFX(make_xlayout)(NX, r, P->xa, P->xb, &cs);
     const int64_t nrec = P->nrec, nt = P->nt;
     if (n1 <= n0) return 0;
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > SWEEP_MAX_THREADS) nthreads = SWEEP_MAX_THREADS;
+    /* Whole shots per thread, or a team per shot (the threads beyond ns teams idle). */
+    const int team = ns >= nthreads ? 1 : (int)(nthreads / ns);
     SFX(c3_scratch) *T = SFX(c3_alloc_scratch)(nthreads, NX);
     REAL *zero = (REAL *)calloc((size_t)NX, sizeof(REAL));
     int64_t *sptr = strips ? SFX(c3_strip_rows)(P->strip_idx, P->nstrip, P->pnz * P->pny, P->pnx) : 0;
+    const size_t nprog = team > 1 ? (size_t)(ns * (n1 - n0)) : 1;
+    sweep_word *prog = (sweep_word *)aligned_alloc(64, nprog * sizeof(sweep_word));
     SFX(fw3_job) J = {P, &K, &ys, &zs, &cs, &X, T, state, state + fs, state + 2 * fs, state + 3 * fs,
                       state + 4 * fs, state + 5 * fs, state + 6 * fs, state + 7 * fs, record, keep, strips, sptr,
-                      n0, n1, SFX(c3_tile)(P), {0}};
-    int status = !T || !zero || (strips && !sptr) ||
-                 sched_alloc_cost(&J.S, ns, NZ, nthreads, P->za + r, P->zb - r, SWEEP_LAYER_PLANE_COST);
+                      n0, n1, SFX(c3_group)(P, team), SFX(c3_tile)(P), team, nthreads, prog};
+    int status = !T || !zero || (strips && !sptr) || !prog || sweep_alloc_fails();
     if (!status) {
+        memset(prog, 0, nprog * sizeof(sweep_word));
         if (record) /* step n0's samples: u at the start of the block */
             for (int64_t q = 0; q < ns * nrec; q++) {
                 const int64_t sh = q / nrec;
@@ -557,10 +665,10 @@ int SFX(sweep_acoustic3d_forward)(const sweep_problem3d *P, REAL *state, int64_t
             }
         K.zero = zero;
         status = sweep_pool_run(nthreads, SFX(fw3_thread), &J, stats);
-        sched_free(&J.S);
     }
     free(T);
     free(zero);
     free(sptr);
+    free(prog);
     return status;
 }

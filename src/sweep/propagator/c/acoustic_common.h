@@ -61,7 +61,8 @@ typedef struct {
     /* Boundary strip: flat indices (i*pny + k)*pnx + j into the physical grid, ascending (grid.strip_cells()). */
     const int64_t *strip_idx;
     int64_t nstrip;
-    int64_t tile_y;                  /* rows of a y-tile of the forward sweep; 0: chosen from the cache size */
+    int64_t wave;                    /* steps per thread of a wave of the forward (acoustic3d_impl.h); 0: from the cache */
+    int64_t tile_y;                  /* rows per y-tile of the forward's waves; 0: from the cache */
 } sweep_problem3d;
 
 /* ---- helpers of every kernel template -------------------------------------------------------------- */

@@ -84,6 +84,8 @@ class CStepper(AcousticLayout):
     KERNELS = ""  # kernel name prefix
     STRUCT: type[ctypes.Structure] = ctypes.Structure  # the kernels' problem struct
     NDIM = 0  # grid dimensions the kernels handle
+    #: Fewest steps of a banded call (see ``_run``): the 3-D forward pipelines a call's steps over its threads.
+    MIN_CALL_STEPS = 1
 
     def __init__(self, problem: Problem, models) -> None:
         lib = library.require()
@@ -146,7 +148,7 @@ class CStepper(AcousticLayout):
         reporting to it. Raises MemoryError when the kernel could not allocate."""
         requested = self._threads()
         banded = requested > 1 and self.problem.nshots < requested
-        per = max(1, BANDED_CALL_CELL_STEPS // math.prod(self._shape[1:])) if banded else n1 - n0
+        per = max(self.MIN_CALL_STEPS, BANDED_CALL_CELL_STEPS // math.prod(self._shape[1:])) if banded else n1 - n0
         bounds = [(m, min(m + per, n1)) for m in range(n0, n1, per)]
         for m0, m1 in reversed(bounds) if reverse else bounds:
             threads = GOVERNOR.threads(requested) if banded else requested

@@ -305,6 +305,34 @@ def test_one_shot_on_two_threads_is_bit_identical(monkeypatch):
             assert torch.equal(a, b)
 
 
+class CyclingGovernor:
+    """Hands out 1, 2, 1, 2, ... threads: consecutive kernel calls of one block run on different splits."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def threads(self, requested: int) -> int:
+        return 1 + len(self.calls) % requested
+
+    def observe(self, threads: int, requested: int, wall: float, cpu: float) -> None:
+        self.calls.append(threads)
+
+
+def test_thread_count_changing_within_a_block(monkeypatch):
+    """Banded blocks run as calls of at least MIN_CALL_STEPS steps, each with the governor's thread count: any
+    sequence of counts gives the one-thread results bit for bit."""
+    monkeypatch.setattr(cstep, "MIN_CELLS_PER_THREAD", 0)
+    one = one_shot_run(1, use_ckpt=False)
+    governor = CyclingGovernor()
+    monkeypatch.setattr(cstep, "GOVERNOR", governor)
+    monkeypatch.setattr(cstep, "BANDED_CALL_CELL_STEPS", 1)  # MIN_CALL_STEPS steps per call
+    two = one_shot_run(2, use_ckpt=False)
+    for a, b in zip(one, two):
+        assert torch.equal(a, b)
+    calls = -(-NT // CAcoustic3DStepper.MIN_CALL_STEPS)
+    assert set(governor.calls) == {1, 2} and len(governor.calls) >= 2 * calls  # forward and adjoint
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_memory_strategies(dtype):
     """Boundary saving equals full storage (data bit for bit, gradient within 5e-6 relative: the rebuild

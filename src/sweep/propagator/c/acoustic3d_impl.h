@@ -32,9 +32,16 @@
  * across threads, so results do not depend on the thread count.
  */
 
+/* The 3-D kernels' vector length in bytes: they prefer 256-bit vectors (acoustic_instance.h). */
+#if defined(__AVX__)
+#define SWEEP_VEC3_BYTES 32
+#else
+#define SWEEP_VEC3_BYTES 16
+#endif
+
 /* Bytes of the 2r + 1 planes of u (one tile's rows of each) the z taps keep in cache. */
 #ifndef SWEEP_TILE_BYTES
-#define SWEEP_TILE_BYTES (512 * 1024)
+#define SWEEP_TILE_BYTES (4 * 1024 * 1024)
 #endif
 /* Relative cost of a z-layer plane (C-PML z terms on every cell) against an interior plane (whose rows already
  * have y- and x-layer cells), for the band split. */
@@ -143,18 +150,22 @@ ALWAYS_INLINE REAL SFX(c3_rhs)(const SFX(k3) *K, const REAL *ux, const REAL *con
 
 /* t[q] (q = -R..R) = row k + q of plane i of field f, or the zero row outside the grid. */
 ALWAYS_INLINE void SFX(c3_taps_y)(const SFX(k3) *K, const REAL *f, int64_t i, int64_t k, const REAL **t, const int R) {
-    for (int q = -R; q <= R; q++) {
-        const int64_t m = k + q;
-        t[q] = (m >= 0 && m < K->ny) ? f + i * K->plane + m * K->nx : K->zero;
+    const REAL *row = f + i * K->plane + k * K->nx;
+    if (k >= R && k + R < K->ny) {
+        for (int q = -R; q <= R; q++) t[q] = row + q * K->nx;
+        return;
     }
+    for (int q = -R; q <= R; q++) t[q] = (k + q >= 0 && k + q < K->ny) ? row + q * K->nx : K->zero;
 }
 
 /* t[q] (q = -R..R) = row k of plane i + q of field f, or the zero row outside the grid. */
 ALWAYS_INLINE void SFX(c3_taps_z)(const SFX(k3) *K, const REAL *f, int64_t i, int64_t k, const REAL **t, const int R) {
-    for (int q = -R; q <= R; q++) {
-        const int64_t m = i + q;
-        t[q] = (m >= 0 && m < K->nz) ? f + m * K->plane + k * K->nx : K->zero;
+    const REAL *row = f + i * K->plane + k * K->nx;
+    if (i >= R && i + R < K->nz) {
+        for (int q = -R; q <= R; q++) t[q] = row + q * K->plane;
+        return;
     }
+    for (int q = -R; q <= R; q++) t[q] = (i + q >= 0 && i + q < K->nz) ? row + q * K->plane : K->zero;
 }
 
 /* One shot's fields (u_prev is overwritten by u_next). */
@@ -165,23 +176,22 @@ typedef struct {
 
 /* Per-thread scratch rows (nx + 2 SWEEP_XPAD each; the padded ones zero outside what a row writes). */
 typedef struct {
-    REAL *ub;                   /* u of the current row at ub[SWEEP_XPAD + j], zero beyond the grid */
-    REAL *pb;                   /* psi_x' of the current row at pb[SWEEP_XPAD + j]: the layer columns */
-    REAL *ou, *ozx, *ozy, *ozz; /* an edge block's u_next, zeta_x', zeta_y', zeta_z' */
-    REAL *srow, *uold;          /* S of the current row; u_prev of a row with sources */
+    REAL *ub;          /* u of the current row at ub[SWEEP_XPAD + j], zero beyond the grid */
+    REAL *pb;          /* psi_x' of the current row at pb[SWEEP_XPAD + j]: the layer columns, zero elsewhere */
+    REAL *srow, *uold; /* S of the current row; u_prev of a row with sources */
 } SFX(c3_scratch);
 
 /* Every thread's rows, zero-filled, in one block: T[t] for thread t; free() it. NULL when out of memory. */
 static SFX(c3_scratch) *SFX(c3_alloc_scratch)(int nthreads, int64_t nx) {
     const int64_t ld = round_up(nx + 2 * SWEEP_XPAD, 16);
     const size_t head = (size_t)round_up(nthreads * (int64_t)sizeof(SFX(c3_scratch)), 64);
-    char *mem = (char *)calloc(head + (size_t)nthreads * 8 * (size_t)ld * sizeof(REAL), 1);
+    char *mem = (char *)calloc(head + (size_t)nthreads * 4 * (size_t)ld * sizeof(REAL), 1);
     if (!mem) return 0;
     SFX(c3_scratch) *T = (SFX(c3_scratch) *)mem;
     REAL *block = (REAL *)(mem + head);
     for (int t = 0; t < nthreads; t++) {
-        REAL *b = block + (size_t)t * 8 * (size_t)ld;
-        T[t] = (SFX(c3_scratch)){b, b + ld, b + 2 * ld, b + 3 * ld, b + 4 * ld, b + 5 * ld, b + 6 * ld, b + 7 * ld};
+        REAL *b = block + (size_t)t * 4 * (size_t)ld;
+        T[t] = (SFX(c3_scratch)){b, b + ld, b + 2 * ld + SWEEP_XPAD, b + 3 * ld + SWEEP_XPAD};
     }
     return T;
 }
@@ -213,25 +223,22 @@ ALWAYS_INLINE void SFX(fw3_psi_x)(const SFX(k3) *K_, const REAL *restrict ux, RE
     }
 }
 
-/* A row's inputs and outputs: u_prev / zeta read from the *i rows and written to the *o rows at j - o (o = 0 in
- * place, the block's start for scratch rows); S into srow[j]. Tables point at their centre (offset 0). */
+/* A row's inputs and outputs: x taps from ux (a zero-padded copy of the row), psi_x' from pxn (likewise), y and z
+ * taps from the tables (pointing at their centre); u_prev and the zetas updated in place; S into srow. */
 typedef struct {
-    const REAL *ux, *pxn, *upi, *zxi, *zyi, *zzi, *w;
+    const REAL *ux, *pxn, *w;
     const REAL *const *uy, *const *uz, *const *py, *const *pz;
-    REAL *upo, *zxo, *zyo, *zzo, *srow;
+    REAL *up, *zx, *zy, *zz, *srow;
     REAL by, ay, bz, az;
-    int64_t o;
 } SFX(c3_io);
 
 /* u_next (and zeta') of the cells [j0, j1) of a row. */
-ALWAYS_INLINE void SFX(fw3_span_r)(const SFX(k3) *K_, const SFX(c3_io) *io, int64_t j0, int64_t j1, const int DOX,
+ALWAYS_INLINE void SFX(fw3_span_r)(const SFX(k3) *K, const SFX(c3_io) *io, int64_t j0, int64_t j1, const int DOX,
                                    const int DOY, const int DOZ, const int R) {
-    const SFX(k3) Kl = *K_, *const K = &Kl;
     const REAL *restrict ux = io->ux, *restrict pxn = io->pxn, *restrict w = io->w;
-    const REAL *upi = io->upi, *zxi = io->zxi, *zyi = io->zyi, *zzi = io->zzi;
-    REAL *upo = io->upo, *zxo = io->zxo, *zyo = io->zyo, *zzo = io->zzo, *restrict srow = io->srow;
+    REAL *restrict up = io->up, *restrict zx = io->zx, *restrict zy = io->zy, *restrict zz = io->zz;
+    REAL *restrict srow = io->srow;
     const REAL by = io->by, ay = io->ay, bz = io->bz, az = io->az;
-    const int64_t o = io->o;
     const REAL *uy_a[9], *uz_a[9], *py_a[9], *pz_a[9];
     for (int q = -R; q <= R; q++) {
         uy_a[R + q] = io->uy[q];
@@ -244,58 +251,78 @@ ALWAYS_INLINE void SFX(fw3_span_r)(const SFX(k3) *K_, const SFX(c3_io) *io, int6
 #pragma GCC ivdep
     for (int64_t j = j0; j < j1; j++) {
         REAL zxn = 0, zyn = 0, zzn = 0;
-        const REAL s = SFX(c3_rhs)(K, ux, uy, uz, pxn, py, pz, zxi, zyi, zzi, by, ay, bz, az, j, &zxn, &zyn, &zzn, DOX,
+        const REAL s = SFX(c3_rhs)(K, ux, uy, uz, pxn, py, pz, zx, zy, zz, by, ay, bz, az, j, &zxn, &zyn, &zzn, DOX,
                                    DOY, DOZ, R);
-        if (DOX) zxo[j - o] = zxn;
-        if (DOY) zyo[j - o] = zyn;
-        if (DOZ) zzo[j - o] = zzn;
+        if (DOX) zx[j] = zxn;
+        if (DOY) zy[j] = zyn;
+        if (DOZ) zz[j] = zzn;
         srow[j] = s;
-        upo[j - o] = SFX(c3_leapfrog)(ux[j], upi[j], w[j], s);
+        up[j] = SFX(c3_leapfrog)(ux[j], up[j], w[j], s);
     }
 }
 
-/* One out-of-line span per (C-PML flags, radius): every inner loop has compile-time constants, and small
- * functions compile much faster than one huge one. */
-#define DEF3(RR, X, Y, Z)                                                                                  \
-    SWEEP_NOINLINE void SFX(fw3_span_##RR##X##Y##Z)(const SFX(k3) *K, const SFX(c3_io) *io, int64_t j0,       \
-                                                    int64_t j1) {                                            \
-        SFX(fw3_span_r)(K, io, j0, j1, X, Y, Z, RR);                                                         \
+/* The columns of a row: psi_x' on [0, pl) and [pr, nx) (the x layers, rounded to whole vectors), the C-PML x terms
+ * on [0, a) and [b, nx) (every cell within r of an x layer, likewise), none on [a, b). The kernels are compiled
+ * without FMA contraction, so a cell outside the layers that gets the C-PML terms (exact zeros there) computes
+ * exactly what it would without them, and the spans may be rounded to whole vectors freely. */
+typedef struct {
+    int64_t pl, pr, a, b;
+} SFX(c3_x);
+
+static SFX(c3_x) SFX(c3_xsplit)(int64_t nx, int64_t xa, int64_t xb, const segments *cs) {
+    const int64_t v = SWEEP_VEC3_BYTES / (int64_t)sizeof(REAL);
+    int64_t la, lb;
+    layer_columns(nx, xa, xb, &la, &lb);
+    SFX(c3_x) X;
+    X.pl = clamp64(round_up(la, v), 0, nx);
+    X.pr = clamp64(nx - round_up(nx - lb, v), 0, nx);
+    if (X.pl > X.pr) X.pl = X.pr = nx; /* one span over the row */
+    X.a = clamp64(round_up(cs->c0, v), 0, nx);
+    X.b = clamp64(nx - round_up(nx - cs->c1, v), 0, nx);
+    if (X.a > X.b) X.a = X.b = nx;
+    return X;
+}
+
+/* u_prev <- u_next on row k of plane i (psi_x and the zetas updated in the layers; psi_y of the rows k-r..k+r and
+ * psi_z of the planes i-r..i+r already are); S into S->srow. */
+ALWAYS_INLINE void SFX(fw3_row_r)(const SFX(k3) *K_, const SFX(c3_fields) *F, int64_t i, int64_t k,
+                                  const SFX(c3_x) *X_, const SFX(c3_scratch) *S, const int DOY, const int DOZ,
+                                  const int R) {
+    const SFX(k3) Kl = *K_, *const K = &Kl; /* local copies: loop invariants kept in registers */
+    const SFX(c3_x) X = *X_;
+    const int64_t nx = K->nx, c = i * K->plane + k * nx;
+    const REAL *uy_a[9], *uz_a[9], *py_a[9], *pz_a[9];
+    const REAL **uy = uy_a + R, **uz = uz_a + R, **py = py_a + R, **pz = pz_a + R;
+    SFX(c3_taps_y)(K, F->u, i, k, uy, R);
+    SFX(c3_taps_z)(K, F->u, i, k, uz, R);
+    if (DOY) SFX(c3_taps_y)(K, F->py, i, k, py, R);
+    if (DOZ) SFX(c3_taps_z)(K, F->pz, i, k, pz, R);
+    REAL *const ux = S->ub + SWEEP_XPAD, *const pxn = S->pb + SWEEP_XPAD;
+    memcpy(ux, F->u + c, (size_t)nx * sizeof(REAL));
+    SFX(fw3_psi_x)(K, ux, F->px + c, pxn, 0, X.pl, R);
+    SFX(fw3_psi_x)(K, ux, F->px + c, pxn, X.pr, nx, R);
+    const SFX(c3_io) io = {ux, pxn, K->w + c, uy, uz, py, pz, F->up + c, F->zx + c, F->zy + c, F->zz + c, S->srow,
+                           K->by[k], K->ay[k], K->bz[i], K->az[i]};
+    SFX(fw3_span_r)(K, &io, 0, X.a, 1, DOY, DOZ, R);
+    SFX(fw3_span_r)(K, &io, X.a, X.b, 0, DOY, DOZ, R);
+    SFX(fw3_span_r)(K, &io, X.b, nx, 1, DOY, DOZ, R);
+}
+
+/* One out-of-line row function per (radius, DOY, DOZ) (every inner loop with compile-time constants, no call per
+ * span), and one psi row function per radius. */
+#define DEF2(RR, Y, Z)                                                                                     \
+    SWEEP_NOINLINE void SFX(fw3_row_##RR##Y##Z)(const SFX(k3) *K, const SFX(c3_fields) *F, int64_t i, int64_t k, \
+                                                const SFX(c3_x) *X, const SFX(c3_scratch) *S) {               \
+        SFX(fw3_row_r)(K, F, i, k, X, S, Y, Z, RR);                                                           \
     }
 #define DEF(RR)                                                                                            \
-    DEF3(RR, 0, 0, 0) DEF3(RR, 0, 0, 1) DEF3(RR, 0, 1, 0) DEF3(RR, 0, 1, 1)                                  \
-    DEF3(RR, 1, 0, 0) DEF3(RR, 1, 0, 1) DEF3(RR, 1, 1, 0) DEF3(RR, 1, 1, 1)                                  \
+    DEF2(RR, 0, 0) DEF2(RR, 0, 1) DEF2(RR, 1, 0) DEF2(RR, 1, 1)                                            \
     SWEEP_NOINLINE void SFX(fw3_psi_row##RR)(const SFX(k3) *K, const REAL *const *t, REAL *p, REAL a, REAL b) { \
         SFX(fw3_psi_span)(K, t, p, a, b, RR);                                                                \
-    }                                                                                                      \
-    SWEEP_NOINLINE void SFX(fw3_psi_x##RR)(const SFX(k3) *K, const REAL *ux, REAL *px, REAL *pxn, int64_t j0,  \
-                                           int64_t j1) {                                                     \
-        SFX(fw3_psi_x)(K, ux, px, pxn, j0, j1, RR);                                                          \
     }
 SWEEP_PER_RADIUS(DEF)
 #undef DEF
-#undef DEF3
-
-/* The span [j0, j1) with runtime flags and radius. */
-static void SFX(fw3_span)(const SFX(k3) *K, int r, const SFX(c3_io) *io, int64_t j0, int64_t j1, int dox, int doy,
-                          int doz) {
-    if (j0 >= j1) return;
-    const int f = 4 * (dox != 0) + 2 * (doy != 0) + (doz != 0);
-#define SPAN(RR)                                                                                           \
-    do {                                                                                                   \
-        switch (f) {                                                                                       \
-        case 0: SFX(fw3_span_##RR##000)(K, io, j0, j1); break;                                             \
-        case 1: SFX(fw3_span_##RR##001)(K, io, j0, j1); break;                                             \
-        case 2: SFX(fw3_span_##RR##010)(K, io, j0, j1); break;                                             \
-        case 3: SFX(fw3_span_##RR##011)(K, io, j0, j1); break;                                             \
-        case 4: SFX(fw3_span_##RR##100)(K, io, j0, j1); break;                                             \
-        case 5: SFX(fw3_span_##RR##101)(K, io, j0, j1); break;                                             \
-        case 6: SFX(fw3_span_##RR##110)(K, io, j0, j1); break;                                             \
-        default: SFX(fw3_span_##RR##111)(K, io, j0, j1); break;                                            \
-        }                                                                                                  \
-    } while (0)
-    SWEEP_RADIUS_DISPATCH(r, SPAN)
-#undef SPAN
-}
+#undef DEF2
 
 static void SFX(fw3_psi_row)(const SFX(k3) *K, int r, const REAL *const *t, REAL *p, REAL a, REAL b) {
 #define CALL(RR) SFX(fw3_psi_row##RR)(K, t, p, a, b)
@@ -303,72 +330,20 @@ static void SFX(fw3_psi_row)(const SFX(k3) *K, int r, const REAL *const *t, REAL
 #undef CALL
 }
 
-static void SFX(fw3_psi_xs)(const SFX(k3) *K, int r, const REAL *ux, REAL *px, REAL *pxn, int64_t j0, int64_t j1) {
-    if (j0 >= j1) return;
-#define CALL(RR) SFX(fw3_psi_x##RR)(K, ux, px, pxn, j0, j1)
-    SWEEP_RADIUS_DISPATCH(r, CALL)
-#undef CALL
-}
-
-/* An edge block's own cells [j0, j1) back from the scratch rows (which start at column o). */
-static inline void SFX(fw3_put_block)(const SFX(c3_scratch) *S, REAL *uprow, REAL *zxrow, REAL *zyrow, REAL *zzrow,
-                                      int64_t o, int64_t j0, int64_t j1, int dox, int doy, int doz) {
-    if (j0 >= j1) return;
-    const size_t n = (size_t)(j1 - j0) * sizeof(REAL);
-    memcpy(uprow + j0, S->ou + (j0 - o), n);
-    if (dox) memcpy(zxrow + j0, S->ozx + (j0 - o), n);
-    if (doy) memcpy(zyrow + j0, S->ozy + (j0 - o), n);
-    if (doz) memcpy(zzrow + j0, S->ozz + (j0 - o), n);
-}
-
-/* u_prev <- u_next on row k of plane i (psi_x and the zetas updated in the layers; psi_y of the rows k-r..k+r and
- * psi_z of the planes i-r..i+r already are); S into S->srow. See xlayout for the column split. */
 static void SFX(fw3_row)(const SFX(k3) *K, int r, const SFX(c3_fields) *F, int64_t i, int64_t k, int doy, int doz,
-                         const segments *cs, const SFX(xlayout) *X, const SFX(c3_scratch) *S) {
-    const int64_t nx = K->nx, c = i * K->plane + k * nx;
-    const REAL *uy_a[9], *uz_a[9], *py_a[9], *pz_a[9];
-    const REAL **uy = uy_a + 4, **uz = uz_a + 4, **py = py_a + 4, **pz = pz_a + 4;
-    for (int q = -4; q <= 4; q++) uy[q] = uz[q] = py[q] = pz[q] = K->zero;
-    SFX(c3_taps_y)(K, F->u, i, k, uy, r);
-    SFX(c3_taps_z)(K, F->u, i, k, uz, r);
-    if (doy) SFX(c3_taps_y)(K, F->py, i, k, py, r);
-    if (doz) SFX(c3_taps_z)(K, F->pz, i, k, pz, r);
-    REAL *const ux = S->ub + SWEEP_XPAD, *const pxn = S->pb + SWEEP_XPAD;
-    const REAL *const urow = F->u + c;
-    REAL *const pxrow = F->px + c, *const uprow = F->up + c;
-    REAL *const zxrow = F->zx + c, *const zyrow = F->zy + c, *const zzrow = F->zz + c;
-    const SFX(c3_io) direct = {urow, pxn, uprow, zxrow, zyrow, zzrow, K->w + c, uy, uz, py, pz,
-                               uprow, zxrow, zyrow, zzrow, S->srow, K->by[k], K->ay[k], K->bz[i], K->az[i], 0};
-    SFX(c3_io) io = direct;
-    if (X->two) {
-        const int64_t l1 = X->xl + r < nx ? X->xl + r : nx, r0 = X->xr - r > 0 ? X->xr - r : 0;
-        memcpy(ux, urow, (size_t)l1 * sizeof(REAL));
-        memcpy(ux + r0, urow + r0, (size_t)(nx - r0) * sizeof(REAL));
-        SFX(fw3_psi_xs)(K, r, ux, pxrow, pxn, 0, X->pl);
-        SFX(fw3_psi_xs)(K, r, ux, pxrow, pxn, X->pr, nx);
-        /* The blocks first: they read u_prev and zeta of their extra cells before the middle writes them, and
-         * the middle then overwrites their S there. */
-        io.ux = ux;
-        io.upo = S->ou;
-        io.zxo = S->ozx;
-        io.zyo = S->ozy;
-        io.zzo = S->ozz;
-        SFX(fw3_span)(K, r, &io, 0, X->xl, X->dox_l, doy, doz);
-        SFX(fw3_put_block)(S, uprow, zxrow, zyrow, zzrow, 0, 0, X->el, X->dox_l, doy, doz);
-        io.o = X->xr;
-        SFX(fw3_span)(K, r, &io, X->xr, nx, X->dox_r, doy, doz);
-        SFX(fw3_put_block)(S, uprow, zxrow, zyrow, zzrow, X->xr, X->er, nx, X->dox_r, doy, doz);
-        SFX(fw3_span)(K, r, &direct, X->el, X->er, 0, doy, doz);
-    } else {
-        memcpy(ux, urow, (size_t)nx * sizeof(REAL));
-        SFX(fw3_psi_xs)(K, r, ux, pxrow, pxn, 0, X->xa);
-        SFX(fw3_psi_xs)(K, r, ux, pxrow, pxn, X->xb, nx);
-        io.ux = ux;
-        const int64_t m0 = clamp64(cs->c0, 0, nx), m1 = clamp64(cs->c1, m0, nx);
-        SFX(fw3_span)(K, r, &io, 0, m0, 1, doy, doz);
-        SFX(fw3_span)(K, r, &io, m0, m1, 0, doy, doz);
-        SFX(fw3_span)(K, r, &io, m1, nx, 1, doy, doz);
-    }
+                         const SFX(c3_x) *X, const SFX(c3_scratch) *S) {
+    const int f = 2 * (doy != 0) + (doz != 0);
+#define ROW(RR)                                                                                            \
+    do {                                                                                                   \
+        switch (f) {                                                                                       \
+        case 0: SFX(fw3_row_##RR##00)(K, F, i, k, X, S); break;                                        \
+        case 1: SFX(fw3_row_##RR##01)(K, F, i, k, X, S); break;                                        \
+        case 2: SFX(fw3_row_##RR##10)(K, F, i, k, X, S); break;                                        \
+        default: SFX(fw3_row_##RR##11)(K, F, i, k, X, S); break;                                       \
+        }                                                                                                  \
+    } while (0)
+    SWEEP_RADIUS_DISPATCH(r, ROW)
+#undef ROW
 }
 
 /* psi_z' on rows [y0, y1) of plane m when it is a z-layer plane. */
@@ -424,7 +399,7 @@ static int64_t *SFX(c3_strip_rows)(const int64_t *sidx, int64_t nstrip, int64_t 
 
 /* Bytes of the planes a wave of one thread keeps in cache ((G D + 2r + 1) planes of about four fields). */
 #ifndef SWEEP_WAVE_BYTES
-#define SWEEP_WAVE_BYTES (8 * 1024 * 1024)
+#define SWEEP_WAVE_BYTES (16 * 1024 * 1024)
 #endif
 /* Most steps of a thread's wave. */
 #define SWEEP_WAVE_MAX 4
@@ -433,8 +408,8 @@ static int64_t *SFX(c3_strip_rows)(const int64_t *sidx, int64_t nstrip, int64_t 
 typedef struct {
     const sweep_problem3d *P;
     const SFX(k3) *K;
-    const segments *ys, *zs, *cs;
-    const SFX(xlayout) *X;
+    const segments *ys, *zs;
+    const SFX(c3_x) *X;
     const SFX(c3_scratch) *T;
     REAL *s0, *s1, *px, *py, *pz, *zx, *zy, *zz, *record, *keep, *strips;
     const int64_t *sptr;
@@ -460,18 +435,18 @@ static inline void SFX(c3_prefetch)(const REAL *f, int64_t n) {
 static void SFX(fw3_prefetch)(const SFX(fw3_job) *J, const SFX(c3_fields) *F, int64_t i, int64_t k) {
     const sweep_problem3d *P = J->P;
     const int64_t NZ = P->nz, NY = P->ny, NX = P->nx, c = (i * NY + k) * NX, r = P->radius;
-    const SFX(xlayout) *X = J->X;
+    const SFX(c3_x) *X = J->X;
+    const int doz = i < J->zs->c0 || i >= J->zs->c1;
     SFX(c3_prefetch)(F->up + c, NX);
     SFX(c3_prefetch)(J->K->w + c, NX);
     if (i + r < NZ) SFX(c3_prefetch)(F->u + c + r * NY * NX, NX);
     if (k + r < NY) SFX(c3_prefetch)(F->u + c + r * NX, NX);
-    const int64_t xl = X->two ? X->xl : NX, xr = X->two ? X->xr : NX;
-    SFX(c3_prefetch)(F->px + c, xl);
-    SFX(c3_prefetch)(F->zx + c, xl);
-    SFX(c3_prefetch)(F->px + c + xr, NX - xr);
-    SFX(c3_prefetch)(F->zx + c + xr, NX - xr);
+    SFX(c3_prefetch)(F->px + c, X->a);
+    SFX(c3_prefetch)(F->zx + c, X->a);
+    SFX(c3_prefetch)(F->px + c + X->b, NX - X->b);
+    SFX(c3_prefetch)(F->zx + c + X->b, NX - X->b);
     if (k < J->ys->c0 || k >= J->ys->c1) SFX(c3_prefetch)(F->zy + c, NX);
-    if (i < J->zs->c0 || i >= J->zs->c1) SFX(c3_prefetch)(F->zz + c, NX);
+    if (doz) SFX(c3_prefetch)(F->zz + c, NX);
 }
 
 /* The task (n, i, [ya, yb)) of shot sh: step n on rows [ya, yb) of plane i (see above). */
@@ -512,7 +487,7 @@ static void SFX(fw3_task)(const SFX(fw3_job) *J, const SFX(c3_scratch) *T, int64
             for (int64_t t = J->sptr[prow]; t < J->sptr[prow + 1]; t++)
                 sp[sh * nstrip + t] = F.up[c + left + (P->strip_idx[t] - prow * pnx)];
         if (q0 < q1) memcpy(uold, F.up + c, (size_t)NX * sizeof(REAL));
-        SFX(fw3_row)(K, r, &F, i, k, doy, doz, J->cs, J->X, T);
+        SFX(fw3_row)(K, r, &F, i, k, doy, doz, J->X, T);
         if (q0 < q1) {
             /* Sources in a fixed order (several may share a cell): S += f / dh^3, then redo u_next there from
              * the saved u_prev. */
@@ -605,14 +580,13 @@ static void SFX(fw3_thread)(void *ctx, int me) {
     leave_ftz(mxcsr);
 }
 
-/* A thread's steps per wave: P->wave, or as many (up to SWEEP_WAVE_MAX) as keep a wave's planes within
- * SWEEP_WAVE_BYTES, shared by the threads of a team. */
+/* A thread's steps per wave: P->wave, or as many (up to SWEEP_WAVE_MAX) as keep the planes of a team's wave (its
+ * m G steps, 2r planes apart) within SWEEP_WAVE_BYTES. */
 static int64_t SFX(c3_group)(const sweep_problem3d *P, int team) {
     if (P->wave > 0) return P->wave;
     const int64_t r = P->radius, per = 4 * P->ny * P->nx * (int64_t)sizeof(REAL);
-    int64_t g = (SWEEP_WAVE_BYTES / per - 2 * r - 1) / (2 * r);
+    int64_t g = (SWEEP_WAVE_BYTES / per - 2 * r - 1) / (2 * r * team);
     if (g > SWEEP_WAVE_MAX) g = SWEEP_WAVE_MAX;
-    g /= team;
     return g < 1 ? 1 : g;
 }
 
@@ -639,7 +613,7 @@ int SFX(sweep_acoustic3d_forward)(const sweep_problem3d *P, REAL *state, int64_t
     const int r = (int)P->radius;
     const segments zs = make_segments(NZ, r, P->za, P->zb), ys = make_segments(NY, r, P->ya, P->yb);
     const segments cs = make_segments(NX, r, P->xa, P->xb);
-    const SFX(xlayout) X = SFX(make_xlayout)(NX, r, P->xa, P->xb, &cs);
+    const SFX(c3_x) X = SFX(c3_xsplit)(NX, P->xa, P->xb, &cs);
     const int64_t nrec = P->nrec, nt = P->nt;
     if (n1 <= n0) return 0;
     if (nthreads < 1) nthreads = 1;
@@ -651,7 +625,7 @@ int SFX(sweep_acoustic3d_forward)(const sweep_problem3d *P, REAL *state, int64_t
     int64_t *sptr = strips ? SFX(c3_strip_rows)(P->strip_idx, P->nstrip, P->pnz * P->pny, P->pnx) : 0;
     const size_t nprog = team > 1 ? (size_t)(ns * (n1 - n0)) : 1;
     sweep_word *prog = (sweep_word *)aligned_alloc(64, nprog * sizeof(sweep_word));
-    SFX(fw3_job) J = {P, &K, &ys, &zs, &cs, &X, T, state, state + fs, state + 2 * fs, state + 3 * fs,
+    SFX(fw3_job) J = {P, &K, &ys, &zs, &X, T, state, state + fs, state + 2 * fs, state + 3 * fs,
                       state + 4 * fs, state + 5 * fs, state + 6 * fs, state + 7 * fs, record, keep, strips, sptr,
                       n0, n1, SFX(c3_group)(P, team), SFX(c3_tile)(P), team, nthreads, prog};
     int status = !T || !zero || (strips && !sptr) || !prog || sweep_alloc_fails();

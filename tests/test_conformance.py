@@ -4,9 +4,11 @@ through the stepper protocol (:mod:`sweep.memory.protocol`) and through PropTorc
 
 (a) adjoint: <F(x, f), (y, g)> = <x, F^T y> + <f, grad_f> for a block of steps (state and wavelet in,
     state and receivers out; float64, 1e-12), and the model gradient that ``adjoint`` accumulates from the
-    snapshots ``advance`` kept equals central differences of ``advance`` in the model (1e-7);
+    snapshots ``advance`` kept equals central differences of ``advance`` in the model (1e-7; measured
+    1e-15 and 2e-9);
 (b) ``retreat`` from the last rebuild fields and the strips reproduces the forward's snapshots and
-    rebuild fields (float64 1e-12, float32 2e-5 of their peak) and returns the fields to zero at step 0;
+    rebuild fields (float64 1e-12, float32 1e-5 of their peak; measured 2.2e-15 and 1.3e-6) and returns
+    the fields to zero at step 0;
 (c) one thread or two: data and gradients bit for bit;
 (d) every memory strategy against full storage, through PropTorch with that impl and dimension:
     chunk, Revolve and multistage (disk) checkpointing bit for bit; boundary saving on device / cpu / disk
@@ -215,7 +217,7 @@ def test_adjoint_dot_product(key, free_surface):
     assert abs(got - fd) <= 1e-7 * abs(fd), (got, fd)
 
 
-@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("free_surface", [False, True])
 @pytest.mark.parametrize("key", KEYS)
 def test_retreat_reproduces_the_forward(key, free_surface, dtype, tol):

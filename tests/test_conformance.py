@@ -32,6 +32,7 @@ import pytest
 import torch
 
 from sweep.equations import Acoustic, Acoustic3D
+from sweep.propagator import threads
 from sweep.propagator.grid import PaddedGrid
 from sweep.propagator.options import BoundaryOptions, CkptOptions, MemoryOptions
 from sweep.propagator.registry import registered, stepper_class
@@ -304,7 +305,10 @@ def threaded_module(key):
 @pytest.mark.parametrize("key", KEYS)
 def test_thread_count_does_not_change_results(key, nshots, monkeypatch):
     """One thread or two: data, velocity and wavelet gradients bit for bit (one shot: a C back-end cuts it
-    into bands of rows; two: one shot per thread, whose gradients are then summed)."""
+    into bands of rows; two: one shot per thread, whose gradients are then summed). The thread governors
+    are off, so that a busy machine does not quietly run both on one thread."""
+    for governor in (threads.GOVERNOR, threads.TORCH_GOVERNOR):
+        monkeypatch.setattr(governor, "enabled", False)
     module = threaded_module(key)
     if hasattr(module, "MIN_CELLS_PER_THREAD"):
         monkeypatch.setattr(module, "MIN_CELLS_PER_THREAD", 0)  # let the tiny grid really use two threads

@@ -328,7 +328,8 @@ def test_gather_matches_deepwave(impl):
     z, y, x = torch.meshgrid(*[torch.arange(n, dtype=torch.float32) for n in DW_SHAPE], indexing="ij")
     vp = 1900.0 + 8.0 * z + 30.0 * torch.sin(x / 5.0) + 20.0 * torch.cos(y / 6.0)
     src = np.array([[[12, 13, 5]]])  # [x, y, z]
-    rec = np.array([[[xx, 8, 3] for xx in range(0, DW_SHAPE[2], 3)] + [[20, yy, 18] for yy in range(0, DW_SHAPE[1], 4)]])
+    rec = np.array([[[xx, 8, 3] for xx in range(0, DW_SHAPE[2], 3)]
+                    + [[20, yy, 18] for yy in range(0, DW_SHAPE[1], 4)]])
     wav = torch.from_numpy(ricker(np.arange(DW_NT) * DW_DT - DW_DELAY, DW_F0)).float()
     prop = PropTorch(Acoustic3D(), DW_SHAPE, DH, DW_DT, DW_NT, abcn=DW_ABCN, space_order=DW_ORDER, impl=impl,
                      pml_freq=DW_F0)

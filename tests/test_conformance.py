@@ -13,17 +13,16 @@ through the stepper protocol (:mod:`sweep.memory.protocol`) and through PropTorc
 (d) every memory strategy against full storage, through PropTorch with that impl and dimension:
     chunk, Revolve and multistage (disk) checkpointing bit for bit; boundary saving on device / cpu / disk
     (fp32 strips of a float32 model) within 5e-6 (relative L2 and max|dg| / max|g|); the lossy strip
-    codecs within their bounds (relative L2; measured values and bounds at STRATEGIES); ``skip_zero_strips`` bit for bit;
-    ``estimate_memory`` equal to the measured ``memory_report()`` buffer for buffer (upper bounds where
-    sizes depend on the data); strategy='auto' under a budget full storage does not fit.
+    codecs within their bounds (relative L2; measured values and bounds at STRATEGIES); ``skip_zero_strips``
+    bit for bit; ``estimate_memory`` equal to the measured ``memory_report()`` buffer for buffer (upper
+    bounds where sizes depend on the data); strategy='auto' under a budget full storage does not fit.
 
 A stepper registered later (a new back-end, or a new dimension of the acoustic equation) is picked up
-with no change here; a new equation needs its entry in EQUATIONS and SUBSPACES (test_every_stepper_is_covered
-fails until it has them).
+with no change here; a new equation needs its entry in EQUATIONS and SUBSPACES, a new dimension its entry
+in CASES (test_every_stepper_is_covered fails until they have them).
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 

@@ -295,9 +295,14 @@ def errors(g: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
     return float((g - ref).norm() / ref.norm()), float((g - ref).abs().max() / ref.abs().max())
 
 
-def threaded_module(key):
-    """The module of the stepper class (where a C back-end keeps MIN_CELLS_PER_THREAD)."""
-    return sys.modules[stepper_class(*key).__module__]
+def threaded_modules(key) -> list:
+    """The modules of the stepper class, its bases and their packages: where a C back-end may keep
+    MIN_CELLS_PER_THREAD (the fewest cells per thread, which keeps tiny grids on one thread)."""
+    names = set()
+    for cls in stepper_class(*key).__mro__:
+        parts = cls.__module__.split(".")
+        names.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return [sys.modules[n] for n in sorted(names) if n in sys.modules]
 
 
 @pytest.mark.parametrize("nshots", [1, 2])
@@ -308,9 +313,9 @@ def test_thread_count_does_not_change_results(key, nshots, monkeypatch):
     are off, so that a busy machine does not quietly run both on one thread."""
     for governor in (threads.GOVERNOR, threads.TORCH_GOVERNOR):
         monkeypatch.setattr(governor, "enabled", False)
-    module = threaded_module(key)
-    if hasattr(module, "MIN_CELLS_PER_THREAD"):
-        monkeypatch.setattr(module, "MIN_CELLS_PER_THREAD", 0)  # let the tiny grid really use two threads
+    for module in threaded_modules(key):
+        if hasattr(module, "MIN_CELLS_PER_THREAD"):
+            monkeypatch.setattr(module, "MIN_CELLS_PER_THREAD", 0)  # let the tiny grid really use two threads
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)

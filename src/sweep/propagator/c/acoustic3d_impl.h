@@ -1,5 +1,5 @@
 /* Template body of the 3-D acoustic kernels' shared helpers and forward, included by acoustic_instance.h once
- * per precision (REAL, SFX as for acoustic_impl.h, whose xlayout it reuses) after the 2-D templates; the
+ * per precision (REAL, SFX as for the 2-D templates, which it does not use) without FMA contraction; the
  * adjoint (acoustic3d_adjoint.h) and the reverse-time rebuild (acoustic3d_retreat.h) follow it.
  *
  * One step on the padded grid (fields zero outside it), exactly as the eager stepper, for a = x, y, z:
@@ -10,26 +10,36 @@
  *   u_next = 2 u - u_prev + w S
  * State (8, nshots, NZ, NY, NX): u_prev, u, psi_x, psi_y, psi_z, zeta_x, zeta_y, zeta_z. The snapshot of
  * step n is S on the physical grid (nshots, nz, ny, nx). Receivers record u at step n before the update.
- * As in 2-D the auxiliaries are only touched where they can be nonzero: psi_a' on a's layer cells, the
- * D1a psi_a' and zeta_a terms within r cells of a's layers (the flags DOX, DOY, DOZ; none on a side
- * without a layer, see `segments`), so the cells farther than r from every layer run a branch-free loop
- * with no C-PML term at all.
+ * The auxiliaries are only touched where they can be nonzero: psi_a' on a's layer cells, the D1a psi_a' and
+ * zeta_a terms on the rows (DOY), planes (DOZ) and column spans (DOX) within r cells of a's layers (none on a
+ * side without a layer, see `segments`); elsewhere a branch-free loop with no C-PML term. Compiled without
+ * FMA contraction, every operation rounds as the eager stepper's does: the forward equals it bit for bit,
+ * and C-PML terms that vanish leave a cell's result unchanged, so spans are rounded to whole vectors freely
+ * (c3_x) and the rebuild's interior S is the forward's.
  *
- * Layout of the sweep (chosen by measurement; the numbers are in docs and the Python stepper): a grid of
- * (NZ, NY, NX) cells does not fit in L2, so each step sweeps y-tiles of whole rows (pencils along x) plane by
- * plane through z (2.5-D blocking): for a tile of T rows the 2r + 1 planes of u that the z taps read stay
- * in L2 while the sweep moves down, so u is read from memory about once per step. Within a row x is
- * innermost and contiguous; the columns within r of an x layer or a padded edge run as whole-vector blocks
- * from a zero-padded copy of the row (acoustic_impl.h's xlayout), the rest reads the grid directly.
- * psi_z' runs r planes ahead of the sweep and psi_y' r rows ahead of each tile, both in place. Measured on
- * a 2-core Zen 4 (140^3 padded, order 4, float32): a whole plane per tile (T = NY, 5 planes of 78 KB in
- * L2) and T = 32 both ran at about 1 ns per padded cell-step on one thread; T is chosen so that the 2r + 1
- * planes of a tile fill SWEEP_TILE_BYTES (half an L2), which gives whole planes up to NX*NY ~ 26k cells.
+ * Layout, chosen by measurement (2-core AMD Zen 4 VM shared with other jobs, float32, order 4, 100^3 cells
+ * with 20 absorbing cells on every face = 140^3 padded, 1 shot; ns per padded cell-step, best of interleaved
+ * repeats; memory ~20 GB/s for both cores together):
+ *   - a plain z sweep of whole planes, one step at a time: ~5.5 (1 thread); y-tiles of 16 / 48 rows did not
+ *     help (5.7, 6.4): the 2r + 1 planes of u a z tap reads stay in L2 either way, but the 8 fields of the
+ *     layers (~100 MB a step) stream from memory every step;
+ *   - waves: a wavefront of G steps through z, step n + t on plane p - 2r t, so each plane's fields are used
+ *     G times within 2r G planes, from L3 instead of memory: G = 1, 2, 4, 6 gave 4.0, 3.3, 3.1, 3.6; y-tiles
+ *     skewed 2r rows per step within a wave (3.5-D blocking, for L2 reuse) gave 2.8 (16 rows), 2.7 (32) against
+ *     2.5 for whole planes: a row of 140 cells is too short for the extra tasks to pay;
+ *   - then per-row work (instruction counts under callgrind): whole-vector C-PML spans instead of the 2-D
+ *     kernels' scratch blocks, one function per row, 256-bit vectors (Zen 4 splits 512-bit ones and an
+ *     unaligned 512-bit load always crosses a line): 2.0 on 1 thread; 1.1-1.3 on 2 threads (a team: below).
+ * So: G = SWEEP_WAVE_MAX steps per thread per wave (fewer when a wave's planes would not fit SWEEP_WAVE_BYTES
+ * of L3), whole planes (y-tiles only when a tile's reuse distance would exceed SWEEP_TILE_BYTES), x innermost
+ * and contiguous (vectorised: check with -fopt-info-vec). Software prefetch of the next rows' fields and
+ * explicit FMAs in the stencil sums measured no different (within 3%).
  *
- * Parallelism as in 2-D (acoustic_common.h): whole shots per thread when nshots >= threads, otherwise each
- * shot's z-planes cut into bands whose boundaries lie in the z-interior (no psi_z / zeta_z there), with
- * neighbour progress counters. Every cell's arithmetic is the same whatever the split, and no sum is split
- * across threads, so results do not depend on the thread count.
+ * Parallelism (see "the forward's schedule" below): whole shots per thread when nshots >= threads; otherwise
+ * a team of threads per shot pipelines its steps through the waves with per-step progress counters (pool.h
+ * wait scheme). Every cell's arithmetic is the same whatever the split or the wave, and no sum is split
+ * across threads, so results do not depend on them. The adjoint and the rebuild split shots or bands of
+ * z-planes as in 2-D (acoustic_common.h).
  */
 
 /* The 3-D kernels' vector length in bytes: they prefer 256-bit vectors (acoustic_instance.h). */
@@ -39,7 +49,8 @@
 #define SWEEP_VEC3_BYTES 16
 #endif
 
-/* Bytes of the 2r + 1 planes of u (one tile's rows of each) the z taps keep in cache. */
+/* Bytes a wave's y-tile may touch between two uses of a cell (2r planes of its rows, about five fields): whole
+ * planes up to NX ~ 350 cells at order 4 in float32. */
 #ifndef SWEEP_TILE_BYTES
 #define SWEEP_TILE_BYTES (4 * 1024 * 1024)
 #endif
@@ -420,35 +431,6 @@ typedef struct {
     sweep_word *prog;      /* team mode: planes done of each step, per shot team: prog[team * K + n - n0] */
 } SFX(fw3_job);
 
-/* Rows ahead whose fields a task prefetches (the x-layer columns of psi_x / zeta_x are two short runs per row,
- * too short for the hardware prefetchers, and a wave's planes live in L3). */
-#define SWEEP_PREFETCH_ROWS 2
-
-/* Prefetch the cache lines of [f, f + n) into L1. */
-static inline void SFX(c3_prefetch)(const REAL *f, int64_t n) {
-    for (int64_t j = 0; j < n; j += 64 / (int64_t)sizeof(REAL)) _mm_prefetch((const char *)(f + j), _MM_HINT_T0);
-    if (n > 0) _mm_prefetch((const char *)(f + n - 1), _MM_HINT_T0);
-}
-
-/* Prefetch what row k of plane i reads from memory: u_prev, w, the newest u taps (plane i + r, row k + r), and
- * the C-PML fields of its layer cells. */
-static void SFX(fw3_prefetch)(const SFX(fw3_job) *J, const SFX(c3_fields) *F, int64_t i, int64_t k) {
-    const sweep_problem3d *P = J->P;
-    const int64_t NZ = P->nz, NY = P->ny, NX = P->nx, c = (i * NY + k) * NX, r = P->radius;
-    const SFX(c3_x) *X = J->X;
-    const int doz = i < J->zs->c0 || i >= J->zs->c1;
-    SFX(c3_prefetch)(F->up + c, NX);
-    SFX(c3_prefetch)(J->K->w + c, NX);
-    if (i + r < NZ) SFX(c3_prefetch)(F->u + c + r * NY * NX, NX);
-    if (k + r < NY) SFX(c3_prefetch)(F->u + c + r * NX, NX);
-    SFX(c3_prefetch)(F->px + c, X->a);
-    SFX(c3_prefetch)(F->zx + c, X->a);
-    SFX(c3_prefetch)(F->px + c + X->b, NX - X->b);
-    SFX(c3_prefetch)(F->zx + c + X->b, NX - X->b);
-    if (k < J->ys->c0 || k >= J->ys->c1) SFX(c3_prefetch)(F->zy + c, NX);
-    if (doz) SFX(c3_prefetch)(F->zz + c, NX);
-}
-
 /* The task (n, i, [ya, yb)) of shot sh: step n on rows [ya, yb) of plane i (see above). */
 static void SFX(fw3_task)(const SFX(fw3_job) *J, const SFX(c3_scratch) *T, int64_t sh, int64_t n, int64_t i, int64_t ya,
                           int64_t yb) {
@@ -475,9 +457,7 @@ static void SFX(fw3_task)(const SFX(fw3_job) *J, const SFX(c3_scratch) *T, int64
     SFX(fw3_psi_y_rows)(K, r, &F, i, ylo, yhi, P->ya, P->yb);
     const int doz = i < J->zs->c0 || i >= J->zs->c1;
     const int pin = i >= top && i < top + pnz;
-    for (int64_t k = ya; k < ya + SWEEP_PREFETCH_ROWS && k < yb; k++) SFX(fw3_prefetch)(J, &F, i, k);
     for (int64_t k = ya; k < yb; k++) {
-        if (k + SWEEP_PREFETCH_ROWS < yb) SFX(fw3_prefetch)(J, &F, i, k + SWEEP_PREFETCH_ROWS);
         const int doy = k < J->ys->c0 || k >= J->ys->c1;
         const int64_t row = (sh * NZ + i) * NY + k, c = i * plane + k * NX;
         const int64_t q0 = P->src_ptr[row], q1 = P->src_ptr[row + 1];

@@ -393,20 +393,24 @@ static int64_t *SFX(c3_strip_rows)(const int64_t *sidx, int64_t nstrip, int64_t 
 
 /* ---- the forward's schedule: waves ---------------------------------------------------------------------
  *
- * A task (n, i) is step n on plane i: psi_z' of plane i + r (and of planes 0..r-1 with plane 0), psi_y' of the
- * plane's y-layer rows, then its rows. It reads u_n on planes i - r .. i + 2r and overwrites u_{n-1} on plane i
- * and psi_z on plane i + r, so it may run once the task (n - 1, min(i + 2r, NZ - 1)) has run (and every earlier
- * plane of step n-1, since planes run in order): then u_n is there, and step n-1 has read all it reads of what
- * the task overwrites. A wave of G steps runs step n + t on plane p - t D (D = 2r) for p = 0, 1, ... and t =
- * 0..G-1: each task after the one it needs, the G steps touching each plane within some G D planes, so that the
- * fields come from memory about once per wave instead of once per step.
+ * A task (n, i, [ya, yb)) is step n on rows [ya, yb) of plane i: psi_z' of those rows of plane i + r (and of
+ * planes 0..r-1 with plane 0), psi_y' of the y-layer rows among [ya + r, yb + r) (the task of the rows before
+ * did the rest), then the rows. It reads u_n on planes i - r .. i + 2r and rows ya - r .. yb + 2r, and
+ * overwrites u_{n-1} and psi_z on plane i + r of its own rows, so it may run once step n - 1 has run on the
+ * planes up to i + 2r of rows up to yb + 2r: then u_n is there, and step n-1 has read all it reads of what the
+ * task overwrites. A wave of G steps runs, for each y-tile (rows [tH - 2r s, (t+1)H - 2r s) at step n0 + s:
+ * shifted 2r rows per step, whole planes by default) and p = 0, 1, ..., step n + t on plane p - t D (D = 2r)
+ * for t = 0..G-1: each task after the ones it needs, and the G steps touching each plane within some G D
+ * planes, so that the fields come from memory about once per wave instead of once per step.
  *
  * Work split: with nshots >= threads, each thread takes whole shots and runs their waves with no
  * synchronisation. Otherwise each shot has a team of threads that pipeline its steps: thread k of a team of m
  * runs steps [w + kG, w + (k+1)G) of each wave of m G steps starting at w, sweeping the planes D behind its
  * predecessor (the owner of the step before its first), whose progress on that step it waits for (pool.h
- * wait scheme): per-step progress counters, no barrier. Every cell's arithmetic is the same whatever the split
- * and the wave length, so results do not depend on them. */
+ * wait scheme): per-step progress counters (tile t, plane i: t NZ + i + 1), no barrier. Bands of planes, as
+ * the adjoint and the rebuild use, would serialise with waves: a band's step n + 1 at its edge needs its
+ * neighbour's step n there, which the neighbour's wave reaches only at its end. Every cell's arithmetic is the
+ * same whatever the split, the tiles and the wave length, so results do not depend on them. */
 
 /* Bytes of the planes a wave of one thread keeps in cache ((G D + 2r + 1) planes of about four fields). */
 #ifndef SWEEP_WAVE_BYTES

@@ -49,8 +49,11 @@ def unit_peak(survey: Survey) -> Survey:
 
     Data are linear in the wavelet, and multiplying by a power of two is exact in floating point, so the
     scaled data are still exactly those the propagator makes from the scaled wavelet (the true model's
-    misfit stays 0). A unit source in 3-D records data of order 1e-5, an L2 misfit of order 1e-8 and
-    gradients far below Adam's ``eps`` (1e-8), which would then take steps much smaller than ``lr``.
+    misfit stays 0). The source term is ``f / dh^ndim`` (docs/design.md), so 3-D data from a unit wavelet
+    are small (peak 4.5e-3 on the default 50 m grid of :func:`~sweep.fwi.layered3d.layered3d_problem`,
+    less on coarser grids) and the L2 misfit's gradient can fall to the order of Adam's ``eps`` (1e-8),
+    which then shortens the steps below ``lr`` (on a 100 m grid the model barely moved); with unit-peak
+    data ``lr`` means the same at any ``dh``.
     """
     peak = float(survey.observed.abs().max())
     if peak == 0 or not np.isfinite(peak):

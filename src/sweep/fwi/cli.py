@@ -22,7 +22,7 @@ from .atomic import replacing
 from .constraints import VelocityConstraints, default_bounds, water_mask
 from .distributed import ShotGroup, launch_rank
 from .inversion import Band, Inversion
-from .layered3d import DEFAULT_SHAPE, figure_cuts, layered3d_problem
+from .layered3d import DEFAULT_DH, DEFAULT_SHAPE, figure_cuts, layered3d_problem
 from .marmousi import marmousi_problem
 from .plots import model_error, plot_inversion
 from .plots3d import plot_inversion_3d
@@ -87,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
                    help="marmousi: keep every k-th sample of the 12.5 m model (default 4: 50 m)")
     g.add_argument("--shape", type=int, nargs=3, default=None, metavar=("NZ", "NY", "NX"),
                    help=f"layered3d: cells (default {' '.join(map(str, DEFAULT_SHAPE))})")
-    g.add_argument("--dh", type=float, default=None, help="layered3d: grid spacing, m (default 50)")
+    g.add_argument("--dh", type=float, default=None, help=f"layered3d: grid spacing, m (default {DEFAULT_DH:g})")
     g.add_argument("--shots", type=int, default=None,
                    help="sources along the surface (marmousi) or on a grid over it (layered3d, as square as "
                         f"the number allows: 4 = 2 x 2); {_default('shots')}")
@@ -194,7 +194,7 @@ def build_problem(args: argparse.Namespace, **propagator_options) -> Problem:
     """The problem ``args.model`` names, as ``args`` (resolved by :func:`resolve`) size it."""
     common = dict(nshots=args.shots, frequency=args.frequency, duration=args.duration, dt=args.dt, **propagator_options)
     if args.model == "layered3d":
-        return layered3d_problem(shape=tuple(args.shape or DEFAULT_SHAPE), dh=50.0 if args.dh is None else args.dh,
+        return layered3d_problem(shape=tuple(args.shape or DEFAULT_SHAPE), dh=DEFAULT_DH if args.dh is None else args.dh,
                                  **common)
     return marmousi_problem(decimate=4 if args.decimate is None else args.decimate, **common)
 

@@ -16,6 +16,8 @@ from .problem import Problem, delayed_ricker, observe, unit_peak
 
 DEFAULT_SHAPE = (32, 32, 32)
 """(nz, ny, nx) of the default 3-D problem: 1.6 km cubed at 50 m."""
+DEFAULT_DH = 50.0
+"""Grid spacing (m) of the default 3-D problem."""
 
 
 def shot_grid(nshots: int) -> tuple[int, int]:
@@ -31,7 +33,7 @@ def _centred(count: int, n: int) -> np.ndarray:
     return np.floor((np.arange(count) + 0.5) * n / count).astype(np.int64)
 
 
-def layered3d_problem(*, shape: tuple[int, int, int] = DEFAULT_SHAPE, dh: float = 50.0, nshots: int = 4,
+def layered3d_problem(*, shape: tuple[int, int, int] = DEFAULT_SHAPE, dh: float = DEFAULT_DH, nshots: int = 4,
                       frequency: float = 2.5, duration: float = 2.0, dt: float = 0.005, depth: int = 1,
                       margin: int = 2, abcn: int = 10, dtype: torch.dtype = torch.float32, data_batch: int = 2,
                       **propagator_options) -> Problem:

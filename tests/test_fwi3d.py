@@ -88,7 +88,7 @@ def test_the_2d_defaults_are_unchanged():
     assert (args.shots, args.frequency, args.duration, args.dt, args.lr, args.batch_size) == (12, 1.5, 5.0, 0.005, 40.0, 4)
     assert args.bands == [Band(2.0, 20), Band(None, 40)]
     args = resolve(parser().parse_args(["--model", "layered3d", "--lr", "7"]))
-    assert (args.shots, args.lr, args.bands) == (4, 7.0, [Band(None, 6)])
+    assert (args.shots, args.lr, args.bands) == (4, 7.0, [Band(None, 20)])
 
 
 def test_shot_grid_is_as_square_as_the_count_allows():

@@ -36,7 +36,7 @@ smoothed model, with observed data made from the true model by the same propagat
 bar per iteration with the misfit, writes the state after every iteration (rerun the same command to
 resume an interrupted run), and at the end OUT/fwi.png (true / start / inverted models, or three cuts
 through each in 3-D, and the loss curve) and OUT/fwi.npz. With the defaults, about 3 minutes on 2 cores
-for marmousi and 2.5 for layered3d. For shot parallelism: torchrun --nproc-per-node=2 -m sweep.fwi
+for marmousi and under 2 for layered3d. For shot parallelism: torchrun --nproc-per-node=2 -m sweep.fwi
 [options]."""
 
 MODELS = ("marmousi", "layered3d")
@@ -44,7 +44,7 @@ MODELS = ("marmousi", "layered3d")
 DEFAULTS = {
     "marmousi": {"shots": 12, "frequency": 1.5, "duration": 5.0, "dt": 0.005, "bands": "2:20,all:40", "lr": 40.0,
                  "batch_size": 4},
-    "layered3d": {"shots": 4, "frequency": 2.5, "duration": 2.0, "dt": 0.005, "bands": "all:6", "lr": 40.0,
+    "layered3d": {"shots": 4, "frequency": 2.5, "duration": 2.0, "dt": 0.005, "bands": "all:20", "lr": 40.0,
                   "batch_size": 2},
 }
 """Each model's defaults of the options whose argparse default is None."""

@@ -1,6 +1,8 @@
 """Full-waveform inversion with the public propagator: misfits, shot batching, source encoding,
 masks and velocity bounds, frequency continuation, shot parallelism on torch.distributed, and the
-``sweep-fwi`` command (a Marmousi inversion with progress, resume and pictures).
+``sweep-fwi`` command (a Marmousi inversion, or with ``--model layered3d`` a small 3-D one, with
+progress, resume and pictures). Models are (nz, nx) or (nz, ny, nx), locations ``[x, z]`` or
+``[x, y, z]``.
 
 It adds no physics and no memory strategy: every propagation is a :class:`PropTorch` call, so the
 memory strategy chosen there is the inversion's.

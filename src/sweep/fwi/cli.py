@@ -1,4 +1,5 @@
-"""``sweep-fwi``: invert Marmousi-II from its smoothed model, with progress, resume and a picture.
+"""``sweep-fwi``: invert Marmousi-II (2-D, the default) or a layered 3-D model (``--model layered3d``)
+from its smoothed model, with progress, resume and a picture.
 
 Runs alone or under ``torchrun --nproc-per-node=N -m sweep.fwi`` (shots split across the processes).
 """
@@ -21,17 +22,40 @@ from .atomic import replacing
 from .constraints import VelocityConstraints, default_bounds, water_mask
 from .distributed import ShotGroup, launch_rank
 from .inversion import Band, Inversion
+from .layered3d import DEFAULT_DH, DEFAULT_SHAPE, figure_cuts, layered3d_problem
 from .marmousi import marmousi_problem
 from .plots import model_error, plot_inversion
+from .plots3d import plot_inversion_3d
+from .problem import Problem
 from .state import saved_iterations
 
 DESCRIPTION = """\
-Invert Marmousi-II (71 x 341 cells at 50 m with the defaults) from its smoothed model, with observed
-data made from the true model by the same propagator. Prints a progress bar per iteration with the
-misfit, writes the state after every iteration (rerun the same command to resume an interrupted run),
-and at the end OUT/fwi.png (true / start / inverted models and the loss curve) and OUT/fwi.npz.
-About 3 minutes on 2 cores with the defaults. For shot parallelism:
-torchrun --nproc-per-node=2 -m sweep.fwi [options]."""
+Invert Marmousi-II (--model marmousi, the default: 71 x 341 cells at 50 m) or a layered 3-D model
+(--model layered3d: 32 x 32 x 32 cells at 50 m, 4 surface shots, a 28 x 28 receiver patch) from its
+smoothed model, with observed data made from the true model by the same propagator. Prints a progress
+bar per iteration with the misfit, writes the state after every iteration (rerun the same command to
+resume an interrupted run), and at the end OUT/fwi.png (true / start / inverted models, or three cuts
+through each in 3-D, and the loss curve) and OUT/fwi.npz. With the defaults, about 3 minutes on 2 cores
+for marmousi and under 2 for layered3d. For shot parallelism: torchrun --nproc-per-node=2 -m sweep.fwi
+[options]."""
+
+MODELS = ("marmousi", "layered3d")
+
+DEFAULTS = {
+    "marmousi": {"shots": 12, "frequency": 1.5, "duration": 5.0, "dt": 0.005, "bands": "2:20,all:40", "lr": 40.0,
+                 "batch_size": 4},
+    "layered3d": {"shots": 4, "frequency": 2.5, "duration": 2.0, "dt": 0.005, "bands": "all:20", "lr": 40.0,
+                  "batch_size": 2},
+}
+"""Each model's defaults of the options whose argparse default is None."""
+
+ONLY = {"decimate": "marmousi", "shape": "layered3d", "dh": "layered3d"}
+"""Options that apply to one model only (giving them with another is an error)."""
+
+
+def _default(option: str) -> str:
+    """'default 12 for marmousi, 4 for layered3d' of ``option`` (its ``DEFAULTS`` key)."""
+    return "default " + ", ".join(f"{DEFAULTS[m][option]} for {m}" for m in MODELS)
 
 
 def _bands(text: str) -> list[Band]:
@@ -57,24 +81,34 @@ class _Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sweep-fwi", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("problem")
-    g.add_argument("--decimate", type=int, default=4, help="keep every k-th sample of the 12.5 m model (default 4: 50 m)")
-    g.add_argument("--shots", type=int, default=12, help="sources along the surface (default 12)")
-    g.add_argument("--frequency", type=float, default=1.5, help="Ricker peak frequency, Hz (default 1.5)")
-    g.add_argument("--duration", type=float, default=5.0, help="record length, s (default 5)")
-    g.add_argument("--dt", type=float, default=0.005, help="time step, s (default 0.005)")
+    g.add_argument("--model", choices=MODELS, default="marmousi",
+                   help="marmousi: the 2-D Marmousi-II (default); layered3d: sweep.datasets.layered_3d, in 3-D")
+    g.add_argument("--decimate", type=int, default=None,
+                   help="marmousi: keep every k-th sample of the 12.5 m model (default 4: 50 m)")
+    g.add_argument("--shape", type=int, nargs=3, default=None, metavar=("NZ", "NY", "NX"),
+                   help=f"layered3d: cells (default {' '.join(map(str, DEFAULT_SHAPE))})")
+    g.add_argument("--dh", type=float, default=None, help=f"layered3d: grid spacing, m (default {DEFAULT_DH:g})")
+    g.add_argument("--shots", type=int, default=None,
+                   help="sources along the surface (marmousi) or on a grid over it (layered3d, as square as "
+                        f"the number allows: 4 = 2 x 2); {_default('shots')}")
+    g.add_argument("--frequency", type=float, default=None, help=f"Ricker peak frequency, Hz ({_default('frequency')})")
+    g.add_argument("--duration", type=float, default=None, help=f"record length, s ({_default('duration')})")
+    g.add_argument("--dt", type=float, default=None, help=f"time step, s ({_default('dt')})")
     g = p.add_argument_group("inversion")
-    g.add_argument("--bands", type=_bands, default=_bands("2:20,all:40"),
-                   help="frequency continuation, CUTOFF_HZ:ITERATIONS,... ('all' = no low-pass; default 2:20,all:40)")
+    g.add_argument("--bands", type=_bands, default=None,
+                   help="frequency continuation, CUTOFF_HZ:ITERATIONS,... ('all' = no low-pass; "
+                        f"{_default('bands')})")
     g.add_argument("--misfit", choices=("l2", "normalized_l2"), default="l2")
-    g.add_argument("--lr", type=float, default=40.0, help="Adam step, m/s (default 40)")
-    g.add_argument("--batch-size", type=int, default=4, help="shots per propagation call (default 4)")
+    g.add_argument("--lr", type=float, default=None, help=f"Adam step, m/s ({_default('lr')})")
+    g.add_argument("--batch-size", type=int, default=None, help=f"shots per propagation call ({_default('batch_size')})")
     g.add_argument("--redraw", action="store_true", help="re-draw the batches at random every iteration")
     g.add_argument("--batches-per-iteration", type=int, default=None,
                    help="use only this many batches per iteration (stochastic gradient; default all)")
     g.add_argument("--encoding", action="store_true",
                    help="mix each batch into one simultaneous source with random polarities (re-drawn each iteration)")
     g.add_argument("--mask", default="water",
-                   help="cells held fixed: 'water' (the water layer), 'none', or a .npy bool (nz, nx) array, True where updated")
+                   help="cells held fixed: 'water' (the water layer), 'none', or a .npy bool array of the model's shape, "
+                        "True where updated")
     g.add_argument("--vmin", type=float, default=None, help="lower velocity bound, m/s (default: 5 points per wavelength)")
     g.add_argument("--vmax", type=float, default=None, help="upper velocity bound, m/s (default: just below the stability limit of dt)")
     g.add_argument("--seed", type=int, default=0, help="seed of the batches and encoding codes")
@@ -144,6 +178,27 @@ def stopped_message(state: Path) -> str:
             "command starts afresh)")
 
 
+def resolve(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill in ``args``' model-dependent defaults (``DEFAULTS``) in place; ValueError for an option of
+    another model (``ONLY``)."""
+    for option, model in ONLY.items():
+        if getattr(args, option) is not None and args.model != model:
+            raise ValueError(f"--{option} applies to --model {model}, not --model {args.model}")
+    for option, value in DEFAULTS[args.model].items():
+        if getattr(args, option) is None:
+            setattr(args, option, _bands(value) if option == "bands" else value)
+    return args
+
+
+def build_problem(args: argparse.Namespace, **propagator_options) -> Problem:
+    """The problem ``args.model`` names, as ``args`` (resolved by :func:`resolve`) size it."""
+    common = dict(nshots=args.shots, frequency=args.frequency, duration=args.duration, dt=args.dt, **propagator_options)
+    if args.model == "layered3d":
+        return layered3d_problem(shape=tuple(args.shape or DEFAULT_SHAPE), dh=DEFAULT_DH if args.dh is None else args.dh,
+                                 **common)
+    return marmousi_problem(decimate=4 if args.decimate is None else args.decimate, **common)
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Parse ``argv``, invert, write the outputs (rank 0); returns a summary dict."""
     return invert(parser().parse_args(argv))
@@ -151,6 +206,7 @@ def run(argv: list[str] | None = None) -> dict:
 
 def invert(args: argparse.Namespace) -> dict:
     """Invert as ``args`` (parsed by :func:`parser`) say, write the outputs (rank 0); returns a summary dict."""
+    resolve(args)
     impl = args.impl
     if args.compile and impl != "eager":
         raise ValueError("--compile compiles the PyTorch steps of impl='eager'; impl='c' already runs compiled "
@@ -158,9 +214,8 @@ def invert(args: argparse.Namespace) -> dict:
     group = ShotGroup(threads=args.threads)
     try:
         state = state_path(args)
-        problem = marmousi_problem(decimate=args.decimate, nshots=args.shots, frequency=args.frequency,
-                                   duration=args.duration, dt=args.dt, impl=impl, memory=memory_options(args),
-                                   eager_options=EagerOptions(use_compile=args.compile))
+        problem = build_problem(args, impl=impl, memory=memory_options(args),
+                                eager_options=EagerOptions(use_compile=args.compile))
         prop, start = problem.propagator, problem.start
         lower, upper = default_bounds(prop, problem.survey.wavelet, start)
         constraints = VelocityConstraints(start.shape, lower if args.vmin is None else args.vmin,
@@ -174,25 +229,41 @@ def invert(args: argparse.Namespace) -> dict:
             args.out.mkdir(parents=True, exist_ok=True)
             first = inversion.calls(0, 0)[0]
             per_call = prop.estimate_memory(first.wavelet, first.sources, first.receivers, [start.clone().requires_grad_()])
-            print(f"sweep-fwi: {problem.survey.nshots} shots on {prop.shape[0]} x {prop.shape[1]} cells at {prop.dh:g} m, "
+            print(f"sweep-fwi: {problem.survey.nshots} shots on {' x '.join(map(str, prop.shape))} cells at {prop.dh:g} m, "
                   f"nt={prop.nt}, impl={prop.impl}, {group.world} process(es) x {group.threads} thread(s); bounds "
                   f"{constraints.lower:.0f}-{constraints.upper:.0f} m/s; state {state}\n"
                   f"memory per propagation call ({first.nshots} shot(s)): {per_call.strategy}, predicted peak "
                   f"{per_call.peak_memory_bytes / 2**20:.1f} MiB in memory (stored {per_call.stored_bytes / 2**20:.1f} MiB; "
                   "an upper bound for data-dependent codecs)", flush=True)
+        # errors[0]: the start's; errors[i + 1]: after iteration i (NaN for those an earlier, resumed run made).
+        errors = [model_error(start, problem.true)]
+
+        def track(iteration: int, model: torch.Tensor, loss: float) -> None:
+            if group.is_main:
+                errors.extend([float("nan")] * (iteration + 1 - len(errors)))
+                errors.append(model_error(model, problem.true))
+
         began = time.perf_counter()
-        result = inversion.run(progress=not args.no_progress)
+        result = inversion.run(progress=not args.no_progress, callback=track)
         seconds = time.perf_counter() - began
-        summary = {"iterations": len(result.losses), "resumed_from": result.resumed_from, "seconds": seconds,
-                   "losses": result.losses,
-                   "start_error": model_error(start, problem.true), "final_error": model_error(result.model, problem.true),
-                   "figure": str(args.out / "fwi.png"), "state": str(state)}
+        errors.extend([float("nan")] * (len(result.losses) + 1 - len(errors)))
+        errors[-1] = model_error(result.model, problem.true)
+        summary = {"model": args.model, "iterations": len(result.losses), "resumed_from": result.resumed_from,
+                   "seconds": seconds, "losses": result.losses, "start_error": errors[0], "final_error": errors[-1],
+                   "errors": errors, "figure": str(args.out / "fwi.png"), "state": str(state)}
         if group.is_main:
-            plot_inversion(problem.true, start, result.model, result.losses, prop.dh, summary["figure"],
-                           band_edges=result.band_starts[1:], title=f"sweep-fwi: {len(result.losses)} iterations")
+            if problem.ndim == 3:
+                plot_inversion_3d(problem.true, start, result.model, result.losses, prop.dh, summary["figure"],
+                                  errors=errors, cuts=figure_cuts(prop.shape), band_edges=result.band_starts[1:],
+                                  title=f"sweep-fwi --model {args.model}: {problem.survey.nshots} shots, "
+                                        f"{len(result.losses)} iterations")
+            else:
+                plot_inversion(problem.true, start, result.model, result.losses, prop.dh, summary["figure"],
+                               band_edges=result.band_starts[1:], title=f"sweep-fwi: {len(result.losses)} iterations")
             with replacing(args.out / "fwi.npz") as f:
                 np.savez(f, inverted=result.model.cpu().numpy(), start=start.numpy(), true=problem.true.numpy(),
-                         losses=np.array(result.losses), band_starts=np.array(result.band_starts))
+                         losses=np.array(result.losses), band_starts=np.array(result.band_starts),
+                         errors=np.array(errors))
             resumed = f" (resumed at iteration {result.resumed_from})" if result.resumed_from else ""
             print(f"model error (relative L2 vs the true model): start {summary['start_error']:.4f} -> inverted "
                   f"{summary['final_error']:.4f}; misfit {result.losses[0]:.4g} -> {result.losses[-1]:.4g}; "

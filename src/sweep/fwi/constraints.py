@@ -36,15 +36,20 @@ def default_bounds(propagator, wavelet: torch.Tensor, start: torch.Tensor) -> tu
 
 
 def water_mask(model: np.ndarray | torch.Tensor, water_velocity: float = 1500.0, tolerance: float = 1.0) -> np.ndarray:
-    """Update mask (nz, nx) bool, False on the water layer: the top rows whose every cell is within
-    ``tolerance`` m/s of ``water_velocity``. The water is known, and its cells next to the sources
-    otherwise take the largest gradient values."""
+    """Update mask of ``model``'s shape ((nz, nx) or (nz, ny, nx)) bool, False on the water layer: the
+    top depth levels (rows, or depth slices in 3-D) whose every cell is within ``tolerance`` m/s of
+    ``water_velocity``. The water is known, and its cells next to the sources otherwise take the largest
+    gradient values."""
     m = np.asarray(model.detach().cpu() if isinstance(model, torch.Tensor) else model)
-    water_rows = np.all(np.abs(m - water_velocity) <= tolerance, axis=1)
+    water_rows = np.all(np.abs(m - water_velocity) <= tolerance, axis=tuple(range(1, m.ndim)))
     depth = int(np.argmin(water_rows)) if not water_rows.all() else m.shape[0]
     mask = np.ones(m.shape, dtype=bool)
     mask[:depth] = False
     return mask
+
+
+def _axes(ndim: int) -> str:
+    return "nz, ny, nx" if ndim == 3 else "nz, nx"
 
 
 class VelocityConstraints:
@@ -52,10 +57,10 @@ class VelocityConstraints:
 
     Parameters
     ----------
-    shape : (nz, nx)
+    shape : (nz, nx) or (nz, ny, nx)
     lower, upper : float
         Bounds (m/s) enforced on updated cells by projection after each step.
-    mask : bool array (nz, nx), optional
+    mask : bool array of ``shape``, optional
         True where the model may change; default everywhere. The gradient is zeroed where False, and
         those cells are restored after the step, so no optimiser (momentum, weight decay) moves them.
     """
@@ -69,7 +74,7 @@ class VelocityConstraints:
         if mask.dtype != np.bool_:
             raise ValueError(f"mask must be a boolean array (True where the model is updated), got dtype {mask.dtype}")
         if mask.shape != tuple(shape):
-            raise ValueError(f"mask must have the model's shape {tuple(shape)} (nz, nx), got {mask.shape}")
+            raise ValueError(f"mask must have the model's shape {tuple(shape)} ({_axes(len(shape))}), got {mask.shape}")
         if not mask.any():
             raise ValueError("mask is False everywhere: nothing would be inverted")
         self.lower, self.upper, self.mask = float(lower), float(upper), mask
@@ -83,7 +88,7 @@ class VelocityConstraints:
                              f"velocity bounds [{self.lower:g}, {self.upper:g}] m/s")
 
     def mask_gradient(self, grad: torch.Tensor) -> None:
-        """Zero ``grad`` (nz, nx) in place where the model is held fixed."""
+        """Zero ``grad`` (the model's shape) in place where the model is held fixed."""
         grad.mul_(torch.as_tensor(self.mask, device=grad.device, dtype=grad.dtype))
 
     @torch.no_grad()

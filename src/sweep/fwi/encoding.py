@@ -17,7 +17,7 @@ from .survey import Survey
 
 
 def check_encodable(receivers: np.ndarray) -> None:
-    """Raise ValueError unless every shot of ``receivers`` (nshots, nrec, 2) uses the same receivers."""
+    """Raise ValueError unless every shot of ``receivers`` (nshots, nrec, 2 or 3) uses the same receivers."""
     differs = np.nonzero((receivers != receivers[:1]).any(axis=(1, 2)))[0]
     if differs.size:
         raise ValueError(
@@ -52,4 +52,4 @@ def encode(survey: Survey, codes: np.ndarray) -> Survey:
     nt = survey.nt
     wavelet = (survey.wavelet * weights[:, None, None]).reshape(1, -1, nt)
     observed = torch.einsum("s,strc->trc", weights, survey.observed).unsqueeze(0)
-    return Survey(survey.sources.reshape(1, -1, 2), survey.receivers[:1], wavelet, observed)
+    return Survey(survey.sources.reshape(1, -1, survey.space), survey.receivers[:1], wavelet, observed)

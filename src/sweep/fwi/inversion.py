@@ -41,9 +41,9 @@ class Band:
 
 @dataclass
 class InversionResult:
-    """model: (nz, nx) inverted velocity (m/s); losses: misfit before each iteration's update;
-    band_starts: iteration index where each band begins; resumed_from: iterations taken from the state
-    file (0: started afresh)."""
+    """model: inverted velocity (m/s), the start's shape ((nz, nx) or (nz, ny, nx)); losses: misfit
+    before each iteration's update; band_starts: iteration index where each band begins; resumed_from:
+    iterations taken from the state file (0: started afresh)."""
 
     model: torch.Tensor
     losses: list[float] = field(default_factory=list)
@@ -60,7 +60,7 @@ class Inversion:
         Its memory strategy, back-end and grid are the inversion's.
     survey : Survey
         Geometry, wavelets and observed data (the propagator's ``nt``).
-    start : (nz, nx) tensor
+    start : tensor of the propagator's shape, (nz, nx) or (nz, ny, nx)
         Starting velocity, m/s (its dtype and device are the inversion's).
     misfit : {'l2', 'normalized_l2'}
     batches : ShotBatches, optional
@@ -95,7 +95,8 @@ class Inversion:
         if survey.nt != propagator.nt:
             raise ValueError(f"survey has nt={survey.nt} samples but the propagator runs nt={propagator.nt} steps")
         if not isinstance(start, torch.Tensor) or tuple(start.shape) != propagator.shape:
-            raise ValueError(f"start must be a {propagator.shape} (nz, nx) tensor, got "
+            axes = "(nz, ny, nx)" if len(propagator.shape) == 3 else "(nz, nx)"
+            raise ValueError(f"start must be a {propagator.shape} {axes} tensor, got "
                              f"{getattr(start, 'shape', type(start).__name__)}")
         self.misfit_name, self.misfit = misfit, get_misfit(misfit)
         self.batches = batches or ShotBatches(survey.nshots)
@@ -146,7 +147,7 @@ class Inversion:
         return out
 
     def gradient(self, model: torch.Tensor, iteration: int, band: int = 0) -> tuple[float, torch.Tensor]:
-        """Misfit and its gradient (nz, nx) w.r.t. ``model`` at ``iteration``, summed over this
+        """Misfit and its gradient (the model's shape) w.r.t. ``model`` at ``iteration``, summed over this
         iteration's batches and over the ranks; when only some batches are used, both are scaled to the
         whole survey so losses of different iterations compare."""
         v = model.detach().requires_grad_(True)

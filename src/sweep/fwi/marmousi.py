@@ -2,8 +2,6 @@
 observed data computed with the same propagator from the true model."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
@@ -11,24 +9,15 @@ from ..datasets import MARMOUSI_DH, load_marmousi
 from ..equations import Acoustic
 from ..messages import plain
 from ..propagator.torch import PropTorch
-from ..signal import ricker
-from .survey import Survey
+from .problem import Problem, delayed_ricker, observe
 
-
-@dataclass
-class MarmousiProblem:
-    """true, start: (nz, nx) velocities (m/s); survey: shots with observed data; propagator: the one
-    that made the data and that inverts them."""
-
-    true: torch.Tensor
-    start: torch.Tensor
-    survey: Survey
-    propagator: PropTorch
+MarmousiProblem = Problem
+"""The 2-D problem's type: :class:`~sweep.fwi.problem.Problem` (true and start are (nz, nx))."""
 
 
 def marmousi_problem(*, decimate: int = 4, nshots: int = 12, frequency: float = 1.5, duration: float = 5.0,
                      dt: float = 0.005, depth: int = 1, dtype: torch.dtype = torch.float32,
-                     data_batch: int = 4, **propagator_options) -> MarmousiProblem:
+                     data_batch: int = 4, **propagator_options) -> Problem:
     """Build the Marmousi inversion.
 
     Parameters
@@ -69,8 +58,5 @@ def marmousi_problem(*, decimate: int = 4, nshots: int = 12, frequency: float = 
     sources = np.stack([columns, np.full(nshots, depth)], axis=-1)[:, None, :]
     spread = np.stack([np.arange(nx), np.full(nx, depth)], axis=-1)
     receivers = np.broadcast_to(spread, (nshots, nx, 2)).copy()
-    wavelet = ricker(torch.arange(nt, dtype=dtype) * dt - 1.5 / frequency, frequency)
-    with torch.no_grad():
-        observed = torch.cat([prop(wavelet, sources[i:i + data_batch], receivers[i:i + data_batch], [true])
-                              for i in range(0, nshots, data_batch)])
-    return MarmousiProblem(true, start, Survey(sources, receivers, wavelet, observed), prop)
+    wavelet = delayed_ricker(nt, dt, frequency, dtype)
+    return Problem(true, start, observe(prop, wavelet, sources, receivers, true, data_batch), prop)

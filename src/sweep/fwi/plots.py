@@ -21,13 +21,18 @@ from .atomic import replacing
 ArrayLike = np.ndarray | torch.Tensor
 
 
-def _as_model(name: str, model: ArrayLike) -> np.ndarray:
+_AXES = {2: "(nz, nx)", 3: "(nz, ny, nx)"}
+
+
+def _as_model(name: str, model: ArrayLike, ndims: tuple[int, ...] = (2,)) -> np.ndarray:
+    """``model`` as a float64 array with one of ``ndims`` axes."""
+    axes = " or ".join(_AXES[d] for d in ndims)
     if isinstance(model, torch.Tensor):
         model = model.detach().to(device="cpu", dtype=torch.float64).numpy()
     elif not isinstance(model, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray or torch.Tensor (nz, nx), got {type(model).__name__}")
-    if model.ndim != 2:
-        raise ValueError(f"{name} must have shape (nz, nx), got shape {model.shape}")
+        raise TypeError(f"{name} must be a numpy.ndarray or torch.Tensor {axes}, got {type(model).__name__}")
+    if model.ndim not in ndims:
+        raise ValueError(f"{name} must have shape {axes}, got shape {model.shape}")
     return np.asarray(model, dtype=np.float64)
 
 
@@ -36,10 +41,10 @@ def model_error(model: ArrayLike, true: ArrayLike) -> float:
 
     Parameters
     ----------
-    model, true : numpy.ndarray or torch.Tensor, (nz, nx)
+    model, true : numpy.ndarray or torch.Tensor, (nz, nx) or (nz, ny, nx)
         Velocity models in the same units, same shape; ``true`` not all zero.
     """
-    m, t = _as_model("model", model), _as_model("true", true)
+    m, t = _as_model("model", model, (2, 3)), _as_model("true", true, (2, 3))
     if m.shape != t.shape:
         raise ValueError(f"model and true must have the same shape, got model {m.shape} and true {t.shape}")
     norm = np.linalg.norm(t)

@@ -11,16 +11,29 @@ import torch
 from ..propagator.setup import index_array
 
 
+def _space(sources: object) -> int:
+    """Location components of ``sources``: its last axis when that is 3 (``[x, y, z]``), else 2 (and
+    :func:`index_array` says what is wrong with any other shape)."""
+    shape = getattr(sources, "shape", None)
+    if shape is None:
+        try:
+            shape = np.shape(sources)
+        except ValueError:  # ragged nested lists: index_array names where
+            return 2
+    return 3 if len(shape) in (2, 3) and shape[-1] == 3 else 2
+
+
 @dataclass(frozen=True)
 class Survey:
     """Shots of one inversion.
 
     Attributes
     ----------
-    sources : int64 array (nshots, nsrc, 2)
-        ``[x, z]`` grid indices of each shot's sources.
-    receivers : int64 array (nshots, nrec, 2)
-        ``[x, z]`` grid indices of each shot's receivers.
+    sources : int64 array (nshots, nsrc, 2) or (nshots, nsrc, 3)
+        ``[x, z]`` (2-D) or ``[x, y, z]`` (3-D) grid indices of each shot's sources; a (nshots, space)
+        array is one source per shot.
+    receivers : int64 array (nshots, nrec, space)
+        Grid indices of each shot's receivers, with as many components as ``sources``.
     wavelet : tensor (nshots, nsrc, nt)
         Source time functions.
     observed : tensor (nshots, nt, nrec, ncomp)
@@ -33,10 +46,11 @@ class Survey:
     observed: torch.Tensor
 
     def __post_init__(self) -> None:
-        src = index_array(self.sources, "sources", (2, 3))
+        space = _space(self.sources)
+        src = index_array(self.sources, "sources", (2, 3), space)
         if src.ndim == 2:
             src = src[:, None, :]
-        rec = index_array(self.receivers, "receivers", (3,))
+        rec = index_array(self.receivers, "receivers", (3,), space)
         nshots, nsrc = src.shape[:2]
         if rec.shape[0] != nshots:
             raise ValueError(f"receivers has {rec.shape[0]} shots but sources has {nshots}")
@@ -57,6 +71,11 @@ class Survey:
         object.__setattr__(self, "receivers", rec)
         object.__setattr__(self, "wavelet", wavelet.to(self.observed.dtype).contiguous())
         object.__setattr__(self, "observed", self.observed.detach())
+
+    @property
+    def space(self) -> int:
+        """Components of a location: 2 (``[x, z]``) or 3 (``[x, y, z]``)."""
+        return int(self.sources.shape[-1])
 
     @property
     def nshots(self) -> int:

@@ -319,18 +319,18 @@ class CyclingGovernor:
 
 
 def test_thread_count_changing_within_a_block(monkeypatch):
-    """Banded blocks run as calls of at least MIN_CALL_STEPS steps, each with the governor's thread count: any
-    sequence of counts gives the one-thread results bit for bit."""
+    """Banded blocks run as several calls (forward calls of at least MIN_CALL_STEPS steps), each with the
+    governor's thread count: any sequence of counts gives the one-thread results bit for bit."""
     monkeypatch.setattr(cstep, "MIN_CELLS_PER_THREAD", 0)
     one = one_shot_run(1, use_ckpt=False)
     governor = CyclingGovernor()
     monkeypatch.setattr(cstep, "GOVERNOR", governor)
-    monkeypatch.setattr(cstep, "BANDED_CALL_CELL_STEPS", 1)  # MIN_CALL_STEPS steps per call
+    monkeypatch.setattr(cstep, "BANDED_CALL_CELL_STEPS", 1)  # as few steps per call as allowed
     two = one_shot_run(2, use_ckpt=False)
     for a, b in zip(one, two):
         assert torch.equal(a, b)
-    calls = -(-NT // CAcoustic3DStepper.MIN_CALL_STEPS)
-    assert set(governor.calls) == {1, 2} and len(governor.calls) >= 2 * calls  # forward and adjoint
+    assert set(governor.calls) == {1, 2}
+    assert len(governor.calls) >= -(-NT // CAcoustic3DStepper.MIN_CALL_STEPS) + NT  # forward calls, 1-step adjoint calls
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -60,8 +60,9 @@ class CAcoustic3DStepper(CStepper):
     KERNELS = "sweep_acoustic3d"
     STRUCT = _Problem3D
     NDIM = 3
-    #: A banded forward call pipelines its steps over the threads (acoustic3d_impl.h): some waves per call.
-    MIN_CALL_STEPS = 16
+    #: A banded forward call pipelines its steps over the threads (acoustic3d_impl.h): a wave per call at least
+    #: (8 steps: 4 per thread of a team of 2), short enough for the thread governor to follow a busy machine.
+    MIN_CALL_STEPS = 8
 
     def __init__(self, problem: Problem, models, wave: int = 0, tile_y: int = 0) -> None:
         for name, value in (("wave", wave), ("tile_y", tile_y)):

@@ -565,12 +565,13 @@ static void SFX(fw3_thread)(void *ctx, int me) {
 }
 
 /* A thread's steps per wave: P->wave, or as many (up to SWEEP_WAVE_MAX) as keep the planes of a team's wave (its
- * m G steps, 2r planes apart) within SWEEP_WAVE_BYTES. */
-static int64_t SFX(c3_group)(const sweep_problem3d *P, int team) {
+ * m G steps, 2r planes apart) within SWEEP_WAVE_BYTES, and give every thread of a team steps in a call of K. */
+static int64_t SFX(c3_group)(const sweep_problem3d *P, int team, int64_t K) {
     if (P->wave > 0) return P->wave;
     const int64_t r = P->radius, per = 4 * P->ny * P->nx * (int64_t)sizeof(REAL);
     int64_t g = (SWEEP_WAVE_BYTES / per - 2 * r - 1) / (2 * r * team);
     if (g > SWEEP_WAVE_MAX) g = SWEEP_WAVE_MAX;
+    if (team > 1 && g > K / team) g = K / team;
     return g < 1 ? 1 : g;
 }
 
@@ -611,7 +612,7 @@ int SFX(sweep_acoustic3d_forward)(const sweep_problem3d *P, REAL *state, int64_t
     sweep_word *prog = (sweep_word *)aligned_alloc(64, nprog * sizeof(sweep_word));
     SFX(fw3_job) J = {P, &K, &ys, &zs, &X, T, state, state + fs, state + 2 * fs, state + 3 * fs,
                       state + 4 * fs, state + 5 * fs, state + 6 * fs, state + 7 * fs, record, keep, strips, sptr,
-                      n0, n1, SFX(c3_group)(P, team), SFX(c3_tile)(P), team, nthreads, prog};
+                      n0, n1, SFX(c3_group)(P, team, n1 - n0), SFX(c3_tile)(P), team, nthreads, prog};
     int status = !T || !zero || (strips && !sptr) || !prog || sweep_alloc_fails();
     if (!status) {
         memset(prog, 0, nprog * sizeof(sweep_word));

@@ -84,7 +84,8 @@ class CStepper(AcousticLayout):
     KERNELS = ""  # kernel name prefix
     STRUCT: type[ctypes.Structure] = ctypes.Structure  # the kernels' problem struct
     NDIM = 0  # grid dimensions the kernels handle
-    #: Fewest steps of a banded call (see ``_run``): the 3-D forward pipelines a call's steps over its threads.
+    #: Fewest steps of a banded forward call (see ``_run``): the 3-D forward pipelines a call's steps over its
+    #: threads.
     MIN_CALL_STEPS = 1
 
     def __init__(self, problem: Problem, models) -> None:
@@ -148,7 +149,8 @@ class CStepper(AcousticLayout):
         reporting to it. Raises MemoryError when the kernel could not allocate."""
         requested = self._threads()
         banded = requested > 1 and self.problem.nshots < requested
-        per = max(self.MIN_CALL_STEPS, BANDED_CALL_CELL_STEPS // math.prod(self._shape[1:])) if banded else n1 - n0
+        least = self.MIN_CALL_STEPS if what == "forward" else 1
+        per = max(least, BANDED_CALL_CELL_STEPS // math.prod(self._shape[1:])) if banded else n1 - n0
         bounds = [(m, min(m + per, n1)) for m in range(n0, n1, per)]
         for m0, m1 in reversed(bounds) if reverse else bounds:
             threads = GOVERNOR.threads(requested) if banded else requested

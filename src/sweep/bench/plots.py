@@ -28,15 +28,23 @@ def _peak(row: dict) -> float | None:
 
 
 def _failed(row: dict) -> bool:
-    return row.get("status") == "failed"
+    """The row has no measurement: it failed, did not fit (the memory guard refused it) or was skipped."""
+    return row.get("status") in ("failed", "does not fit", "skipped")
+
+
+def _why(row: dict, width: int = 60) -> str:
+    """What a row without measurements shows in a panel: 'failed: ...', 'does not fit: ...', 'skipped: ...'."""
+    status, error = str(row.get("status")), str(row.get("error") or "")
+    return f"{status}: {error.removeprefix(status + ': ')}"[:width]
 
 
 def _title(setup: dict) -> str:
-    """``"{nz}x{nx}, nt={nt}, {device}, {threads} threads"`` from whichever of those ``setup`` holds."""
+    """``"{nz}x{nx}, nt={nt}, {device}, {threads} threads"`` (``{nz}x{ny}x{nx}`` in 3-D) from whichever of
+    those ``setup`` holds."""
     parts = []
     shape = setup.get("shape")
     if shape is not None and len(shape) >= 2:
-        parts.append(f"{shape[0]}x{shape[1]}")
+        parts.append("x".join(str(n) for n in shape))
     if setup.get("nt") is not None:
         parts.append(f"nt={setup['nt']}")
     if setup.get("device") is not None:
@@ -126,9 +134,10 @@ def strategies_figure(result: dict) -> Figure:
         ax.set_axisbelow(True)
     for y, row in enumerate(rows):
         if failed[y]:
-            _note(axes[0], y, "failed: " + str(row.get("error") or "")[:60], "tab:red")
+            colour = "tab:red" if row.get("status") == "failed" else "dimgray"
+            _note(axes[0], y, _why(row, 90), colour)
             for ax in axes[1:]:
-                _note(ax, y, "failed", "tab:red")
+                _note(ax, y, str(row.get("status")), colour)
 
     # (a) measured peak
     _linear_bars(axes[0], [_peak(r) for r in rows], "%.1f MiB", failed)

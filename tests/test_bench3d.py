@@ -92,7 +92,8 @@ def test_full_row_does_not_fit_when_the_guard_refuses_it(tmp_path, monkeypatch):
     monkeypatch.setattr(available, "host_memory", lambda root="/": Available(need - 1, "fake MemAvailable"))
     refused = _child(tmp_path, setup, case)
     assert refused["status"] == "does not fit" and refused["seconds"] is None
-    assert refused["needed_mib"]["host"] * 2**20 == pytest.approx(need, abs=2) and "memory_guard=False" in refused["guard"]
+    assert refused["needed_mib"]["host"] * 2**20 == pytest.approx(need, abs=2)
+    assert "memory_guard=False" in refused["guard"]
     assert refused["available_mib"]["host"] * 2**20 == need - 1
     assert refused["predicted"]["tracked_peak_mib"] == fits["predicted"]["tracked_peak_mib"]
     assert refused["error"].startswith("does not fit: predicted host")
@@ -154,3 +155,31 @@ def test_bad_equation_usage_is_one_line_exit_2(argv, match, tmp_path, capsys):
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("sweep-bench: ") and match in line
     assert not (tmp_path / "out").exists()
+
+
+def test_showcase_predicts_and_runs_a_shrunk_shot(capsys):
+    from sweep.bench.showcase3d import main as showcase
+
+    result = showcase(["--scale", "0.03", "--nt", "20", "--run", "--impl", "eager", "--no-observed", "--threads", "1"])
+    names = [r["name"] for r in result["predictions"]]
+    assert names[:2] == ["auto", "full"] and "bdy-zfp" in names and "bdy-disk-fp32" in names
+    assert all(r["fits"] for r in result["predictions"])  # a 12 x 11 x 11 shot fits anywhere
+    run = result["run"]
+    assert run["status"] == "ok" and run["strategy"] == "full" and run["seconds"] > 0 and run["stored"]["device"] > 0
+    out = capsys.readouterr().out
+    assert "strategy='auto' chose full storage" in out and "ran full: gradient" in out
+
+
+def test_speed_3d_table_flags_targets():
+    from sweep.bench.speed3d import flops_per_cell_3d, table_3d
+
+    assert flops_per_cell_3d(4) == 30 and flops_per_cell_3d(8) == 48  # 3 (3r + 1) + 3 + 2 + 4
+    fast = dict(mode="c 3-D forward", seconds=1.0, ns_per_cell_step=0.5, ratio_to_deepwave=0.15, target=0.2,
+                gflops=10.0, fraction_of_peak=0.1)
+    slow = dict(fast, mode="c 3-D forward+backward (boundary fp32)", ratio_to_deepwave=0.3)
+    skipped = dict(mode="devito 3-D forward", seconds=None, skipped="not installed")
+    loaded = dict(loaded=True, case="c 3-D fwd+bwd", quiet=1.0, seconds=2.0, threads=2, loaded_1=1.5,
+                  ratio_to_1=1.33, ratio_to_quiet=2.0)
+    lines = table_3d([fast, slow, skipped, loaded], 1e11).splitlines()
+    assert "!" not in lines[1] and "0.300!" in lines[2] and "skipped: not installed" in lines[3]
+    assert "1.33x one thread ! (target 1.1)" in lines[-1] and "2.00x quiet (target 3)" in lines[-1]

@@ -80,6 +80,13 @@ def _note(ax, y: float, text: str, colour: str = "dimgray") -> None:
             fontsize=8, color=colour)
 
 
+def _predicted_stored(row: dict) -> str | None:
+    """'predicted X MiB on device' from a row's prediction (a refused row's, or a peer's own estimate)."""
+    stored = (row.get("predicted") or {}).get("stored_mib") or {}
+    parts = [f"{mib:,.1f} MiB on {loc}" for loc, mib in stored.items() if mib]
+    return "predicted " + " + ".join(parts) if parts else None
+
+
 def _linear_bars(ax, values: list[float | None], fmt: str, skip: list[bool]) -> None:
     """Horizontal bars with value labels; ``None`` values are marked "n/a", skipped rows get nothing."""
     top = max([v for v, s in zip(values, skip) if v is not None and not s] + [0.0])
@@ -136,8 +143,9 @@ def strategies_figure(result: dict) -> Figure:
         if failed[y]:
             colour = "tab:red" if row.get("status") == "failed" else "dimgray"
             _note(axes[0], y, _why(row, 90), colour)
-            for ax in axes[1:]:
-                _note(ax, y, str(row.get("status")), colour)
+            for k, ax in enumerate(axes[1:]):
+                guess = _predicted_stored(row) if k == 0 else None
+                _note(ax, y, str(row.get("status")) + (f": {guess}" if guess else ""), colour)
 
     # (a) measured peak
     _linear_bars(axes[0], [_peak(r) for r in rows], "%.1f MiB", failed)
@@ -155,7 +163,8 @@ def strategies_figure(result: dict) -> Figure:
             continue
         stored = row.get("stored_mib")
         if stored is None:
-            _note(ax, y, "n/a")
+            guess = _predicted_stored(row)
+            _note(ax, y, f"n/a ({guess})" if guess else "n/a")
             continue
         left = 0.0
         for loc, colour in LOCATION_COLOURS.items():

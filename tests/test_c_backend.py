@@ -5,6 +5,8 @@ import pytest
 import torch
 
 import sweep.propagator.c as cmod
+import sweep.propagator.c.library as clib
+import sweep.propagator.c.stepper as cstep
 import sweep.propagator.torch as torch_mod
 from sweep.equations import Acoustic
 from sweep.propagator.c import CAcousticStepper, library_available, load_error
@@ -233,7 +235,7 @@ def test_chunk_checkpointing_equals_full_storage(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_thread_count_does_not_change_results(dtype, monkeypatch):
-    monkeypatch.setattr(cmod, "MIN_CELLS_PER_THREAD", 0)  # let the tiny grid really use two threads
+    monkeypatch.setattr(cstep, "MIN_CELLS_PER_THREAD", 0)  # let the tiny grid really use two threads
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -260,9 +262,9 @@ def test_broken_library_says_why(monkeypatch, tmp_path):
     """A library file that exists but cannot be loaded is reported with the loader's reason."""
     bogus = tmp_path / "_sweep_acoustic.so"
     bogus.write_bytes(b"not an ELF file")
-    monkeypatch.setattr(cmod, "_find_library", lambda: bogus)
+    monkeypatch.setattr(clib, "_find_library", lambda: bogus)
     for name, value in (("_tried", False), ("_lib", None), ("_error", None)):
-        monkeypatch.setattr(cmod, name, value)
+        monkeypatch.setattr(clib, name, value)
     assert cmod.library_available() is False
     assert "failed to load" in cmod.load_error() and str(bogus) in cmod.load_error()
     with pytest.raises(RuntimeError, match="failed to load"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import sweep.propagator.c as cmod
+import sweep.propagator.c.stepper as cstep
 from sweep.propagator.c import CAcousticStepper, library_available, load_error
 from sweep.propagator.eager.acoustic import EagerAcousticStepper
 from sweep.propagator.grid import PaddedGrid
@@ -140,7 +140,7 @@ def test_blocks_equal_one_block(free_surface, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_thread_count_does_not_change_rebuild(dtype, monkeypatch):
-    monkeypatch.setattr(cmod, "MIN_CELLS_PER_THREAD", 0)  # let the tiny grid really use two threads
+    monkeypatch.setattr(cstep, "MIN_CELLS_PER_THREAD", 0)  # let the tiny grid really use two threads
     st = c_stepper(dtype, 6, True)
     before = torch.get_num_threads()
     out = []

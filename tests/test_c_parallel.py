@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import sweep.propagator.c as cmod
+import sweep.propagator.c.stepper as cstep
 from sweep.equations import Acoustic
 from sweep.propagator.c import library_available, load_error
 from sweep.propagator.options import BoundaryOptions, CkptOptions, MemoryOptions
@@ -47,7 +48,7 @@ def run(nshots: int, threads: int, dtype: torch.dtype, free_surface: bool, **kw)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("free_surface", [False, True])
 def test_split_is_bit_identical_to_one_thread(nshots, threads, dtype, free_surface, monkeypatch):
-    monkeypatch.setattr(cmod, "MIN_CELLS_PER_THREAD", 0)  # let the tiny grid really use several threads
+    monkeypatch.setattr(cstep, "MIN_CELLS_PER_THREAD", 0)  # let the tiny grid really use several threads
     one = run(nshots, 1, dtype, free_surface, use_ckpt=False)
     many = run(nshots, threads, dtype, free_surface, use_ckpt=False)
     for a, b in zip(one, many):
@@ -57,7 +58,7 @@ def test_split_is_bit_identical_to_one_thread(nshots, threads, dtype, free_surfa
 @pytest.mark.parametrize("nshots, threads", [(1, 2), (3, 2)])
 def test_split_boundary_saving_and_chunks_bit_identical(nshots, threads, monkeypatch):
     """Boundary saving (strips gathered by the forward, rebuild by retreat) and chunk checkpointing."""
-    monkeypatch.setattr(cmod, "MIN_CELLS_PER_THREAD", 0)
+    monkeypatch.setattr(cstep, "MIN_CELLS_PER_THREAD", 0)
     for kw in (dict(memory=MemoryOptions(strategy="boundary", boundary=BoundaryOptions())),
                dict(use_ckpt=True, ckpt_chunks=4)):
         one = run(nshots, 1, torch.float32, False, **kw)
@@ -87,11 +88,11 @@ class CyclingGovernor:
 def test_thread_count_changing_within_a_block_is_bit_identical(kw, monkeypatch):
     """Banded blocks run as several kernel calls, each with the governor's count: any sequence of counts
     gives the one-thread results bit for bit, and every call reports its wall and CPU time."""
-    monkeypatch.setattr(cmod, "MIN_CELLS_PER_THREAD", 0)
+    monkeypatch.setattr(cstep, "MIN_CELLS_PER_THREAD", 0)
     one = run(1, 1, torch.float32, False, **kw)
     governor = CyclingGovernor()
-    monkeypatch.setattr(cmod, "GOVERNOR", governor)
-    monkeypatch.setattr(cmod, "BANDED_CALL_CELL_STEPS", 3 * (NZ + 12) * (NX + 12))  # 3 steps per call
+    monkeypatch.setattr(cstep, "GOVERNOR", governor)
+    monkeypatch.setattr(cstep, "BANDED_CALL_CELL_STEPS", 3 * (NZ + 12) * (NX + 12))  # 3 steps per call
     many = run(1, 3, torch.float32, False, **kw)
     for a, b in zip(one, many):
         assert torch.equal(a, b)
@@ -102,9 +103,9 @@ def test_thread_count_changing_within_a_block_is_bit_identical(kw, monkeypatch):
 
 def test_whole_shots_per_thread_ignore_the_governor(monkeypatch):
     """With at least as many shots as threads no thread waits for another: one call per block, the full count."""
-    monkeypatch.setattr(cmod, "MIN_CELLS_PER_THREAD", 0)
+    monkeypatch.setattr(cstep, "MIN_CELLS_PER_THREAD", 0)
     governor = CyclingGovernor()
-    monkeypatch.setattr(cmod, "GOVERNOR", governor)
+    monkeypatch.setattr(cstep, "GOVERNOR", governor)
     run(3, 2, torch.float32, False, use_ckpt=False)
     assert governor.calls == []
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import sweep.propagator.c as cmod
+import sweep.propagator.c.library as clib
 from sweep.propagator.c import library_available, load_error
 
 from test_c_backend import run
@@ -44,9 +45,9 @@ def portable_library(tmp_path_factory) -> Path:
 
 
 def use_library(path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(cmod, "_find_library", lambda: path)
+    monkeypatch.setattr(clib, "_find_library", lambda: path)
     for name, value in (("_tried", False), ("_lib", None), ("_error", None)):
-        monkeypatch.setattr(cmod, name, value)
+        monkeypatch.setattr(clib, name, value)
     assert cmod.library_available(), cmod.load_error()
 
 

@@ -1,10 +1,11 @@
-/* Compiled CPU kernels of the 2-D acoustic stepper: forward blocks of steps, the exact discrete
+/* Compiled CPU kernels of the 2-D and 3-D acoustic steppers: forward blocks of steps, the exact discrete
  * adjoint of a block of steps, and the reverse-time rebuild of the physical wavefield from boundary
  * strips, in float32 and float64.
  *
  * The discretisation is the eager stepper's (sweep/propagator/eager/acoustic.py), operation for
  * operation; see acoustic_impl.h for the forward passes, acoustic_adjoint.h for the adjoint and
- * acoustic_retreat.h for the rebuild. This file only
+ * acoustic_retreat.h for the rebuild (acoustic3d_impl.h, acoustic3d_adjoint.h, acoustic3d_retreat.h in 3-D,
+ * named sweep_acoustic3d_*). This file only
  * instantiates the templates twice and holds the shared helpers. Every exported symbol starts with
  * `sweep_`; helpers are static (a global called `step` would resolve to libc's legacy step() when loaded
  * through ctypes).
@@ -34,6 +35,18 @@
                                        float *, int, sweep_run_stats *);                                   \
     int sweep_acoustic_retreat_f64_##p(const sweep_problem *, double *, const double *, int64_t, int64_t,   \
                                        double *, int, sweep_run_stats *);                                  \
+    int sweep_acoustic3d_forward_f32_##p(const sweep_problem3d *, float *, int64_t, int64_t, float *, float *, \
+                                         float *, int, sweep_run_stats *);                                 \
+    int sweep_acoustic3d_forward_f64_##p(const sweep_problem3d *, double *, int64_t, int64_t, double *,      \
+                                         double *, double *, int, sweep_run_stats *);                      \
+    int sweep_acoustic3d_adjoint_f32_##p(const sweep_problem3d *, float *, const float *, int64_t, int64_t, \
+                                         const float *, float *, float *, int, sweep_run_stats *);         \
+    int sweep_acoustic3d_adjoint_f64_##p(const sweep_problem3d *, double *, const double *, int64_t, int64_t, \
+                                         const double *, double *, double *, int, sweep_run_stats *);      \
+    int sweep_acoustic3d_retreat_f32_##p(const sweep_problem3d *, float *, const float *, int64_t, int64_t, \
+                                         float *, int, sweep_run_stats *);                                 \
+    int sweep_acoustic3d_retreat_f64_##p(const sweep_problem3d *, double *, const double *, int64_t, int64_t, \
+                                         double *, int, sweep_run_stats *);                                \
     double sweep_fma_peak_##p(int, int64_t);
 DECLARE(avx512)
 DECLARE(avx2)
@@ -86,6 +99,20 @@ DISPATCH(sweep_acoustic_adjoint_f64, ADJ_PARAMS(double),
          (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
 DISPATCH(sweep_acoustic_retreat_f32, BACK_PARAMS(float), (P, fields, strips, n0, n1, keep, nthreads, stats))
 DISPATCH(sweep_acoustic_retreat_f64, BACK_PARAMS(double), (P, fields, strips, n0, n1, keep, nthreads, stats))
+#define FWD3_PARAMS(R) (const sweep_problem3d *P, R *state, int64_t n0, int64_t n1, R *record, R *keep, R *strips, \
+                        int nthreads, sweep_run_stats *stats)
+#define ADJ3_PARAMS(R) (const sweep_problem3d *P, R *adj, const R *kept, int64_t n0, int64_t n1, const R *grad_rec, \
+                        R *grad_w, R *grad_wavelet, int nthreads, sweep_run_stats *stats)
+#define BACK3_PARAMS(R) (const sweep_problem3d *P, R *fields, const R *strips, int64_t n0, int64_t n1, R *keep, \
+                         int nthreads, sweep_run_stats *stats)
+DISPATCH(sweep_acoustic3d_forward_f32, FWD3_PARAMS(float), (P, state, n0, n1, record, keep, strips, nthreads, stats))
+DISPATCH(sweep_acoustic3d_forward_f64, FWD3_PARAMS(double), (P, state, n0, n1, record, keep, strips, nthreads, stats))
+DISPATCH(sweep_acoustic3d_adjoint_f32, ADJ3_PARAMS(float),
+         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
+DISPATCH(sweep_acoustic3d_adjoint_f64, ADJ3_PARAMS(double),
+         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
+DISPATCH(sweep_acoustic3d_retreat_f32, BACK3_PARAMS(float), (P, fields, strips, n0, n1, keep, nthreads, stats))
+DISPATCH(sweep_acoustic3d_retreat_f64, BACK3_PARAMS(double), (P, fields, strips, n0, n1, keep, nthreads, stats))
 
 double sweep_fma_peak(int nthreads, int64_t iters) {
     switch (sweep_isa()) {
@@ -111,4 +138,4 @@ const char *sweep_code_path(void) {
 #endif
 
 /* ABI version, checked by the Python loader so that a stale build is reported instead of misused. */
-int sweep_abi_version(void) { return 5; }
+int sweep_abi_version(void) { return 6; }

@@ -36,6 +36,61 @@ typedef struct {
     int64_t nstrip;
 } sweep_problem;
 
+/* One 3-D propagation problem (acoustic3d_*.h), shared by both precisions, laid out as sweep_problem with a
+ * y axis: arrays C-contiguous, (NZ, NY, NX) padded grids, every size, index and offset int64. */
+typedef struct {
+    int64_t nshots, nz, ny, nx;      /* padded grid (NZ, NY, NX) and shots */
+    int64_t nsrc, nrec, nt;
+    int64_t radius;                  /* stencil half-width r, 1..4 */
+    int64_t xa, xb, ya, yb, za, zb;  /* PML-free interior along each axis: [xa, xb), [ya, yb), [za, zb) */
+    double c1[4];                    /* first derivative, offsets 1..r (1/dh) */
+    double c2[5];                    /* second derivative, offsets 0..r (1/dh^2) */
+    double inv_dh, inv_dh2, inv_src; /* 1/dh, 1/dh^2 and the source's 1/dh^3 */
+    const void *w;                   /* (NZ, NY, NX) v^2 dt^2 */
+    const void *ax, *bx;             /* (NX,) C-PML coefficients */
+    const void *ay, *by;             /* (NY,) */
+    const void *az, *bz;             /* (NZ,) */
+    const void *wavelet;             /* (nshots, nsrc, nt) */
+    const int64_t *src_z, *src_y, *src_x; /* (nshots, nsrc) padded-grid indices */
+    const int64_t *rec_z, *rec_y, *rec_x; /* (nshots, nrec) */
+    int64_t ptop, pfront, pleft, pnz, pny, pnx; /* physical window of the padded grid (the snapshot's grid) */
+    /* Sources / receivers by padded row: those of row (i, k) of shot s are src_order[src_ptr[(s*NZ+i)*NY+k] ..
+     * src_ptr[(s*NZ+i)*NY+k+1]) (flat indices q = s*nsrc + m, ascending), likewise rec_*. */
+    const int64_t *src_ptr, *src_order;   /* (nshots*NZ*NY + 1,), (nshots*nsrc,) */
+    const int64_t *rec_ptr, *rec_order;   /* (nshots*NZ*NY + 1,), (nshots*nrec,) */
+    /* Boundary strip: flat indices (i*pny + k)*pnx + j into the physical grid, ascending (grid.strip_cells()). */
+    const int64_t *strip_idx;
+    int64_t nstrip;
+    int64_t wave;                    /* steps per thread of a wave of the forward (acoustic3d_impl.h); 0: from the cache */
+    int64_t tile_y;                  /* rows per y-tile of the forward's waves; 0: from the cache */
+} sweep_problem3d;
+
+/* ---- helpers of every kernel template -------------------------------------------------------------- */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define SWEEP_NOINLINE static __attribute__((noinline))
+#define SWEEP_PER_RADIUS(DEF) DEF(1) DEF(2) DEF(3) DEF(4)
+
+/* Dispatch on the stencil radius so that every inner loop has a compile-time length. */
+#define SWEEP_RADIUS_DISPATCH(r, call)                                                                   \
+    switch (r) {                                                                                         \
+    case 1: call(1); break;                                                                              \
+    case 2: call(2); break;                                                                              \
+    case 3: call(3); break;                                                                              \
+    default: call(4); break;                                                                             \
+    }
+
+/* The build's vector length in bytes: the edge blocks (see xlayout) run over whole vectors. */
+#if defined(__AVX512F__)
+#define SWEEP_VEC_BYTES 64
+#elif defined(__AVX__)
+#define SWEEP_VEC_BYTES 32
+#else
+#define SWEEP_VEC_BYTES 16
+#endif
+
+/* Zero padding either side of a padded row: the widest stencil's radius. */
+#define SWEEP_XPAD 4
+
 /* Flush subnormals to zero (FTZ | DAZ): decaying wavefield tails are otherwise ~3x slower on x86.
  * Each thread sets its own MXCSR and restores the value it found. */
 #define SWEEP_FTZ_DAZ 0x8040u
@@ -111,23 +166,25 @@ typedef struct {
 } sweep_part;
 
 /* Relative cost of a row outside [lo, hi] (an absorbing-layer row: C-PML terms on every cell, measured at
- * about three times an interior row): bands get equal costs, not equal row counts. */
+ * about three times an interior row): bands get equal costs, not equal row counts. The 3-D kernels cut
+ * planes, whose layer cost they pass (SWEEP_LAYER_PLANE_COST in acoustic3d_impl.h). */
 #define SWEEP_LAYER_ROW_COST 3
 
-static inline int64_t row_cost(int64_t i, int64_t lo, int64_t hi) {
-    return (i < lo || i > hi) ? SWEEP_LAYER_ROW_COST : 1;
+static inline int64_t row_cost(int64_t i, int64_t lo, int64_t hi, int64_t layer_cost) {
+    return (i < lo || i > hi) ? layer_cost : 1;
 }
 
 /* The first row i with cost(rows < i) >= target (nz if none). */
-static inline int64_t cost_cut(int64_t nz, int64_t lo, int64_t hi, int64_t target) {
+static inline int64_t cost_cut(int64_t nz, int64_t lo, int64_t hi, int64_t layer_cost, int64_t target) {
     int64_t i = 0, c = 0;
-    while (i < nz && c < target) c += row_cost(i++, lo, hi);
+    while (i < nz && c < target) c += row_cost(i++, lo, hi, layer_cost);
     return i;
 }
 
 /* The split of nshots shots of nz rows over nthreads threads (see above); rows [lo, hi] are where a band
- * boundary may lie. Threads without work get an empty shot range. */
-__attribute__((unused)) static void make_plan(int64_t ns, int64_t nz, int nthreads, int64_t lo, int64_t hi, sweep_part *plan) {
+ * boundary may lie, a row outside them costing layer_cost. Threads without work get an empty shot range. */
+__attribute__((unused)) static void make_plan_cost(int64_t ns, int64_t nz, int nthreads, int64_t lo, int64_t hi,
+                                                   int64_t layer_cost, sweep_part *plan) {
     for (int t = 0; t < nthreads; t++) {
         plan[t].s0 = plan[t].s1 = 0;
         plan[t].a = 0;
@@ -142,7 +199,7 @@ __attribute__((unused)) static void make_plan(int64_t ns, int64_t nz, int nthrea
         return;
     }
     int64_t total = 0;
-    for (int64_t i = 0; i < nz; i++) total += row_cost(i, lo, hi);
+    for (int64_t i = 0; i < nz; i++) total += row_cost(i, lo, hi, layer_cost);
     for (int64_t s = 0; s < ns; s++) {
         const int t0 = (int)(s * nthreads / ns), t1 = (int)((s + 1) * nthreads / ns);
         int m = t1 - t0 > 64 ? 64 : t1 - t0;
@@ -152,7 +209,7 @@ __attribute__((unused)) static void make_plan(int64_t ns, int64_t nz, int nthrea
             cut[0] = 0;
             cut[m] = nz;
             for (int k = 1; k < m; k++) {
-                cut[k] = clamp64(cost_cut(nz, lo, hi, k * total / m), lo, hi);
+                cut[k] = clamp64(cost_cut(nz, lo, hi, layer_cost, k * total / m), lo, hi);
                 if (cut[k] <= cut[k - 1] || lo > hi) ok = 0;
             }
             if (ok || m == 1) break;
@@ -170,6 +227,10 @@ __attribute__((unused)) static void make_plan(int64_t ns, int64_t nz, int nthrea
     }
 }
 
+__attribute__((unused)) static void make_plan(int64_t ns, int64_t nz, int nthreads, int64_t lo, int64_t hi, sweep_part *plan) {
+    make_plan_cost(ns, nz, nthreads, lo, hi, SWEEP_LAYER_ROW_COST, plan);
+}
+
 /* Wait for the neighbours of `part` to have finished v steps. */
 static inline void wait_neighbours(sweep_word *prog, const sweep_part *part, int v, int64_t budget) {
     if (part->up >= 0) sweep_word_wait(prog + part->up, v, budget);
@@ -183,7 +244,8 @@ typedef struct {
     int nthreads;
 } sweep_sched;
 
-__attribute__((unused)) static int sched_alloc(sweep_sched *s, int64_t ns, int64_t nz, int nthreads, int64_t lo, int64_t hi) {
+__attribute__((unused)) static int sched_alloc_cost(sweep_sched *s, int64_t ns, int64_t nz, int nthreads, int64_t lo,
+                                                    int64_t hi, int64_t layer_cost) {
     s->plan = (sweep_part *)malloc((size_t)nthreads * sizeof(sweep_part));
     s->prog = (sweep_word *)aligned_alloc(64, (size_t)nthreads * sizeof(sweep_word));
     if (!s->plan || !s->prog || sweep_alloc_fails()) {
@@ -193,8 +255,12 @@ __attribute__((unused)) static int sched_alloc(sweep_sched *s, int64_t ns, int64
     }
     memset(s->prog, 0, (size_t)nthreads * sizeof(sweep_word));
     s->nthreads = nthreads;
-    make_plan(ns, nz, nthreads, lo, hi, s->plan);
+    make_plan_cost(ns, nz, nthreads, lo, hi, layer_cost, s->plan);
     return 0;
+}
+
+__attribute__((unused)) static int sched_alloc(sweep_sched *s, int64_t ns, int64_t nz, int nthreads, int64_t lo, int64_t hi) {
+    return sched_alloc_cost(s, ns, nz, nthreads, lo, hi, SWEEP_LAYER_ROW_COST);
 }
 
 __attribute__((unused)) static void sched_free(sweep_sched *s) {

@@ -52,29 +52,7 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
     }                                                                                                     \
     const REAL *const *const name = name##_a + (R)
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-#define SWEEP_NOINLINE static __attribute__((noinline))
-#define SWEEP_PER_RADIUS(DEF) DEF(1) DEF(2) DEF(3) DEF(4)
-
-/* Dispatch on the stencil radius so that every inner loop has a compile-time length. */
-#define SWEEP_RADIUS_DISPATCH(r, call)                                                                   \
-    switch (r) {                                                                                         \
-    case 1: call(1); break;                                                                              \
-    case 2: call(2); break;                                                                              \
-    case 3: call(3); break;                                                                              \
-    default: call(4); break;                                                                             \
-    }
-
 /* ---- forward ---------------------------------------------------------------------------------- */
-
-/* The build's vector length in bytes: the edge blocks (see xlayout) run over whole vectors. */
-#if defined(__AVX512F__)
-#define SWEEP_VEC_BYTES 64
-#elif defined(__AVX__)
-#define SWEEP_VEC_BYTES 32
-#else
-#define SWEEP_VEC_BYTES 16
-#endif
 
 /* How a row's columns are computed. The columns within r of a padded edge or of an x absorbing layer
  * (the edge blocks [0, el) and [er, nx)) read their x taps from a zero-padded copy of the row, so that no
@@ -108,9 +86,6 @@ static SFX(xlayout) SFX(make_xlayout)(int64_t nx, int64_t r, int64_t xa, int64_t
     L.two = L.xa < L.xb && L.el <= L.er && L.pl <= L.xb && L.pr >= L.xa;
     return L;
 }
-
-/* Zero padding either side of a padded row: the widest stencil's radius. */
-#define SWEEP_XPAD 4
 
 /* Per-thread scratch rows (nx + 2 SWEEP_XPAD each, the padded ones zero outside what a row writes). */
 typedef struct {
@@ -508,5 +483,4 @@ int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0,
     return status;
 }
 
-/* ROWS, ALWAYS_INLINE, SWEEP_RADIUS_DISPATCH: also used by acoustic_adjoint.h and acoustic_retreat.h; the
- * latter undefines them. */
+/* ROWS: also used by acoustic_adjoint.h and acoustic_retreat.h; the latter undefines it. */

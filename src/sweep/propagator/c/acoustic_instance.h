@@ -1,10 +1,13 @@
-/* One instance of every kernel, in float32 and float64, with the names ISA(name_f32) / ISA(name_f64);
- * included by acoustic.c once per code path (see "Code paths" there). */
+/* One instance of every kernel, 2-D and 3-D, in float32 and float64, with the names ISA(name_f32) /
+ * ISA(name_f64); included by acoustic.c once per code path (see "Code paths" there). */
 #define REAL float
 #define SFX(name) ISA(name##_f32)
 #include "acoustic_impl.h"
 #include "acoustic_adjoint.h"
 #include "acoustic_retreat.h"
+#include "acoustic3d_impl.h"
+#include "acoustic3d_adjoint.h"
+#include "acoustic3d_retreat.h"
 #undef REAL
 #undef SFX
 
@@ -13,6 +16,9 @@
 #include "acoustic_impl.h"
 #include "acoustic_adjoint.h"
 #include "acoustic_retreat.h"
+#include "acoustic3d_impl.h"
+#include "acoustic3d_adjoint.h"
+#include "acoustic3d_retreat.h"
 #undef REAL
 #undef SFX
 

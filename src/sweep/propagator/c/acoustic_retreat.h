@@ -189,7 +189,3 @@ int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL
 }
 
 #undef ROWS
-#undef ALWAYS_INLINE
-#undef SWEEP_RADIUS_DISPATCH
-#undef SWEEP_NOINLINE
-#undef SWEEP_PER_RADIUS

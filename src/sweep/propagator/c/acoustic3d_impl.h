@@ -1,0 +1,674 @@
+/* Template body of the 3-D acoustic kernels' shared helpers and forward, included by acoustic_instance.h once
+ * per precision (REAL, SFX as for acoustic_impl.h, whose xlayout it reuses) after the 2-D templates; the
+ * adjoint (acoustic3d_adjoint.h) and the reverse-time rebuild (acoustic3d_retreat.h) follow it.
+ *
+ * One step on the padded grid (fields zero outside it), exactly as the eager stepper, for a = x, y, z:
+ *   psi_a' = b_a psi_a + a_a D1a u                        (a-layer cells; zero elsewhere)
+ *   L_a    = D2a u + D1a psi_a'
+ *   zeta_a' = b_a zeta_a + a_a L_a                        (a-layer cells)
+ *   S = L_x + zeta_x' + L_y + zeta_y' + L_z + zeta_z' (+ f[n] / dh^3 at each source cell, in a fixed order)
+ *   u_next = 2 u - u_prev + w S
+ * State (8, nshots, NZ, NY, NX): u_prev, u, psi_x, psi_y, psi_z, zeta_x, zeta_y, zeta_z. The snapshot of
+ * step n is S on the physical grid (nshots, nz, ny, nx). Receivers record u at step n before the update.
+ * As in 2-D the auxiliaries are only touched where they can be nonzero: psi_a' on a's layer cells, the
+ * D1a psi_a' and zeta_a terms within r cells of a's layers (the flags DOX, DOY, DOZ; none on a side
+ * without a layer, see `segments`), so the cells farther than r from every layer run a branch-free loop
+ * with no C-PML term at all.
+ *
+ * Layout of the sweep (chosen by measurement; the numbers are in docs and the Python stepper): a grid of
+ * (NZ, NY, NX) cells does not fit in L2, so each step sweeps y-tiles of whole rows (pencils along x) plane by
+ * plane through z (2.5-D blocking): for a tile of T rows the 2r + 1 planes of u that the z taps read stay
+ * in L2 while the sweep moves down, so u is read from memory about once per step. Within a row x is
+ * innermost and contiguous; the columns within r of an x layer or a padded edge run as whole-vector blocks
+ * from a zero-padded copy of the row (acoustic_impl.h's xlayout), the rest reads the grid directly.
+ * psi_z' runs r planes ahead of the sweep and psi_y' r rows ahead of each tile, both in place. Measured on
+ * a 2-core Zen 4 (140^3 padded, order 4, float32): a whole plane per tile (T = NY, 5 planes of 78 KB in
+ * L2) and T = 32 both ran at about 1 ns per padded cell-step on one thread; T is chosen so that the 2r + 1
+ * planes of a tile fill SWEEP_TILE_BYTES (half an L2), which gives whole planes up to NX*NY ~ 26k cells.
+ *
+ * Parallelism as in 2-D (acoustic_common.h): whole shots per thread when nshots >= threads, otherwise each
+ * shot's z-planes cut into bands whose boundaries lie in the z-interior (no psi_z / zeta_z there), with
+ * neighbour progress counters. Every cell's arithmetic is the same whatever the split, and no sum is split
+ * across threads, so results do not depend on the thread count.
+ */
+
+/* Bytes of the 2r + 1 planes of u (one tile's rows of each) the z taps keep in cache. */
+#ifndef SWEEP_TILE_BYTES
+#define SWEEP_TILE_BYTES (512 * 1024)
+#endif
+/* Relative cost of a z-layer plane (C-PML z terms on every cell) against an interior plane (whose rows already
+ * have y- and x-layer cells), for the band split. */
+#define SWEEP_LAYER_PLANE_COST 2
+
+typedef struct {
+    int64_t nz, ny, nx, plane; /* plane = ny * nx */
+    REAL c1[5], c2[5], inv_dh, inv_dh2, inv_src;
+    const REAL *w, *ax, *bx, *ay, *by, *az, *bz;
+    const REAL *zero; /* a row of nx zeros: stands for the rows and planes outside the grid */
+} SFX(k3);
+
+static void SFX(k3_load)(const sweep_problem3d *P, SFX(k3) *K) {
+    K->nz = P->nz;
+    K->ny = P->ny;
+    K->nx = P->nx;
+    K->plane = P->ny * P->nx;
+    K->c1[0] = 0;
+    for (int k = 1; k <= 4; k++) K->c1[k] = (REAL)P->c1[k - 1];
+    for (int k = 0; k <= 4; k++) K->c2[k] = (REAL)P->c2[k];
+    K->inv_dh = (REAL)P->inv_dh;
+    K->inv_dh2 = (REAL)P->inv_dh2;
+    K->inv_src = (REAL)P->inv_src;
+    K->w = (const REAL *)P->w;
+    K->ax = (const REAL *)P->ax;
+    K->bx = (const REAL *)P->bx;
+    K->ay = (const REAL *)P->ay;
+    K->by = (const REAL *)P->by;
+    K->az = (const REAL *)P->az;
+    K->bz = (const REAL *)P->bz;
+    K->zero = 0;
+}
+
+/* ---- per-cell arithmetic (scalar functions of a cell's values: a CUDA build can share them) ---------- */
+
+/* sum_{k=1..R} c1[k] (f[j+k] - f[j-k]) along a row. */
+ALWAYS_INLINE REAL SFX(c3_d1x)(const REAL *c1, const REAL *f, int64_t j, const int R) {
+    REAL d = c1[1] * (f[j + 1] - f[j - 1]);
+    for (int k = 2; k <= R; k++) d = d + c1[k] * (f[j + k] - f[j - k]);
+    return d;
+}
+
+/* sum_{k=1..R} c1[k] (t[k][j] - t[-k][j]) across rows or planes (t: the rows at offsets -R..R). */
+ALWAYS_INLINE REAL SFX(c3_d1t)(const REAL *c1, const REAL *const *t, int64_t j, const int R) {
+    REAL d = c1[1] * (t[1][j] - t[-1][j]);
+    for (int k = 2; k <= R; k++) d = d + c1[k] * (t[k][j] - t[-k][j]);
+    return d;
+}
+
+/* psi' = b psi + a (D1 u) / dh: the C-PML memory of a first derivative (d: its stencil sum). */
+ALWAYS_INLINE REAL SFX(c3_psi)(REAL b, REAL psi, REAL a, REAL d, REAL inv_dh) { return b * psi + a * (d * inv_dh); }
+
+/* zeta' = b zeta + a L. */
+ALWAYS_INLINE REAL SFX(c3_zeta)(REAL b, REAL zeta, REAL a, REAL l) { return b * zeta + a * l; }
+
+/* u_next = 2 u - u_prev + w S. */
+ALWAYS_INLINE REAL SFX(c3_leapfrog)(REAL u, REAL up, REAL w, REAL s) { return 2 * u - up + w * s; }
+
+/* S of one cell (column j): x taps from the row ux, y / z taps from the rows uy / uz (offsets -R..R); with DOX
+ * (DOY, DOZ) also D1 of psi_x' (pxn, a padded row) and zeta_x' = b_x zeta_x + a_x L_x (from zxi[j] into *zxn),
+ * likewise y (psi_y' rows py, coefficients by, ay of the row) and z (pz, bz, az of the plane). */
+ALWAYS_INLINE REAL SFX(c3_rhs)(const SFX(k3) *K, const REAL *ux, const REAL *const *uy, const REAL *const *uz,
+                               const REAL *pxn, const REAL *const *py, const REAL *const *pz, const REAL *zxi,
+                               const REAL *zyi, const REAL *zzi, REAL by, REAL ay, REAL bz, REAL az, int64_t j,
+                               REAL *zxn, REAL *zyn, REAL *zzn, const int DOX, const int DOY, const int DOZ,
+                               const int R) {
+    const REAL uc = ux[j];
+    REAL dxx = K->c2[0] * uc, dyy = K->c2[0] * uc, dzz = K->c2[0] * uc;
+    for (int k = 1; k <= R; k++) {
+        dxx = dxx + K->c2[k] * (ux[j + k] + ux[j - k]);
+        dyy = dyy + K->c2[k] * (uy[k][j] + uy[-k][j]);
+        dzz = dzz + K->c2[k] * (uz[k][j] + uz[-k][j]);
+    }
+    REAL lx = dxx * K->inv_dh2, ly = dyy * K->inv_dh2, lz = dzz * K->inv_dh2;
+    REAL s;
+    if (DOX) {
+        lx = lx + SFX(c3_d1x)(K->c1, pxn, j, R) * K->inv_dh;
+        const REAL zn = SFX(c3_zeta)(K->bx[j], zxi[j], K->ax[j], lx);
+        *zxn = zn;
+        s = lx + zn;
+    } else {
+        s = lx;
+    }
+    if (DOY) {
+        ly = ly + SFX(c3_d1t)(K->c1, py, j, R) * K->inv_dh;
+        const REAL zn = SFX(c3_zeta)(by, zyi[j], ay, ly);
+        *zyn = zn;
+        s = s + ly;
+        s = s + zn;
+    } else {
+        s = s + ly;
+    }
+    if (DOZ) {
+        lz = lz + SFX(c3_d1t)(K->c1, pz, j, R) * K->inv_dh;
+        const REAL zn = SFX(c3_zeta)(bz, zzi[j], az, lz);
+        *zzn = zn;
+        s = s + lz;
+        s = s + zn;
+    } else {
+        s = s + lz;
+    }
+    return s;
+}
+
+/* ---- rows of the grid ------------------------------------------------------------------------------ */
+
+/* t[q] (q = -R..R) = row k + q of plane i of field f, or the zero row outside the grid. */
+ALWAYS_INLINE void SFX(c3_taps_y)(const SFX(k3) *K, const REAL *f, int64_t i, int64_t k, const REAL **t, const int R) {
+    for (int q = -R; q <= R; q++) {
+        const int64_t m = k + q;
+        t[q] = (m >= 0 && m < K->ny) ? f + i * K->plane + m * K->nx : K->zero;
+    }
+}
+
+/* t[q] (q = -R..R) = row k of plane i + q of field f, or the zero row outside the grid. */
+ALWAYS_INLINE void SFX(c3_taps_z)(const SFX(k3) *K, const REAL *f, int64_t i, int64_t k, const REAL **t, const int R) {
+    for (int q = -R; q <= R; q++) {
+        const int64_t m = i + q;
+        t[q] = (m >= 0 && m < K->nz) ? f + m * K->plane + k * K->nx : K->zero;
+    }
+}
+
+/* One shot's fields (u_prev is overwritten by u_next). */
+typedef struct {
+    const REAL *u;
+    REAL *up, *px, *py, *pz, *zx, *zy, *zz;
+} SFX(c3_fields);
+
+/* Per-thread scratch rows (nx + 2 SWEEP_XPAD each; the padded ones zero outside what a row writes). */
+typedef struct {
+    REAL *ub;                   /* u of the current row at ub[SWEEP_XPAD + j], zero beyond the grid */
+    REAL *pb;                   /* psi_x' of the current row at pb[SWEEP_XPAD + j]: the layer columns */
+    REAL *ou, *ozx, *ozy, *ozz; /* an edge block's u_next, zeta_x', zeta_y', zeta_z' */
+    REAL *srow, *uold;          /* S of the current row; u_prev of a row with sources */
+} SFX(c3_scratch);
+
+/* Every thread's rows, zero-filled, in one block: T[t] for thread t; free() it. NULL when out of memory. */
+static SFX(c3_scratch) *SFX(c3_alloc_scratch)(int nthreads, int64_t nx) {
+    const int64_t ld = round_up(nx + 2 * SWEEP_XPAD, 16);
+    const size_t head = (size_t)round_up(nthreads * (int64_t)sizeof(SFX(c3_scratch)), 64);
+    char *mem = (char *)calloc(head + (size_t)nthreads * 8 * (size_t)ld * sizeof(REAL), 1);
+    if (!mem) return 0;
+    SFX(c3_scratch) *T = (SFX(c3_scratch) *)mem;
+    REAL *block = (REAL *)(mem + head);
+    for (int t = 0; t < nthreads; t++) {
+        REAL *b = block + (size_t)t * 8 * (size_t)ld;
+        T[t] = (SFX(c3_scratch)){b, b + ld, b + 2 * ld, b + 3 * ld, b + 4 * ld, b + 5 * ld, b + 6 * ld, b + 7 * ld};
+    }
+    return T;
+}
+
+/* ---- forward ------------------------------------------------------------------------------------- */
+
+/* p <- b p + a D1(t) / dh on [0, nx): psi_y' or psi_z' of one row, in place (t: the u rows across it). */
+ALWAYS_INLINE void SFX(fw3_psi_span)(const SFX(k3) *K_, const REAL *const *t_, REAL *restrict p, REAL a, REAL b,
+                                     const int R) {
+    const SFX(k3) Kl = *K_, *const K = &Kl; /* local copies: loop invariants kept in registers */
+    const REAL *ta[9];
+    for (int q = -R; q <= R; q++) ta[R + q] = t_[q];
+    const REAL *const *const t = ta + R;
+    const REAL inv_dh = K->inv_dh;
+    for (int64_t j = 0; j < K->nx; j++) p[j] = SFX(c3_psi)(b, p[j], a, SFX(c3_d1t)(K->c1, t, j, R), inv_dh);
+}
+
+/* psi_x' = b_x psi_x + a_x D1x u on [j0, j1): x taps from the padded row ux; psi_x' over psi_x (the row px) and
+ * into the padded row pxn. */
+ALWAYS_INLINE void SFX(fw3_psi_x)(const SFX(k3) *K_, const REAL *restrict ux, REAL *restrict px, REAL *restrict pxn,
+                                  int64_t j0, int64_t j1, const int R) {
+    const SFX(k3) Kl = *K_, *const K = &Kl;
+    const REAL inv_dh = K->inv_dh;
+    const REAL *restrict ax = K->ax, *restrict bx = K->bx;
+    for (int64_t j = j0; j < j1; j++) {
+        const REAL p = SFX(c3_psi)(bx[j], px[j], ax[j], SFX(c3_d1x)(K->c1, ux, j, R), inv_dh);
+        px[j] = p;
+        pxn[j] = p;
+    }
+}
+
+/* A row's inputs and outputs: u_prev / zeta read from the *i rows and written to the *o rows at j - o (o = 0 in
+ * place, the block's start for scratch rows); S into srow[j]. Tables point at their centre (offset 0). */
+typedef struct {
+    const REAL *ux, *pxn, *upi, *zxi, *zyi, *zzi, *w;
+    const REAL *const *uy, *const *uz, *const *py, *const *pz;
+    REAL *upo, *zxo, *zyo, *zzo, *srow;
+    REAL by, ay, bz, az;
+    int64_t o;
+} SFX(c3_io);
+
+/* u_next (and zeta') of the cells [j0, j1) of a row. */
+ALWAYS_INLINE void SFX(fw3_span_r)(const SFX(k3) *K_, const SFX(c3_io) *io, int64_t j0, int64_t j1, const int DOX,
+                                   const int DOY, const int DOZ, const int R) {
+    const SFX(k3) Kl = *K_, *const K = &Kl;
+    const REAL *restrict ux = io->ux, *restrict pxn = io->pxn, *restrict w = io->w;
+    const REAL *upi = io->upi, *zxi = io->zxi, *zyi = io->zyi, *zzi = io->zzi;
+    REAL *upo = io->upo, *zxo = io->zxo, *zyo = io->zyo, *zzo = io->zzo, *restrict srow = io->srow;
+    const REAL by = io->by, ay = io->ay, bz = io->bz, az = io->az;
+    const int64_t o = io->o;
+    const REAL *uy_a[9], *uz_a[9], *py_a[9], *pz_a[9];
+    for (int q = -R; q <= R; q++) {
+        uy_a[R + q] = io->uy[q];
+        uz_a[R + q] = io->uz[q];
+        py_a[R + q] = DOY ? io->py[q] : io->uy[q];
+        pz_a[R + q] = DOZ ? io->pz[q] : io->uz[q];
+    }
+    const REAL *const *const uy = uy_a + R, *const *const uz = uz_a + R;
+    const REAL *const *const py = py_a + R, *const *const pz = pz_a + R;
+#pragma GCC ivdep
+    for (int64_t j = j0; j < j1; j++) {
+        REAL zxn = 0, zyn = 0, zzn = 0;
+        const REAL s = SFX(c3_rhs)(K, ux, uy, uz, pxn, py, pz, zxi, zyi, zzi, by, ay, bz, az, j, &zxn, &zyn, &zzn, DOX,
+                                   DOY, DOZ, R);
+        if (DOX) zxo[j - o] = zxn;
+        if (DOY) zyo[j - o] = zyn;
+        if (DOZ) zzo[j - o] = zzn;
+        srow[j] = s;
+        upo[j - o] = SFX(c3_leapfrog)(ux[j], upi[j], w[j], s);
+    }
+}
+
+/* One out-of-line span per (C-PML flags, radius): every inner loop has compile-time constants, and small
+ * functions compile much faster than one huge one. */
+#define DEF3(RR, X, Y, Z)                                                                                  \
+    SWEEP_NOINLINE void SFX(fw3_span_##RR##X##Y##Z)(const SFX(k3) *K, const SFX(c3_io) *io, int64_t j0,       \
+                                                    int64_t j1) {                                            \
+        SFX(fw3_span_r)(K, io, j0, j1, X, Y, Z, RR);                                                         \
+    }
+#define DEF(RR)                                                                                            \
+    DEF3(RR, 0, 0, 0) DEF3(RR, 0, 0, 1) DEF3(RR, 0, 1, 0) DEF3(RR, 0, 1, 1)                                  \
+    DEF3(RR, 1, 0, 0) DEF3(RR, 1, 0, 1) DEF3(RR, 1, 1, 0) DEF3(RR, 1, 1, 1)                                  \
+    SWEEP_NOINLINE void SFX(fw3_psi_row##RR)(const SFX(k3) *K, const REAL *const *t, REAL *p, REAL a, REAL b) { \
+        SFX(fw3_psi_span)(K, t, p, a, b, RR);                                                                \
+    }                                                                                                      \
+    SWEEP_NOINLINE void SFX(fw3_psi_x##RR)(const SFX(k3) *K, const REAL *ux, REAL *px, REAL *pxn, int64_t j0,  \
+                                           int64_t j1) {                                                     \
+        SFX(fw3_psi_x)(K, ux, px, pxn, j0, j1, RR);                                                          \
+    }
+SWEEP_PER_RADIUS(DEF)
+#undef DEF
+#undef DEF3
+
+/* The span [j0, j1) with runtime flags and radius. */
+static void SFX(fw3_span)(const SFX(k3) *K, int r, const SFX(c3_io) *io, int64_t j0, int64_t j1, int dox, int doy,
+                          int doz) {
+    if (j0 >= j1) return;
+    const int f = 4 * (dox != 0) + 2 * (doy != 0) + (doz != 0);
+#define SPAN(RR)                                                                                           \
+    do {                                                                                                   \
+        switch (f) {                                                                                       \
+        case 0: SFX(fw3_span_##RR##000)(K, io, j0, j1); break;                                             \
+        case 1: SFX(fw3_span_##RR##001)(K, io, j0, j1); break;                                             \
+        case 2: SFX(fw3_span_##RR##010)(K, io, j0, j1); break;                                             \
+        case 3: SFX(fw3_span_##RR##011)(K, io, j0, j1); break;                                             \
+        case 4: SFX(fw3_span_##RR##100)(K, io, j0, j1); break;                                             \
+        case 5: SFX(fw3_span_##RR##101)(K, io, j0, j1); break;                                             \
+        case 6: SFX(fw3_span_##RR##110)(K, io, j0, j1); break;                                             \
+        default: SFX(fw3_span_##RR##111)(K, io, j0, j1); break;                                            \
+        }                                                                                                  \
+    } while (0)
+    SWEEP_RADIUS_DISPATCH(r, SPAN)
+#undef SPAN
+}
+
+static void SFX(fw3_psi_row)(const SFX(k3) *K, int r, const REAL *const *t, REAL *p, REAL a, REAL b) {
+#define CALL(RR) SFX(fw3_psi_row##RR)(K, t, p, a, b)
+    SWEEP_RADIUS_DISPATCH(r, CALL)
+#undef CALL
+}
+
+static void SFX(fw3_psi_xs)(const SFX(k3) *K, int r, const REAL *ux, REAL *px, REAL *pxn, int64_t j0, int64_t j1) {
+    if (j0 >= j1) return;
+#define CALL(RR) SFX(fw3_psi_x##RR)(K, ux, px, pxn, j0, j1)
+    SWEEP_RADIUS_DISPATCH(r, CALL)
+#undef CALL
+}
+
+/* An edge block's own cells [j0, j1) back from the scratch rows (which start at column o). */
+static inline void SFX(fw3_put_block)(const SFX(c3_scratch) *S, REAL *uprow, REAL *zxrow, REAL *zyrow, REAL *zzrow,
+                                      int64_t o, int64_t j0, int64_t j1, int dox, int doy, int doz) {
+    if (j0 >= j1) return;
+    const size_t n = (size_t)(j1 - j0) * sizeof(REAL);
+    memcpy(uprow + j0, S->ou + (j0 - o), n);
+    if (dox) memcpy(zxrow + j0, S->ozx + (j0 - o), n);
+    if (doy) memcpy(zyrow + j0, S->ozy + (j0 - o), n);
+    if (doz) memcpy(zzrow + j0, S->ozz + (j0 - o), n);
+}
+
+/* u_prev <- u_next on row k of plane i (psi_x and the zetas updated in the layers; psi_y of the rows k-r..k+r and
+ * psi_z of the planes i-r..i+r already are); S into S->srow. See xlayout for the column split. */
+static void SFX(fw3_row)(const SFX(k3) *K, int r, const SFX(c3_fields) *F, int64_t i, int64_t k, int doy, int doz,
+                         const segments *cs, const SFX(xlayout) *X, const SFX(c3_scratch) *S) {
+    const int64_t nx = K->nx, c = i * K->plane + k * nx;
+    const REAL *uy_a[9], *uz_a[9], *py_a[9], *pz_a[9];
+    const REAL **uy = uy_a + 4, **uz = uz_a + 4, **py = py_a + 4, **pz = pz_a + 4;
+    for (int q = -4; q <= 4; q++) uy[q] = uz[q] = py[q] = pz[q] = K->zero;
+    SFX(c3_taps_y)(K, F->u, i, k, uy, r);
+    SFX(c3_taps_z)(K, F->u, i, k, uz, r);
+    if (doy) SFX(c3_taps_y)(K, F->py, i, k, py, r);
+    if (doz) SFX(c3_taps_z)(K, F->pz, i, k, pz, r);
+    REAL *const ux = S->ub + SWEEP_XPAD, *const pxn = S->pb + SWEEP_XPAD;
+    const REAL *const urow = F->u + c;
+    REAL *const pxrow = F->px + c, *const uprow = F->up + c;
+    REAL *const zxrow = F->zx + c, *const zyrow = F->zy + c, *const zzrow = F->zz + c;
+    const SFX(c3_io) direct = {urow, pxn, uprow, zxrow, zyrow, zzrow, K->w + c, uy, uz, py, pz,
+                               uprow, zxrow, zyrow, zzrow, S->srow, K->by[k], K->ay[k], K->bz[i], K->az[i], 0};
+    SFX(c3_io) io = direct;
+    if (X->two) {
+        const int64_t l1 = X->xl + r < nx ? X->xl + r : nx, r0 = X->xr - r > 0 ? X->xr - r : 0;
+        memcpy(ux, urow, (size_t)l1 * sizeof(REAL));
+        memcpy(ux + r0, urow + r0, (size_t)(nx - r0) * sizeof(REAL));
+        SFX(fw3_psi_xs)(K, r, ux, pxrow, pxn, 0, X->pl);
+        SFX(fw3_psi_xs)(K, r, ux, pxrow, pxn, X->pr, nx);
+        /* The blocks first: they read u_prev and zeta of their extra cells before the middle writes them, and
+         * the middle then overwrites their S there. */
+        io.ux = ux;
+        io.upo = S->ou;
+        io.zxo = S->ozx;
+        io.zyo = S->ozy;
+        io.zzo = S->ozz;
+        SFX(fw3_span)(K, r, &io, 0, X->xl, X->dox_l, doy, doz);
+        SFX(fw3_put_block)(S, uprow, zxrow, zyrow, zzrow, 0, 0, X->el, X->dox_l, doy, doz);
+        io.o = X->xr;
+        SFX(fw3_span)(K, r, &io, X->xr, nx, X->dox_r, doy, doz);
+        SFX(fw3_put_block)(S, uprow, zxrow, zyrow, zzrow, X->xr, X->er, nx, X->dox_r, doy, doz);
+        SFX(fw3_span)(K, r, &direct, X->el, X->er, 0, doy, doz);
+    } else {
+        memcpy(ux, urow, (size_t)nx * sizeof(REAL));
+        SFX(fw3_psi_xs)(K, r, ux, pxrow, pxn, 0, X->xa);
+        SFX(fw3_psi_xs)(K, r, ux, pxrow, pxn, X->xb, nx);
+        io.ux = ux;
+        const int64_t m0 = clamp64(cs->c0, 0, nx), m1 = clamp64(cs->c1, m0, nx);
+        SFX(fw3_span)(K, r, &io, 0, m0, 1, doy, doz);
+        SFX(fw3_span)(K, r, &io, m0, m1, 0, doy, doz);
+        SFX(fw3_span)(K, r, &io, m1, nx, 1, doy, doz);
+    }
+}
+
+/* psi_z' on rows [y0, y1) of plane m when it is a z-layer plane. */
+static void SFX(fw3_psi_z_plane)(const SFX(k3) *K, int r, const SFX(c3_fields) *F, int64_t m, int64_t y0, int64_t y1,
+                                 int64_t za, int64_t zb) {
+    if (m >= za && m < zb) return;
+    const REAL *t_a[9], **t = t_a + 4;
+    for (int64_t k = y0; k < y1; k++) {
+        SFX(c3_taps_z)(K, F->u, m, k, t, r);
+        SFX(fw3_psi_row)(K, r, t, F->pz + m * K->plane + k * K->nx, K->az[m], K->bz[m]);
+    }
+}
+
+/* psi_y' on the y-layer rows among [y0, y1) of plane i. */
+static void SFX(fw3_psi_y_rows)(const SFX(k3) *K, int r, const SFX(c3_fields) *F, int64_t i, int64_t y0, int64_t y1,
+                                int64_t ya, int64_t yb) {
+    const REAL *t_a[9], **t = t_a + 4;
+    for (int64_t k = y0; k < y1; k++) {
+        if (k >= ya && k < yb) continue;
+        SFX(c3_taps_y)(K, F->u, i, k, t, r);
+        SFX(fw3_psi_row)(K, r, t, F->py + i * K->plane + k * K->nx, K->ay[k], K->by[k]);
+    }
+}
+
+/* Strip cells by row: those of row m are sidx[sptr[m] .. sptr[m+1]) (rows of ncol cells; sptr has nrows + 1
+ * entries). */
+static int64_t *SFX(c3_strip_rows)(const int64_t *sidx, int64_t nstrip, int64_t nrows, int64_t ncol) {
+    int64_t *sptr = (int64_t *)malloc((size_t)(nrows + 1) * sizeof(int64_t));
+    if (!sptr) return 0;
+    for (int64_t m = 0, t = 0; m <= nrows; m++) {
+        while (t < nstrip && sidx[t] < m * ncol) t++;
+        sptr[m] = t;
+    }
+    return sptr;
+}
+
+/* ---- the forward's schedule: waves ---------------------------------------------------------------------
+ *
+ * A task (n, i) is step n on plane i: psi_z' of plane i + r (and of planes 0..r-1 with plane 0), psi_y' of the
+ * plane's y-layer rows, then its rows. It reads u_n on planes i - r .. i + 2r and overwrites u_{n-1} on plane i
+ * and psi_z on plane i + r, so it may run once the task (n - 1, min(i + 2r, NZ - 1)) has run (and every earlier
+ * plane of step n-1, since planes run in order): then u_n is there, and step n-1 has read all it reads of what
+ * the task overwrites. A wave of G steps runs step n + t on plane p - t D (D = 2r) for p = 0, 1, ... and t =
+ * 0..G-1: each task after the one it needs, the G steps touching each plane within some G D planes, so that the
+ * fields come from memory about once per wave instead of once per step.
+ *
+ * Work split: with nshots >= threads, each thread takes whole shots and runs their waves with no
+ * synchronisation. Otherwise each shot has a team of threads that pipeline its steps: thread k of a team of m
+ * runs steps [w + kG, w + (k+1)G) of each wave of m G steps starting at w, sweeping the planes D behind its
+ * predecessor (the owner of the step before its first), whose progress on that step it waits for (pool.h
+ * wait scheme): per-step progress counters, no barrier. Every cell's arithmetic is the same whatever the split
+ * and the wave length, so results do not depend on them. */
+
+/* Bytes of the planes a wave of one thread keeps in cache ((G D + 2r + 1) planes of about four fields). */
+#ifndef SWEEP_WAVE_BYTES
+#define SWEEP_WAVE_BYTES (8 * 1024 * 1024)
+#endif
+/* Most steps of a thread's wave. */
+#define SWEEP_WAVE_MAX 4
+
+/* What every thread of one forward call reads (see sweep_acoustic3d_forward). */
+typedef struct {
+    const sweep_problem3d *P;
+    const SFX(k3) *K;
+    const segments *ys, *zs, *cs;
+    const SFX(xlayout) *X;
+    const SFX(c3_scratch) *T;
+    REAL *s0, *s1, *px, *py, *pz, *zx, *zy, *zz, *record, *keep, *strips;
+    const int64_t *sptr;
+    int64_t n0, n1, group; /* steps [n0, n1); a thread's steps per wave */
+    int64_t tile;          /* rows per y-tile */
+    int team;              /* threads per shot (1: whole shots per thread) */
+    int nthreads;
+    sweep_word *prog;      /* team mode: planes done of each step, per shot team: prog[team * K + n - n0] */
+} SFX(fw3_job);
+
+/* Rows ahead whose fields a task prefetches (the x-layer columns of psi_x / zeta_x are two short runs per row,
+ * too short for the hardware prefetchers, and a wave's planes live in L3). */
+#define SWEEP_PREFETCH_ROWS 2
+
+/* Prefetch the cache lines of [f, f + n) into L1. */
+static inline void SFX(c3_prefetch)(const REAL *f, int64_t n) {
+    for (int64_t j = 0; j < n; j += 64 / (int64_t)sizeof(REAL)) _mm_prefetch((const char *)(f + j), _MM_HINT_T0);
+    if (n > 0) _mm_prefetch((const char *)(f + n - 1), _MM_HINT_T0);
+}
+
+/* Prefetch what row k of plane i reads from memory: u_prev, w, the newest u taps (plane i + r, row k + r), and
+ * the C-PML fields of its layer cells. */
+static void SFX(fw3_prefetch)(const SFX(fw3_job) *J, const SFX(c3_fields) *F, int64_t i, int64_t k) {
+    const sweep_problem3d *P = J->P;
+    const int64_t NZ = P->nz, NY = P->ny, NX = P->nx, c = (i * NY + k) * NX, r = P->radius;
+    const SFX(xlayout) *X = J->X;
+    SFX(c3_prefetch)(F->up + c, NX);
+    SFX(c3_prefetch)(J->K->w + c, NX);
+    if (i + r < NZ) SFX(c3_prefetch)(F->u + c + r * NY * NX, NX);
+    if (k + r < NY) SFX(c3_prefetch)(F->u + c + r * NX, NX);
+    const int64_t xl = X->two ? X->xl : NX, xr = X->two ? X->xr : NX;
+    SFX(c3_prefetch)(F->px + c, xl);
+    SFX(c3_prefetch)(F->zx + c, xl);
+    SFX(c3_prefetch)(F->px + c + xr, NX - xr);
+    SFX(c3_prefetch)(F->zx + c + xr, NX - xr);
+    if (k < J->ys->c0 || k >= J->ys->c1) SFX(c3_prefetch)(F->zy + c, NX);
+    if (i < J->zs->c0 || i >= J->zs->c1) SFX(c3_prefetch)(F->zz + c, NX);
+}
+
+/* The task (n, i, [ya, yb)) of shot sh: step n on rows [ya, yb) of plane i (see above). */
+static void SFX(fw3_task)(const SFX(fw3_job) *J, const SFX(c3_scratch) *T, int64_t sh, int64_t n, int64_t i, int64_t ya,
+                          int64_t yb) {
+    const sweep_problem3d *P = J->P;
+    const SFX(k3) *K = J->K;
+    const int64_t NZ = P->nz, NY = P->ny, NX = P->nx, plane = NY * NX, o = sh * NZ * plane, nt = P->nt;
+    const int64_t nrec = P->nrec, top = P->ptop, front = P->pfront, left = P->pleft;
+    const int64_t pnz = P->pnz, pny = P->pny, pnx = P->pnx, pvol = pnz * pny * pnx, nstrip = P->nstrip;
+    const int r = (int)P->radius;
+    /* u_next overwrites u_prev, so the two wavefields swap slots every step. */
+    REAL *const up = ((n - J->n0) & 1) ? J->s1 : J->s0;
+    const REAL *const u = ((n - J->n0) & 1) ? J->s0 : J->s1;
+    const REAL *const wav = (const REAL *)P->wavelet, *const w = K->w;
+    REAL *const kp = J->keep ? J->keep + (n - J->n0) * P->nshots * pvol : 0;
+    REAL *const sp = J->strips ? J->strips + (n - J->n0) * P->nshots * nstrip : 0;
+    REAL *const record = J->record;
+    const SFX(c3_fields) F = {u + o, up + o, J->px + o, J->py + o, J->pz + o, J->zx + o, J->zy + o, J->zz + o};
+    REAL *const srow = T->srow, *const uold = T->uold;
+    /* psi_y' of the rows this task first needs: [ya - r, ya + r) were updated by the task of the rows before. */
+    const int64_t ylo = ya == 0 ? 0 : (ya + r < NY ? ya + r : NY), yhi = yb == NY ? NY : (yb + r < NY ? yb + r : NY);
+    if (i == 0)
+        for (int64_t m = 0; m < r && m < NZ; m++) SFX(fw3_psi_z_plane)(K, r, &F, m, ya, yb, P->za, P->zb);
+    if (i + r < NZ) SFX(fw3_psi_z_plane)(K, r, &F, i + r, ya, yb, P->za, P->zb);
+    SFX(fw3_psi_y_rows)(K, r, &F, i, ylo, yhi, P->ya, P->yb);
+    const int doz = i < J->zs->c0 || i >= J->zs->c1;
+    const int pin = i >= top && i < top + pnz;
+    for (int64_t k = ya; k < ya + SWEEP_PREFETCH_ROWS && k < yb; k++) SFX(fw3_prefetch)(J, &F, i, k);
+    for (int64_t k = ya; k < yb; k++) {
+        if (k + SWEEP_PREFETCH_ROWS < yb) SFX(fw3_prefetch)(J, &F, i, k + SWEEP_PREFETCH_ROWS);
+        const int doy = k < J->ys->c0 || k >= J->ys->c1;
+        const int64_t row = (sh * NZ + i) * NY + k, c = i * plane + k * NX;
+        const int64_t q0 = P->src_ptr[row], q1 = P->src_ptr[row + 1];
+        const int phys = pin && k >= front && k < front + pny;
+        const int64_t prow = (i - top) * pny + (k - front); /* physical row (when phys) */
+        if (sp && phys) /* this step's strip: u_prev on the row's strip cells, before the row overwrites it */
+            for (int64_t t = J->sptr[prow]; t < J->sptr[prow + 1]; t++)
+                sp[sh * nstrip + t] = F.up[c + left + (P->strip_idx[t] - prow * pnx)];
+        if (q0 < q1) memcpy(uold, F.up + c, (size_t)NX * sizeof(REAL));
+        SFX(fw3_row)(K, r, &F, i, k, doy, doz, J->cs, J->X, T);
+        if (q0 < q1) {
+            /* Sources in a fixed order (several may share a cell): S += f / dh^3, then redo u_next there from
+             * the saved u_prev. */
+            for (int64_t t = q0; t < q1; t++) {
+                const int64_t q = P->src_order[t];
+                srow[P->src_x[q]] += wav[q * nt + n] * K->inv_src;
+            }
+            for (int64_t t = q0; t < q1; t++) {
+                const int64_t j = P->src_x[P->src_order[t]];
+                F.up[c + j] = SFX(c3_leapfrog)(F.u[c + j], uold[j], w[c + j], srow[j]);
+            }
+        }
+        if (kp && phys) memcpy(kp + sh * pvol + prow * pnx, srow + left, (size_t)pnx * sizeof(REAL));
+        if (record && n + 1 < J->n1)
+            for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
+                const int64_t q = P->rec_order[t];
+                record[(sh * nt + n + 1) * nrec + q % nrec] = F.up[c + P->rec_x[q]];
+            }
+    }
+}
+
+/* Exchange planes [a, b) of the two wavefield slots of one shot. */
+static void SFX(c3_swap_planes)(REAL *s0, REAL *s1, int64_t a, int64_t b, int64_t plane) {
+    REAL *restrict x = s0 + a * plane, *restrict y = s1 + a * plane;
+    for (int64_t c = 0; c < (b - a) * plane; c++) {
+        const REAL t = x[c];
+        x[c] = y[c];
+        y[c] = t;
+    }
+}
+
+/* Rows [*a, *b) of tile t at step n: the tiles of H rows shifted up by 2r rows per step (see above). */
+static inline void SFX(fw3_rows)(const SFX(fw3_job) *J, int64_t t, int64_t n, int64_t *a, int64_t *b) {
+    const int64_t s = 2 * J->P->radius * (n - J->n0), H = J->tile, NY = J->P->ny;
+    *a = clamp64(t * H - s, 0, NY);
+    *b = clamp64((t + 1) * H - s, 0, NY);
+}
+
+/* Runs steps [sa, sb) of shot sh as one wave (see above); in a team, waits for the owner of step sa - 1 when
+ * that is another thread, and publishes the progress of step sb - 1 (tile t, plane i: t NZ + i + 1). */
+static void SFX(fw3_wave)(const SFX(fw3_job) *J, const SFX(c3_scratch) *T, sweep_word *prog, int64_t sh, int64_t sa,
+                          int64_t sb, int wait_first, int post_last, int64_t budget) {
+    const int64_t NZ = J->P->nz, NY = J->P->ny, D = 2 * J->P->radius, G = sb - sa, H = J->tile;
+    const int64_t t0 = D * (sa - J->n0) / H, t1 = (NY - 1 + D * (sb - 1 - J->n0)) / H;
+    for (int64_t tile = t0; tile <= t1; tile++)
+        for (int64_t p = 0; p < NZ + (G - 1) * D; p++)
+            for (int64_t t = 0; t < G; t++) {
+                const int64_t i = p - t * D, n = sa + t;
+                if (i < 0 || i >= NZ) continue;
+                if (t == 0 && wait_first) { /* (n - 1, tile, i + D) done; all of it beyond its last tile */
+                    const int64_t last = (NY - 1 + D * (n - 1 - J->n0)) / H;
+                    const int64_t need = tile > last ? last * NZ + NZ : tile * NZ + (i + D < NZ ? i + D : NZ - 1) + 1;
+                    sweep_word_wait(prog + (n - 1 - J->n0), (int)need, budget);
+                }
+                int64_t a, b;
+                SFX(fw3_rows)(J, tile, n, &a, &b);
+                if (a < b) SFX(fw3_task)(J, T, sh, n, i, a, b);
+                if (t == G - 1 && post_last) sweep_word_post(prog + (n - J->n0), (int)(tile * NZ + i + 1));
+            }
+}
+
+/* Thread `me`'s part of a forward call. */
+static void SFX(fw3_thread)(void *ctx, int me) {
+    const SFX(fw3_job) *J = (const SFX(fw3_job) *)ctx;
+    const sweep_problem3d *P = J->P;
+    const int64_t ns = P->nshots, NZ = P->nz, plane = P->ny * P->nx, vol = NZ * plane;
+    const int64_t n0 = J->n0, n1 = J->n1, K = n1 - n0, G = J->group, budget = sweep_spin_ticks();
+    const int m = J->team;
+    const unsigned int mxcsr = enter_ftz();
+    if (m == 1) { /* whole shots: [me * ns / threads, (me + 1) * ns / threads) */
+        for (int64_t sh = me * ns / J->nthreads; sh < (me + 1) * ns / J->nthreads; sh++) {
+            for (int64_t w = n0; w < n1; w += G) SFX(fw3_wave)(J, J->T + me, 0, sh, w, w + G < n1 ? w + G : n1, 0, 0, 0);
+            if (K & 1) SFX(c3_swap_planes)(J->s0 + sh * vol, J->s1 + sh * vol, 0, NZ, plane);
+        }
+    } else if (me / m < ns) { /* thread k of the team of shot me / m */
+        const int64_t sh = me / m, k = me % m;
+        sweep_word *const prog = J->prog + sh * K;
+        for (int64_t w = n0 + k * G; w < n1; w += m * G) {
+            const int64_t sb = w + G < n1 ? w + G : n1;
+            SFX(fw3_wave)(J, J->T + me, prog, sh, w, sb, w > n0, 1, budget);
+        }
+        /* An odd number of steps left u in slot 0: swap back to (u_prev, u) once the last step is done (and so,
+         * by its dependencies, every step), each thread its share of planes. */
+        if (K & 1) {
+            const int64_t last = (P->ny - 1 + 2 * P->radius * (K - 1)) / J->tile; /* the last step's last tile */
+            sweep_word_wait(prog + K - 1, (int)(last * NZ + NZ), budget);
+            SFX(c3_swap_planes)(J->s0 + sh * vol, J->s1 + sh * vol, k * NZ / m, (k + 1) * NZ / m, plane);
+        }
+    }
+    leave_ftz(mxcsr);
+}
+
+/* A thread's steps per wave: P->wave, or as many (up to SWEEP_WAVE_MAX) as keep a wave's planes within
+ * SWEEP_WAVE_BYTES, shared by the threads of a team. */
+static int64_t SFX(c3_group)(const sweep_problem3d *P, int team) {
+    if (P->wave > 0) return P->wave;
+    const int64_t r = P->radius, per = 4 * P->ny * P->nx * (int64_t)sizeof(REAL);
+    int64_t g = (SWEEP_WAVE_BYTES / per - 2 * r - 1) / (2 * r);
+    if (g > SWEEP_WAVE_MAX) g = SWEEP_WAVE_MAX;
+    g /= team;
+    return g < 1 ? 1 : g;
+}
+
+/* Rows per y-tile: P->tile_y, or as many as keep the reuse distance of a wave (2r planes of the tile's rows, their
+ * halo and the rows its skew adds, of about five fields) within SWEEP_TILE_BYTES. */
+static int64_t SFX(c3_tile)(const sweep_problem3d *P) {
+    if (P->tile_y > 0) return P->tile_y;
+    const int64_t r = P->radius, row = 5 * 2 * r * P->nx * (int64_t)sizeof(REAL);
+    int64_t h = SWEEP_TILE_BYTES / row - 2 * r * SWEEP_WAVE_MAX;
+    if (h < 8) h = 8;
+    return h;
+}
+
+/* Steps n0 -> n1 in place on `state` (8, nshots, NZ, NY, NX). `record` (nshots, nt, nrec), if not NULL, gets
+ * u at the receivers at the start of each step; `keep` (n1 - n0, nshots, nz, ny, nx), if not NULL, each step's
+ * snapshot S on the physical grid; `strips` (n1 - n0, nshots, nstrip), if not NULL, u_prev at the start of each
+ * step on the strip cells. `stats`, if not NULL, gets what the run measured (pool.h). Returns 0, or 1 if out of
+ * memory (nothing is then changed). */
+int SFX(sweep_acoustic3d_forward)(const sweep_problem3d *P, REAL *state, int64_t n0, int64_t n1, REAL *record,
+                                  REAL *keep, REAL *strips, int nthreads, sweep_run_stats *stats) {
+    SFX(k3) K;
+    SFX(k3_load)(P, &K);
+    const int64_t ns = P->nshots, NZ = P->nz, NY = P->ny, NX = P->nx, vol = NZ * NY * NX, fs = ns * vol;
+    const int r = (int)P->radius;
+    const segments zs = make_segments(NZ, r, P->za, P->zb), ys = make_segments(NY, r, P->ya, P->yb);
+    const segments cs = make_segments(NX, r, P->xa, P->xb);
+    const SFX(xlayout) X = SFX(make_xlayout)(NX, r, P->xa, P->xb, &cs);
+    const int64_t nrec = P->nrec, nt = P->nt;
+    if (n1 <= n0) return 0;
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > SWEEP_MAX_THREADS) nthreads = SWEEP_MAX_THREADS;
+    /* Whole shots per thread, or a team per shot (the threads beyond ns teams idle). */
+    const int team = ns >= nthreads ? 1 : (int)(nthreads / ns);
+    SFX(c3_scratch) *T = SFX(c3_alloc_scratch)(nthreads, NX);
+    REAL *zero = (REAL *)calloc((size_t)NX, sizeof(REAL));
+    int64_t *sptr = strips ? SFX(c3_strip_rows)(P->strip_idx, P->nstrip, P->pnz * P->pny, P->pnx) : 0;
+    const size_t nprog = team > 1 ? (size_t)(ns * (n1 - n0)) : 1;
+    sweep_word *prog = (sweep_word *)aligned_alloc(64, nprog * sizeof(sweep_word));
+    SFX(fw3_job) J = {P, &K, &ys, &zs, &cs, &X, T, state, state + fs, state + 2 * fs, state + 3 * fs,
+                      state + 4 * fs, state + 5 * fs, state + 6 * fs, state + 7 * fs, record, keep, strips, sptr,
+                      n0, n1, SFX(c3_group)(P, team), SFX(c3_tile)(P), team, nthreads, prog};
+    int status = !T || !zero || (strips && !sptr) || !prog || sweep_alloc_fails();
+    if (!status) {
+        memset(prog, 0, nprog * sizeof(sweep_word));
+        if (record) /* step n0's samples: u at the start of the block */
+            for (int64_t q = 0; q < ns * nrec; q++) {
+                const int64_t sh = q / nrec;
+                record[(sh * nt + n0) * nrec + q % nrec] =
+                    J.s1[sh * vol + (P->rec_z[q] * NY + P->rec_y[q]) * NX + P->rec_x[q]];
+            }
+        K.zero = zero;
+        status = sweep_pool_run(nthreads, SFX(fw3_thread), &J, stats);
+    }
+    free(T);
+    free(zero);
+    free(sptr);
+    free(prog);
+    return status;
+}

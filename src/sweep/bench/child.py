@@ -51,12 +51,23 @@ def peak_since(kind: str, baseline: int) -> int:
     return now - baseline
 
 
-def run_sweep(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tensor, dict]:
-    from .cases import memory_from_dict
+def make_propagator(setup: dict, nt: int, device: torch.device, **options):
+    """The set-up's propagator: the seed shot's 2-D one, or :func:`~sweep.bench.shot3d.propagator3d` for a
+    3-D set-up (``setup['equation'] == 'acoustic3d'``)."""
+    if setup.get("equation") == "acoustic3d":
+        from .shot3d import propagator3d
+
+        return propagator3d(setup["shot"], nt, device, **options)
     from .speed import seed_propagator
 
+    return seed_propagator(setup["shot"], nt, device, **options)
+
+
+def run_sweep(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tensor, dict]:
+    from .cases import memory_from_dict
+
     shot = setup["shot"]
-    prop = seed_propagator(shot, setup["nt"], device, impl=case["impl"], memory=memory_from_dict(case["memory"]))
+    prop = make_propagator(setup, setup["nt"], device, impl=case["impl"], memory=memory_from_dict(case["memory"]))
     vp = torch.nn.Parameter(setup["vp_start"].to(device))
     loss = (prop(shot["wavelet"], shot["sources"], shot["receivers"], [vp]) - setup["observed"].to(device)).pow(2).mean()
     loss.backward()
@@ -72,10 +83,9 @@ def run_sweep(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tens
 def predict_sweep(case: dict, setup: dict, device: torch.device) -> dict:
     """``estimate_memory`` of the case's call (made before the measurement, outside its time and peak)."""
     from .cases import memory_from_dict
-    from .speed import seed_propagator
 
     shot = setup["shot"]
-    prop = seed_propagator(shot, setup["nt"], device, impl=case["impl"], memory=memory_from_dict(case["memory"]))
+    prop = make_propagator(setup, setup["nt"], device, impl=case["impl"], memory=memory_from_dict(case["memory"]))
     vp = setup["vp_start"].to(device).requires_grad_(True)
     predicted = prop.estimate_memory(shot["wavelet"], shot["sources"], shot["receivers"], [vp])
     return dict(stored_mib={k: v / MIB for k, v in predicted.bytes_by_location("stored").items()},
@@ -83,6 +93,12 @@ def predict_sweep(case: dict, setup: dict, device: torch.device) -> dict:
 
 
 def run_peer(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tensor, dict]:
+    if setup.get("equation") == "acoustic3d":
+        from .peers3d import run_deepwave3d
+
+        grad = run_deepwave3d(case["peer"], setup, device, case["disk_dir"])
+        return grad, dict(strategy=case["label"], stored_mib=None, staging_mib=None, tracked_peak_mib=None,
+                          steps=None, files=None)
     from .peers import run_deepwave
 
     grad = run_deepwave(case["peer"], setup["shot"], setup["vp_start"].to(device), setup["observed"].to(device),
@@ -94,19 +110,36 @@ def run_peer(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tenso
 def warm_up(case: dict, setup: dict, device: torch.device) -> None:
     """Pay one-off costs (library loading, thread pools, Deepwave's own observed data) before timing."""
     shot = setup["shot"]
+    if case["contender"] == "deepwave" and setup.get("equation") == "acoustic3d":
+        from .shot3d import deepwave_call3d
+
+        with torch.no_grad():
+            deepwave_call3d(shot, 2, setup["vp_start"].to(device))
+        return
     if case["contender"] == "deepwave":
         from .peers import deepwave_observed
 
         deepwave_observed(shot, setup["nt"], device)
         return
-    from .speed import seed_propagator
-
     with torch.no_grad():
-        seed_propagator(shot, 2, device, impl=case["impl"])(shot["wavelet"][:2], shot["sources"], shot["receivers"],
-                                                            [setup["vp_start"].to(device)])
+        make_propagator(setup, 2, device, impl=case["impl"])(shot["wavelet"][:2], shot["sources"], shot["receivers"],
+                                                             [setup["vp_start"].to(device)])
+
+
+def does_not_fit(predicted: dict | None, needed: dict[str, int], available: dict[str, int], why: str) -> dict:
+    """The measurements of a case that was not run because its prediction does not fit: ``needed`` and
+    ``available`` bytes by place ('host', 'device', 'disk'), in MiB in the row."""
+    places = ", ".join(f"{p} {needed[p] / 2**30:,.2f} GiB" + (f" of {available[p] / 2**30:,.2f} GiB available"
+                                                               if p in available else "") for p in needed)
+    return dict(status="does not fit", error=f"does not fit: predicted {places} ({why})", predicted=predicted,
+                needed_mib={p: n / MIB for p, n in needed.items()},
+                available_mib={p: n / MIB for p, n in available.items()}, seconds=None, peak_rss_mib=None,
+                stored_mib=None, tracked_peak_mib=None)
 
 
 def main(argv: list[str]) -> None:
+    from ..memory import InsufficientMemoryError
+
     setup_path, case_path, out_path, grad_path = argv
     # The parent says once when the grid is under 5 points per wavelength (shot.sampling_note).
     warnings.filterwarnings("ignore", message=DISPERSION_WARNING)
@@ -117,6 +150,15 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(setup["threads"])
     device = torch.device(setup["device"])
     cuda = device.type == "cuda"
+    peer3d = case["contender"] == "deepwave" and setup.get("equation") == "acoustic3d"
+    if peer3d:  # Deepwave has no guard: its own estimate against what is available, before anything runs
+        from .peers3d import check_peer3d
+
+        refusal = check_peer3d(case, setup, device)
+        if refusal is not None:
+            with open(out_path, "w") as fh:
+                json.dump(refusal, fh)
+            return
     warm_up(case, setup, device)
     predicted = predict_sweep(case, setup, device) if case["contender"] == "sweep" else None
     kind, baseline = reset_peak()
@@ -124,7 +166,15 @@ def main(argv: list[str]) -> None:
         torch.cuda.reset_peak_memory_stats(device)
         torch.cuda.synchronize(device)
     t0 = time.perf_counter()
-    grad, info = (run_peer if case["contender"] == "deepwave" else run_sweep)(case, setup, device)
+    try:
+        grad, info = (run_peer if case["contender"] == "deepwave" else run_sweep)(case, setup, device)
+    except InsufficientMemoryError as exc:  # the memory guard refused the call before it allocated
+        info = does_not_fit(predicted, exc.needed, {p: a.nbytes for p, a in exc.available.items()},
+                            "the memory guard refused the call")
+        info["guard"] = str(exc)
+        with open(out_path, "w") as fh:
+            json.dump(info, fh)
+        return
     if cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
@@ -132,6 +182,10 @@ def main(argv: list[str]) -> None:
                 cuda_peak_mib=torch.cuda.max_memory_allocated(device) / MIB if cuda else None,
                 peak_rss_mib=peak_since(kind, baseline) / MIB,
                 grad_rms=float(grad.detach().pow(2).mean().sqrt()))
+    if peer3d:
+        from .peers3d import peer_prediction
+
+        info["predicted"] = peer_prediction(case, setup, device)
     torch.save(grad.detach().cpu(), grad_path)
     with open(out_path, "w") as fh:
         json.dump(info, fh)

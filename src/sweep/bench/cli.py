@@ -4,6 +4,7 @@
     sweep-bench --quick --strategies 'c *'       # a fast smoke check on a small grid, seconds per case
     sweep-bench --peers                          # add Deepwave's storage options (when installed)
     sweep-bench sweep chunks=25,50,100,200 transfer_interval=1,8,64
+    sweep-bench --equation acoustic3d --peers    # 3-D: 160^3 and 64^3 shots (sweep.bench.bench3d)
 
 Each case runs in a fresh process (one forward + MSE backward from the smooth Marmousi model against
 data of the true one); the results go to a new folder: results.json (every number and the machine),
@@ -33,6 +34,11 @@ from .report import write_outputs
 from .runner import CasesInterrupted, machine_info, reference_label, run_cases, write_setup
 from .shot import NOTEBOOK_DECIMATE, QUICK_DECIMATE, QUICK_FREQ, QUICK_NT, bench_shot, sampling, starting_model
 from .speed import FREQ, NT
+
+
+#: --equation values and what each compares.
+EQUATIONS = {"acoustic": "the 2-D seed notebook shot (Marmousi)",
+             "acoustic3d": "3-D shots of the layered 3-D model (sweep.bench.bench3d)"}
 
 
 class UsageError(Exception):
@@ -68,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
                         f"Marmousi at {MARMOUSI_DH * QUICK_DECIMATE:g} m with a {QUICK_FREQ:g} Hz Ricker, seconds per case")
     p.add_argument("--peers", action="store_true", help="add Deepwave's rows (when it is installed)")
     p.add_argument("--disk-dir", default=None, help="where disk strategies write (default: a private temp folder)")
+    g = p.add_argument_group("equations", "the comparison of another equation (sweep.bench.bench3d for 3-D)")
+    g.add_argument("--equation", default="acoustic", metavar="NAME",
+                   help=f"one of {', '.join(EQUATIONS)}: {'; '.join(f'{k}: {v}' for k, v in EQUATIONS.items())} "
+                        "(default acoustic)")
+    g.add_argument("--grids", default="large,small",
+                   help="acoustic3d: comma-separated grids, large (160^3, nt=2000, impl='c') and small (64^3, "
+                        "nt=600, impl='c' and 'eager'); default both")
+    g.add_argument("--size", type=int, default=None,
+                   help="acoustic3d: cells per axis of every grid instead of its own (a quick check)")
     return p
 
 
@@ -150,6 +165,12 @@ def run(argv: list[str] | None = None) -> dict:
         removed.
     """
     args = _parser().parse_args(argv)
+    if args.equation not in EQUATIONS:
+        raise UsageError(f"--equation must be one of {', '.join(EQUATIONS)}, got {args.equation!r}")
+    if args.equation == "acoustic3d":
+        return _run3d(args)
+    if args.grids != "large,small" or args.size is not None:
+        raise UsageError("--grids and --size apply to --equation acoustic3d only")
     nt, decimate, freq, knobs = _settings(args)
     work = tempfile.mkdtemp(prefix="sweep-bench-work-")
     disk_dir = args.disk_dir or tempfile.mkdtemp(prefix="sweep-bench-disk-")
@@ -182,6 +203,23 @@ def run(argv: list[str] | None = None) -> dict:
         shutil.rmtree(work, ignore_errors=True)
         if args.disk_dir is None:
             shutil.rmtree(disk_dir, ignore_errors=True)
+
+
+def _run3d(args: argparse.Namespace) -> dict:
+    """``--equation acoustic3d``: the 2-D-only options refused, then :func:`sweep.bench.bench3d.run3d`."""
+    from .bench3d import run3d
+
+    if args.command or args.quick or args.decimate is not None:
+        raise UsageError("knob sweeps, --quick and --decimate apply to --equation acoustic only "
+                         "(acoustic3d: --grids, --size, --nt, --freq)")
+    if args.repeat < 1 or args.threads < 1 or (args.nt is not None and args.nt < 1) or \
+            (args.freq is not None and not args.freq > 0):
+        raise UsageError("--repeat, --threads, --nt and --freq must be positive")
+    try:
+        require_device(args.device, "--device")
+    except (ValueError, DeviceUnavailableError) as exc:
+        raise UsageError(str(exc)) from None
+    return run3d(args)
 
 
 def _measure(groups: list[tuple], result: dict, shot: dict, vp_start: torch.Tensor, work: str,

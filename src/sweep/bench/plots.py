@@ -28,15 +28,23 @@ def _peak(row: dict) -> float | None:
 
 
 def _failed(row: dict) -> bool:
-    return row.get("status") == "failed"
+    """The row has no measurement: it failed, did not fit (the memory guard refused it) or was skipped."""
+    return row.get("status") in ("failed", "does not fit", "skipped")
+
+
+def _why(row: dict, width: int = 60) -> str:
+    """What a row without measurements shows in a panel: 'failed: ...', 'does not fit: ...', 'skipped: ...'."""
+    status, error = str(row.get("status")), str(row.get("error") or "")
+    return f"{status}: {error.removeprefix(status + ': ')}"[:width]
 
 
 def _title(setup: dict) -> str:
-    """``"{nz}x{nx}, nt={nt}, {device}, {threads} threads"`` from whichever of those ``setup`` holds."""
+    """``"{nz}x{nx}, nt={nt}, {device}, {threads} threads"`` (``{nz}x{ny}x{nx}`` in 3-D) from whichever of
+    those ``setup`` holds."""
     parts = []
     shape = setup.get("shape")
     if shape is not None and len(shape) >= 2:
-        parts.append(f"{shape[0]}x{shape[1]}")
+        parts.append("x".join(str(n) for n in shape))
     if setup.get("nt") is not None:
         parts.append(f"nt={setup['nt']}")
     if setup.get("device") is not None:
@@ -70,6 +78,13 @@ def _note(ax, y: float, text: str, colour: str = "dimgray") -> None:
     """``text`` at the left edge of the panel (axes x, data y), where a bar would start."""
     ax.text(0.005, y, text, transform=ax.get_yaxis_transform(), va="center", ha="left",
             fontsize=8, color=colour)
+
+
+def _predicted_stored(row: dict) -> str | None:
+    """'predicted X MiB on device' from a row's prediction (a refused row's, or a peer's own estimate)."""
+    stored = (row.get("predicted") or {}).get("stored_mib") or {}
+    parts = [f"{mib:,.1f} MiB on {loc}" for loc, mib in stored.items() if mib]
+    return "predicted " + " + ".join(parts) if parts else None
 
 
 def _linear_bars(ax, values: list[float | None], fmt: str, skip: list[bool]) -> None:
@@ -126,9 +141,11 @@ def strategies_figure(result: dict) -> Figure:
         ax.set_axisbelow(True)
     for y, row in enumerate(rows):
         if failed[y]:
-            _note(axes[0], y, "failed: " + str(row.get("error") or "")[:60], "tab:red")
-            for ax in axes[1:]:
-                _note(ax, y, "failed", "tab:red")
+            colour = "tab:red" if row.get("status") == "failed" else "dimgray"
+            _note(axes[0], y, _why(row, 90), colour)
+            for k, ax in enumerate(axes[1:]):
+                guess = _predicted_stored(row) if k == 0 else None
+                _note(ax, y, str(row.get("status")) + (f": {guess}" if guess else ""), colour)
 
     # (a) measured peak
     _linear_bars(axes[0], [_peak(r) for r in rows], "%.1f MiB", failed)
@@ -146,7 +163,8 @@ def strategies_figure(result: dict) -> Figure:
             continue
         stored = row.get("stored_mib")
         if stored is None:
-            _note(ax, y, "n/a")
+            guess = _predicted_stored(row)
+            _note(ax, y, f"n/a ({guess})" if guess else "n/a")
             continue
         left = 0.0
         for loc, colour in LOCATION_COLOURS.items():

@@ -22,8 +22,9 @@ def table(rows: list[dict], markdown: bool = False, device: str | None = None) -
     for r in rows:
         label = display_label(r["label"], device) if device else r["label"]
         label = label if r.get("value") is None else f"{label} [{r['value']}]"
-        if r["status"] == "failed":
-            lines.append([label, "failed: " + r["error"][:90]])
+        if r["status"] != "ok":  # failed, or not run: "does not fit" (with its prediction), "skipped" (why)
+            lines.append([label, "failed: " + r["error"][:90] if r["status"] == "failed" else
+                          r["status"] + ": " + r["error"].removeprefix(r["status"] + ": ")[:160]])
             continue
         s = r.get("stored_mib")
         peak = r.get("cuda_peak_mib") if r.get("cuda_peak_mib") is not None else r.get("peak_rss_mib")

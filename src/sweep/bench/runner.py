@@ -92,8 +92,8 @@ def _run_child(setup: str, case: dict, workdir: str, index: int, threads: int) -
         row.update(status="failed", error=lines[-1] if lines else f"exit status {proc.returncode}")
         return row, None
     with open(out_path) as fh:
-        row.update(json.load(fh), status="ok", error=None)
-    return row, grad_path
+        row.update(dict(status="ok", error=None), **json.load(fh))  # or the child's "does not fit"
+    return row, grad_path if row["status"] == "ok" else None
 
 
 def _relative(d: torch.Tensor, ref: torch.Tensor) -> float | None:
@@ -118,13 +118,20 @@ def run_cases(cases: list[dict], setup: str, workdir: str, repeat: int, threads:
     """One row per case (in order), each case run ``repeat`` times in fresh processes, rounds interleaved.
 
     Every case's reference (see :func:`reference_label`) must be among ``cases``; ``progress(case, run)``
-    is called after each run. On Ctrl-C the running case's process is stopped and :class:`CasesInterrupted`
-    carries the rows of the cases that finished a run."""
+    is called after each run. A case with a ``skip`` reason is not run (its row says why); one that did not
+    fit (its child's status ``'does not fit'``: the memory guard or a peer's own estimate refused it) is not
+    tried again in later rounds. On Ctrl-C the running case's process is stopped and
+    :class:`CasesInterrupted` carries the rows of the cases that finished a run."""
     runs: list[list[dict]] = [[] for _ in cases]
     grads: dict[int, str] = {}
     try:
-        for _ in range(repeat):
+        for r in range(repeat):
             for i, case in enumerate(cases):
+                if case.get("skip") or (r and runs[i] and runs[i][-1]["status"] == "does not fit"):
+                    if not runs[i]:  # not run at all (said once), or not again where it did not fit
+                        runs[i].append(dict(status="skipped", error=case["skip"]))
+                    progress(case, runs[i][-1])
+                    continue
                 run, grad = _run_child(setup, case, workdir, i, threads)
                 runs[i].append(run)
                 if grad is not None:
@@ -145,8 +152,10 @@ def _rows(cases: list[dict], runs: list[list[dict]], grads: dict[int, str]) -> l
             continue
         ok = [r for r in runs[i] if r["status"] == "ok"]
         failed = [r for r in runs[i] if r["status"] == "failed"]
-        row = dict(ok[-1] if ok else failed[-1], label=case["label"], contender=case["contender"],
-                   impl=case.get("impl"), value=case.get("value"))
+        # A row that was not run ("skipped": no back-end, no peer) or did not fit ("does not fit": the
+        # memory guard, or a peer's own estimate, refused it) says why.
+        row = dict(ok[-1] if ok else failed[-1] if failed else runs[i][-1], label=case["label"],
+                   contender=case["contender"], impl=case.get("impl"), value=case.get("value"))
         row.update(err_whole=None, err_below10=None, err_pointwise=None)
         if failed:
             row.update(status="failed", error=failed[-1]["error"])

@@ -16,7 +16,8 @@ timed. Its wall time is the comparison; the kernel time its performance summary 
 Further sections (``--sections``): ``loaded`` times every memory strategy's forward+backward while another
 process runs sweep forwards of the same shot, against one thread beside it and against quiet
 (:mod:`sweep.bench.loaded`); ``shots`` reports forward shots
-per second at several shot counts and forward+backward with chunk checkpointing, against Deepwave. The
+per second at several shot counts and forward+backward with chunk checkpointing, against Deepwave; ``3d``
+(opt-in) a 100^3 3-D shot, impl='c' against Deepwave (:mod:`sweep.bench.speed3d`). The
 sweep forward is also reported in GFLOP/s (a nominal ``6 r + 9`` flops per padded cell and step, the
 interior stencil's) against the peak of a short FMA microbenchmark on the same threads.
 """
@@ -249,13 +250,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sections", default="quiet",
                         help="comma-separated: quiet (seed shot forward and forward+backward), loaded (every "
                              "strategy's forward+backward beside another sweep process, against 1 thread and quiet: "
-                             "several minutes), shots (throughput); default quiet")
+                             "several minutes), shots (throughput), 3d (a 100^3 shot, c against Deepwave, ns per "
+                             "cell-step beside 2-D, a loaded row: a few minutes, opt-in); default quiet")
     parser.add_argument("--shots", default="1,8,32", help="shot counts of the shots section (default 1,8,32)")
+    parser.add_argument("--n3d", type=int, default=None, help="3d section: cells per axis (default 100)")
+    parser.add_argument("--nt3d", type=int, default=None, help="3d section: time steps (default 500)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="only .* grid points per shortest wavelength")
     sections = {x.strip() for x in args.sections.split(",") if x.strip()}
-    unknown = sections - {"quiet", "loaded", "shots"}
+    unknown = sections - {"quiet", "loaded", "shots", "3d"}
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
     from ..propagator.c import code_path, fma_peak
@@ -330,12 +334,18 @@ def main(argv: list[str] | None = None) -> dict:
                                  repeats=len(ts), all_seconds=ts, shots_per_s=n / seconds,
                                  ratio_to_deepwave=None if reference is None else seconds / reference))
 
+    if "3d" in sections:
+        from .speed3d import measure_3d
+
+        rows += measure_3d(args.repeats, peak, use_deepwave, devito_reason,
+                           **({"nt": args.nt3d} if args.nt3d else {}), **({"n": args.n3d} if args.n3d else {}))
+
     print(f"seed shot: {nz}x{nx} physical cells, nt={args.nt}, space order {ORDER}, abcn={ABCN}, "
           f"{threads} threads, {args.repeats} repeats (median); sweep c code path: {extra['code_path']}; "
           f"FMA peak {peak / 1e9:.1f} GFLOP/s")
     print(f"{'section':<7} {'contender':<12} {'mode':<34} {'seconds':>8} {'x deepwave':>10} {'x devito':>9} "
           f"{'other':>28}")
-    for row in (r for r in rows if r["section"] != "loaded"):
+    for row in (r for r in rows if r["section"] not in ("loaded", "3d")):
         ratio = lambda key: "-" if row.get(key) is None else f"{row[key]:.2f}"  # noqa: E731
         other = ""
         if "kernel_seconds" in row:
@@ -349,6 +359,12 @@ def main(argv: list[str] | None = None) -> dict:
     if "loaded" in sections:
         print(f"\nloaded: forward+backward beside another {threads}-thread sweep process")
         print(loaded_table([r for r in rows if r["section"] == "loaded"]))
+    if "3d" in sections:
+        from .speed3d import table_3d
+
+        print(f"\n3d: layered 3-D model {args.n3d or 100}^3 (+{ABCN} absorbing cells per face), nt={args.nt3d or 500}, "
+              "1 shot; c forward and fwd+bwd (boundary fp32) against Deepwave's forward and fwd+bwd (full storage)")
+        print(table_3d([r for r in rows if r["section"] == "3d"], peak))
     result = save_result(rows, (nz, nx), args.nt, None)
     result.update(extra)
     if args.json:

@@ -275,6 +275,22 @@ def _draw(ax, xy: list[tuple[float, float]], errs: list[float | None], front: li
     ax.set_xlabel("forward + backward time, s")
 
 
+def _size(mib: float) -> str:
+    return f"{mib / 1024:,.1f} GiB" if mib >= 1024 else f"{mib:,.1f} MiB"
+
+
+def _unfit(rows: list[dict], device: str) -> list[tuple[str, float, float | None]]:
+    """(label, predicted MiB in memory, MiB available then) of each row that did not fit in memory."""
+    out = []
+    for r in rows:
+        needed, have = r.get("needed_mib") or {}, r.get("available_mib") or {}
+        places = [p for p in ("device", "host") if needed.get(p)]
+        if r.get("status") == "does not fit" and places:
+            place = max(places, key=needed.get)
+            out.append((_short(r["label"], device), needed[place], have.get(place)))
+    return out
+
+
 def _label(fig: Figure, ax, xy: list[tuple[float, float]], texts: list[str], front: list[int], shown: list[int],
            avoid: list) -> None:
     """Label the points ``shown`` on ``ax``, keeping off the artists in ``avoid`` and the Pareto front's steps."""
@@ -297,6 +313,10 @@ def tradeoff_figure(result: dict) -> Figure:
     texts = [_short(r["label"], device) for r in rows]
     front = pareto_front(xy)
     limits = _limits(xy, (0.2, 0.08)) if xy else ((0.1, 10.0), (1.0, 100.0))
+    unfit = _unfit(result.get("rows", []), device)
+    if unfit:  # rows the memory guard refused: a level each at their predicted need, and what was available
+        levels = [v for _, mib, have in unfit for v in (mib, have) if v]
+        limits = (limits[0], (min(limits[1][0], min(levels) / 1.6), max(limits[1][1], max(levels) * 1.6)))
     zoom = _zoomed(xy, limits)
     fig = Figure(figsize=(19, 7.5) if zoom else (12, 7.5), layout="constrained")
     FigureCanvasAgg(fig)  # a renderer to measure the labels with
@@ -307,6 +327,14 @@ def tradeoff_figure(result: dict) -> Figure:
     inner = _limits([xy[i] for i in zoom], (0.3, 0.12)) if zoom else None
     for ax, box in zip(axes, (limits, inner)):
         _draw(ax, xy, errs, front, norm, box)
+    for k, (text, mib, have) in enumerate(unfit):
+        axes[0].axhline(mib, color="tab:red", ls=":", lw=1.2, zorder=1)
+        axes[0].annotate(f"{text}: does not fit, predicted {_size(mib)}", (0.01, mib), va="bottom",
+                         xycoords=("axes fraction", "data"), fontsize=8, color="tab:red")
+        if have and k == 0:
+            axes[0].axhline(have, color="0.5", ls="-.", lw=1, zorder=1)
+            axes[0].annotate(f"available when refused: {_size(have)}", (0.99, have), va="bottom", ha="right",
+                             xycoords=("axes fraction", "data"), fontsize=8, color="0.4")
     if positive:
         fig.colorbar(ScalarMappable(norm, CMAP), ax=axes, label="gradient difference from full storage (relative L2)")
     axes[0].set_ylabel(PEAK_AXIS.get(setup.get("peak_kind"), "peak memory, MiB"))

@@ -1,0 +1,82 @@
+"""What ``sweep-bench --equation acoustic3d`` prints and writes: per grid a table (:func:`sweep.bench.report.table`),
+strategies-GRID.png (:func:`sweep.bench.plots.plot_strategies`) and tradeoff-GRID.png (peak memory against
+time, :func:`sweep.bench.tradeoff.plot_tradeoff`); results.json and results.md; the bench's wall time."""
+from __future__ import annotations
+
+import json
+import os
+
+from ..propagator.setup import MIN_POINTS_PER_WAVELENGTH
+from .report import table
+
+LEGEND = ("Peak: process memory above the case's baseline (VmHWM) on a CPU, torch.cuda.max_memory_allocated on a "
+          "GPU; tracked: the most bytes the strategy held at once (memory_report); predicted: estimate_memory's "
+          "tracked peak, made in the case's process before it ran; device/host/disk: stored MiB (on a CPU "
+          "'device' is the CPU's memory); errors: the velocity gradient's difference from full storage of the "
+          "same back-end (relative L2 over the whole grid and below depth index 10, and max |dg| / max |g|). "
+          "'does not fit': the memory guard refused the call before it allocated anything (or, for Deepwave, "
+          "its own estimate with headroom did not fit what was available, and its disk mode more than half the "
+          "free disk); the row shows the predicted bytes, so on a machine where they fit the row runs.")
+PEER_NOTE = ("Deepwave rows: deepwave.scalar with the same grid, order, absorbing width, time step and shot; "
+             "its source scaling differs from sweep's, so its misfit is against its own data of the true model and "
+             "its errors are from 'deepwave · device'; its predicted MiB is deepwave.estimate_memory's stored "
+             "history (a lower bound by its documentation); it has no memory report, so tracked and stored are '-'.")
+
+
+def grid_title(setup: dict, machine: dict) -> str:
+    shape = "x".join(map(str, setup["shape"]))
+    padded = "x".join(map(str, setup["padded_shape"]))
+    return (f"layered 3-D model {shape} ({padded} padded) at {setup['dh']:g} m, nt={setup['nt']} x "
+            f"{setup['dt'] * 1e3:g} ms, {setup['freq']:g} Hz Ricker, space order {setup['space_order']}, "
+            f"{setup['abcn']} absorbing cells, 1 shot at {setup['source']} ([x, y, z]), {setup['nrec']} receivers; "
+            f"device {setup['device']}, {setup['threads']} threads, {machine['cpu']}, torch {machine['torch']}, "
+            f"sweep {machine['sweep']} ({machine['git'] or 'no git'}), load {machine['load'][0]:.2f}")
+
+
+def sampling_line(setup: dict) -> str:
+    points = setup["points_per_wavelength"]
+    line = (f"{points:.1f} grid points per shortest wavelength (up to {setup['fmax']:.3g} Hz in {setup['vmin']:g} "
+            "m/s)")
+    if points < MIN_POINTS_PER_WAVELENGTH:
+        line += f", below the {MIN_POINTS_PER_WAVELENGTH:g} under which sweep warns of dispersion"
+    return line
+
+
+def write_outputs3d(out: str, result: dict, echo: bool = True) -> None:
+    """results.json, results.md and the figures of a 3-D ``result``; with ``echo``, the tables on stdout."""
+    from .plots import plot_strategies
+    from .tradeoff import plot_tradeoff
+
+    say = print if echo else (lambda *_: None)
+    machine = result["machine"]
+    md = ["# sweep-bench: 3-D acoustic\n"]
+    if result.get("interrupted"):
+        cut = result["interrupted"]
+        md.append(f"Interrupted after {cut['runs']} of {cut['of']} runs: only the cases that finished are here.\n")
+    md.append(LEGEND + "\n")
+    if any(r["contender"] == "deepwave" for g in result["grids"] for r in g["rows"]):
+        md.append(PEER_NOTE + "\n")
+    for entry in result["grids"]:
+        setup, rows, name = entry["setup"], entry["rows"], entry["name"]
+        title = grid_title(setup, machine)
+        say(f"\n{name}: {title}\n{sampling_line(setup)}")
+        md.append(f"## {name}\n\n{title}; {sampling_line(setup)}; {entry['wall_seconds'] or 0:.0f} s for this grid.\n")
+        if not rows:
+            continue
+        device = setup["device"]
+        say(table(rows, device=device))
+        part = dict(setup=setup, rows=rows)
+        plot_strategies(part, os.path.join(out, f"strategies-{name}.png"))
+        plot_tradeoff(part, os.path.join(out, f"tradeoff-{name}.png"))
+        md += [table(rows, markdown=True, device=device), f"\n![strategies, {name}](strategies-{name}.png)\n",
+               f"![trade-off, {name}: peak memory against time](tradeoff-{name}.png)\n"]
+    wall = result.get("wall_seconds")
+    if wall is not None:
+        line = f"wall time of the whole bench: {wall:.1f} s ({wall / 60:.1f} min)"
+        say(f"\n{line}")
+        md.append(f"\n{line[0].upper()}{line[1:]}.\n")
+    with open(os.path.join(out, "results.json"), "w") as fh:
+        json.dump(result, fh, indent=2)
+    with open(os.path.join(out, "results.md"), "w") as fh:
+        fh.write("\n".join(md) + "\n")
+    say(f"results in {out}/ (results.json, results.md, figures)")

@@ -19,6 +19,25 @@ from .model3d import layered_3d
 DEFAULT_PATH = Path("docs") / "datasets" / "model3d.png"
 
 
+def slice_panels(shape: tuple[int, int, int], km: float, cuts: tuple[int, int, int]) -> list[tuple]:
+    """The three sections of a (nz, ny, nx) model through cells ``cuts = (iz, iy, ix)`` at ``km`` km per
+    cell: ``[(take, extent, xlabel, ylabel, title, lines)]`` for the depth slice, the inline (x-z) and the
+    crossline (y-z) section; ``take(model)`` cuts a model, ``extent`` is imshow's (km), ``lines`` mark
+    where the other two sections cut (``('h' or 'v', km)``)."""
+    nz, ny, nx = shape
+    iz, iy, ix = cuts
+    zmax, ymax, xmax = (nz - 0.5) * km, (ny - 0.5) * km, (nx - 0.5) * km
+    lo = -0.5 * km
+    return [
+        (lambda m: m[iz], (lo, xmax, ymax, lo), "x (km)", "y (km)", f"depth slice z = {iz * km:.2f} km",
+         [("h", iy * km), ("v", ix * km)]),
+        (lambda m: m[:, iy], (lo, xmax, zmax, lo), "x (km)", "depth (km)", f"inline y = {iy * km:.2f} km",
+         [("h", iz * km), ("v", ix * km)]),
+        (lambda m: m[:, :, ix], (lo, ymax, zmax, lo), "y (km)", "depth (km)", f"crossline x = {ix * km:.2f} km",
+         [("h", iz * km), ("v", iy * km)]),
+    ]
+
+
 def plot_layered_3d(path: str | os.PathLike = DEFAULT_PATH, shape: tuple[int, int, int] = (64, 96, 96),
                     dh: float = 25.0) -> Path:
     """Write a PNG of ``layered_3d(shape, dh)`` true (top row) and smooth (bottom row) models.
@@ -37,16 +56,7 @@ def plot_layered_3d(path: str | os.PathLike = DEFAULT_PATH, shape: tuple[int, in
     nz, ny, nx = true.shape
     km = dh / 1000.0
     iz, iy, ix = int(round(0.68 * nz)), ny // 2, int(round(0.30 * nx))
-    zmax, ymax, xmax = (nz - 0.5) * km, (ny - 0.5) * km, (nx - 0.5) * km
-    lo = -0.5 * km
-    panels = [
-        (lambda m: m[iz], (lo, xmax, ymax, lo), "x (km)", "y (km)", f"depth slice z = {iz * km:.2f} km",
-         [("h", iy * km), ("v", ix * km)]),
-        (lambda m: m[:, iy], (lo, xmax, zmax, lo), "x (km)", "depth (km)", f"inline y = {iy * km:.2f} km",
-         [("h", iz * km), ("v", ix * km)]),
-        (lambda m: m[:, :, ix], (lo, ymax, zmax, lo), "y (km)", "depth (km)", f"crossline x = {ix * km:.2f} km",
-         [("h", iz * km), ("v", iy * km)]),
-    ]
+    panels = slice_panels((nz, ny, nx), km, (iz, iy, ix))
     fig = Figure(figsize=(11.0, 5.6), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 3, width_ratios=[nx, nx, ny])

@@ -36,6 +36,18 @@ def _as_model(name: str, model: ArrayLike, ndims: tuple[int, ...] = (2,)) -> np.
     return np.asarray(model, dtype=np.float64)
 
 
+def plot_losses(ax, losses: np.ndarray, edges: Sequence[int]) -> None:
+    """The loss per iteration on a log axis, a dashed line where each new frequency band starts."""
+    ax.plot(np.arange(losses.size), losses, color="tab:blue", marker="." if losses.size < 50 else None)
+    ax.set_yscale("log", nonpositive="mask")
+    for i, edge in enumerate(edges):
+        ax.axvline(edge, color="gray", linestyle="--", linewidth=1, label="new band" if i == 0 else None)
+    if edges:
+        ax.legend(loc="upper right")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+
+
 def model_error(model: ArrayLike, true: ArrayLike) -> float:
     """Relative L2 model error ``||model - true|| / ||true||`` (dimensionless).
 
@@ -119,16 +131,8 @@ def plot_inversion(true: ArrayLike | None, start: ArrayLike, inverted: ArrayLike
         ax.set_ylabel("depth (km)")
     fig.colorbar(image, ax=list(axes[:-1]), label="vp (m/s)", shrink=0.9)
 
-    ax = axes[-1]
-    ax.plot(np.arange(losses.size), losses, color="tab:blue", marker="." if losses.size < 50 else None)
-    ax.set_yscale("log", nonpositive="mask")
-    for i, edge in enumerate(edges):
-        ax.axvline(edge, color="gray", linestyle="--", linewidth=1, label="new band" if i == 0 else None)
-    if edges:
-        ax.legend(loc="upper right")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss")
-    ax.set_title("loss")
+    plot_losses(axes[-1], losses, edges)
+    axes[-1].set_title("loss")
     if title is not None:
         fig.suptitle(title)
 

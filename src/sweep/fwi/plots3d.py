@@ -15,9 +15,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..datasets.model3d_plot import slice_panels
 from ..messages import plain
 from .atomic import replacing
-from .plots import ArrayLike, _as_model
+from .plots import ArrayLike, _as_model, plot_losses
 
 
 def _cut(name: str, value: int | None, n: int) -> int:
@@ -94,16 +95,7 @@ def plot_inversion_3d(true: ArrayLike | None, start: ArrayLike, inverted: ArrayL
     nz, ny, nx = shape
     iz, iy, ix = (_cut(n, c, size) for n, c, size in zip(("iz", "iy", "ix"), cuts, shape))
     km = dh / 1000.0
-    lo = -0.5 * km
-    zmax, ymax, xmax = (nz - 0.5) * km, (ny - 0.5) * km, (nx - 0.5) * km
-    panels = [
-        (lambda m: m[iz], (lo, xmax, ymax, lo), "x (km)", "y (km)", f"depth slice z = {iz * km:.2f} km",
-         [("h", iy * km), ("v", ix * km)]),
-        (lambda m: m[:, iy], (lo, xmax, zmax, lo), "x (km)", "depth (km)", f"inline y = {iy * km:.2f} km",
-         [("h", iz * km), ("v", ix * km)]),
-        (lambda m: m[:, :, ix], (lo, ymax, zmax, lo), "y (km)", "depth (km)", f"crossline x = {ix * km:.2f} km",
-         [("h", iz * km), ("v", iy * km)]),
-    ]
+    panels = slice_panels(shape, km, (iz, iy, ix))
     vmin = min(float(np.nanmin(m)) for _, m in models)
     vmax = max(float(np.nanmax(m)) for _, m in models)
     width = 11.0
@@ -129,14 +121,7 @@ def plot_inversion_3d(true: ArrayLike | None, start: ArrayLike, inverted: ArrayL
     fig.colorbar(image, ax=model_axes, label="vp (m/s)", shrink=0.85)
 
     ax = fig.add_subplot(grid[-1, :2] if errors is not None else grid[-1, :])
-    ax.plot(np.arange(losses.size), losses, color="tab:blue", marker="." if losses.size < 50 else None)
-    ax.set_yscale("log", nonpositive="mask")
-    for i, edge in enumerate(edges):
-        ax.axvline(edge, color="gray", linestyle="--", linewidth=1, label="new band" if i == 0 else None)
-    if edges:
-        ax.legend(loc="upper right")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss")
+    plot_losses(ax, losses, edges)
     ax.set_title("loss (before each update)", fontsize=9)
     if errors is not None:
         ax = fig.add_subplot(grid[-1, 2])

@@ -30,6 +30,9 @@
  *   - then per-row work (instruction counts under callgrind): whole-vector C-PML spans instead of the 2-D
  *     kernels' scratch blocks, one function per row, 256-bit vectors (Zen 4 splits 512-bit ones and an
  *     unaligned 512-bit load always crosses a line): 2.0 on 1 thread; 1.1-1.3 on 2 threads (a team: below).
+ *   Deepwave 0.1.0's 3-D forward on this shot: 4.7-5.4 s (3.4-3.9 ns) on the quiet machine, against ~1.8 s here
+ *   (0.36x); beside other jobs (load 2-3) 17.2 s against 3.0 s (0.18x, python -m sweep.bench.speed --sections
+ *   3d) and 14-23 s against 2.7-3.2 s (0.14x). The 2-D kernel in the same runs: 0.7 ns (1 thread).
  * So: G = SWEEP_WAVE_MAX steps per thread per wave (fewer when a wave's planes would not fit SWEEP_WAVE_BYTES
  * of L3), whole planes (y-tiles only when a tile's reuse distance would exceed SWEEP_TILE_BYTES), x innermost
  * and contiguous (vectorised: check with -fopt-info-vec). Software prefetch of the next rows' fields and

@@ -269,6 +269,9 @@ def invert(args: argparse.Namespace) -> dict:
                   f"{summary['final_error']:.4f}; misfit {result.losses[0]:.4g} -> {result.losses[-1]:.4g}; "
                   f"this run {seconds:.1f} s{resumed}; wrote {summary['figure']} and {args.out / 'fwi.npz'}",
                   flush=True)
+        # The other ranks wait for rank 0's figure and files, so that every rank tears the process group down
+        # together: a rank that destroyed it while rank 0 still held its connections was seen to abort.
+        group.barrier()
         return summary
     finally:
         group.close()

@@ -49,8 +49,19 @@ def _messages(stderr: str) -> list[str]:
     return [ln for ln in re.split(r"[\r\n]+", stderr) if ln.strip() and "run/s" not in ln and "%|" not in ln]
 
 
-def _leftovers(tmp_path: Path) -> tuple[list[Path], list[str]]:
-    """(what is left in the run's TMPDIR, command lines of processes still running inside tmp_path)."""
+def _leftovers(tmp_path: Path, settle_s: float = 5.0) -> tuple[list[Path], list[str]]:
+    """(what is left in the run's TMPDIR, command lines of processes still running inside tmp_path), read
+    again for up to ``settle_s`` while something is left: a child signalled at the same moment may still be
+    exiting when sweep-bench returns, but one left running stays."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        found = _leftovers_now(tmp_path)
+        if found == ([], []) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _leftovers_now(tmp_path: Path) -> tuple[list[Path], list[str]]:
     running = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:

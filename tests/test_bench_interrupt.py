@@ -49,19 +49,9 @@ def _messages(stderr: str) -> list[str]:
     return [ln for ln in re.split(r"[\r\n]+", stderr) if ln.strip() and "run/s" not in ln and "%|" not in ln]
 
 
-def _leftovers(tmp_path: Path, settle_s: float = 5.0) -> tuple[list[Path], list[str]]:
-    """(what is left in the run's TMPDIR, command lines of processes still running inside tmp_path), read
-    again for up to ``settle_s`` while something is left: a child signalled at the same moment may still be
-    exiting when sweep-bench returns, but one left running stays."""
-    deadline = time.monotonic() + settle_s
-    while True:
-        found = _leftovers_now(tmp_path)
-        if found == ([], []) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
-
-
-def _leftovers_now(tmp_path: Path) -> tuple[list[Path], list[str]]:
+def _leftovers(tmp_path: Path) -> tuple[list[Path], list[str]]:
+    """(what is left in the run's TMPDIR, command lines of sweep.bench processes still running inside
+    tmp_path)."""
     running = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -113,3 +103,21 @@ def test_unusable_device_is_one_line_before_anything_is_created(tmp_path):
     (line,) = stderr.splitlines()
     assert line.startswith("sweep-bench: --device='cuda': CUDA is not") and "use device='cpu'" in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"] and _leftovers(tmp_path) == ([], [])
+
+
+def test_ctrl_c_while_a_case_process_starts_stops_that_process(tmp_path, monkeypatch):
+    """Ctrl-C landing inside ``subprocess.Popen`` (the child forked, its handle not yet returned) still stops
+    the child: the interrupt is held until the handle exists."""
+    from sweep.bench import runner
+
+    started, real_popen = [], subprocess.Popen
+
+    def popen_then_ctrl_c(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        os.kill(os.getpid(), signal.SIGINT)  # delivered before Popen would have returned
+        return started[-1]
+
+    monkeypatch.setattr(runner.subprocess, "Popen", popen_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        runner._run_child(str(tmp_path / "setup.pt"), dict(label="x"), str(tmp_path), 0, 1)
+    assert started and started[0].poll() is not None  # stopped and reaped, not left to run

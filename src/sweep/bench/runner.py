@@ -14,8 +14,10 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import warnings
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
 
@@ -70,6 +72,23 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+@contextmanager
+def _sigint_held() -> Iterator[list[int]]:
+    """Hold Ctrl-C (SIGINT) back while a case's process is being started, yielding the list the signals
+    received meanwhile go to. A KeyboardInterrupt raised inside ``subprocess.Popen`` after the fork leaves
+    a child the parent has no handle on, which then runs its case to the end; held, the interrupt is acted
+    on once the handle exists. Off the main thread (where Python delivers signals) nothing is held."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run_child(setup: str, case: dict, workdir: str, index: int, threads: int) -> tuple[dict, str | None]:
     """(measurements or error, path of the saved gradient) of one subprocess run."""
     case_path = os.path.join(workdir, f"case{index}.json")
@@ -78,10 +97,14 @@ def _run_child(setup: str, case: dict, workdir: str, index: int, threads: int) -
         json.dump(case, fh)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     load_before = os.getloadavg()
-    with subprocess.Popen([sys.executable, "-m", "sweep.bench.child", setup, case_path, out_path, grad_path],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                          start_new_session=True) as proc:
+    with _sigint_held() as interrupted:
+        proc = subprocess.Popen([sys.executable, "-m", "sweep.bench.child", setup, case_path, out_path, grad_path],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                start_new_session=True)
+    with proc:
         try:
+            if interrupted:
+                raise KeyboardInterrupt
             _, stderr = proc.communicate()
         except BaseException:
             _stop(proc)

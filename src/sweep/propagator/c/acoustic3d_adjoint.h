@@ -1,5 +1,5 @@
-/* Template body of the exact discrete adjoint of a block of 3-D acoustic steps, included after acoustic3d_impl.h
- * (whose helpers it uses) once per precision, with the same REAL / SFX.
+/* Template body of the exact discrete adjoint of a block of 3-D acoustic steps, included after acoustic3d_common.h
+ * and acoustic3d_impl.h (whose helpers it uses) once per precision, with the same REAL / SFX.
  *
  * Adjoint of one step, with (A0..A7) the adjoint of the state after the step (slots as the state's: u_prev, u,
  * psi_x, psi_y, psi_z, zeta_x, zeta_y, zeta_z) and s = w A1, for each axis a (psi slot Pa, zeta slot Za):

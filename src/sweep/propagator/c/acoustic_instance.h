@@ -10,6 +10,7 @@
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
 #pragma GCC target("prefer-vector-width=256")
+#include "acoustic3d_common.h"
 #include "acoustic3d_impl.h"
 #include "acoustic3d_adjoint.h"
 #include "acoustic3d_retreat.h"
@@ -27,6 +28,7 @@
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
 #pragma GCC target("prefer-vector-width=256")
+#include "acoustic3d_common.h"
 #include "acoustic3d_impl.h"
 #include "acoustic3d_adjoint.h"
 #include "acoustic3d_retreat.h"

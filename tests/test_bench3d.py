@@ -183,3 +183,16 @@ def test_speed_3d_table_flags_targets():
     lines = table_3d([fast, slow, skipped, loaded], 1e11).splitlines()
     assert "!" not in lines[1] and "0.300!" in lines[2] and "skipped: not installed" in lines[3]
     assert "1.33x one thread ! (target 1.1)" in lines[-1] and "2.00x quiet (target 3)" in lines[-1]
+
+
+def test_deepwave_checkpointing_gets_its_measured_headroom():
+    pytest.importorskip("deepwave", reason="Deepwave is the optional bench extra")
+    from sweep.bench.peers import deepwave_cases
+    from sweep.bench.peers3d import HEADROOM_EXACT, HEADROOM_SEGMENTS, peer_needs
+
+    shot, vp_start = shot3d(10, 30, 4)
+    setup, cpu = dict(shot=shot, vp_start=vp_start, nt=30), torch.device("cpu")
+    specs = dict(deepwave_cases())
+    # checkpoint segments measured 2.17 times Deepwave's estimate on the 64^3 shot; device storage 1.03 times
+    assert peer_needs(specs["deepwave · checkpoint(100)"], setup, cpu)[1]["headroom"] == HEADROOM_SEGMENTS >= 2.17
+    assert peer_needs(specs["deepwave · device"], setup, cpu)[1]["headroom"] == HEADROOM_EXACT

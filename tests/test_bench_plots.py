@@ -180,3 +180,22 @@ def test_plot_tradeoff_writes_png(tmp_path):
     assert _is_png(path)
     plot_tradeoff(dict(setup={}, rows=[]), str(tmp_path / "empty.png"))
     assert _is_png(tmp_path / "empty.png")
+
+
+def test_refused_rows_at_one_level_share_it_and_a_disk_refusal_draws_none():
+    """Rows the guard (or a peer's estimate) refused draw a level at their memory need: needs within 15% of
+    each other one level with the labels joined and the largest need; a row refused for disk alone none."""
+    def refused(label, needed, have):
+        return dict(label=label, status="does not fit", needed_mib=needed, available_mib=have)
+
+    rows = [refused("c · full", {"host": 31550.0}, {"host": 22400.0}),
+            refused("deepwave · device · 8-bit", {"host": 29140.0}, {"host": 22700.0}),
+            refused("deepwave · device", {"host": 81280.0}, {"host": 22700.0}),
+            refused("deepwave · disk", {"host": 450.0, "disk": 64770.0}, {"host": 22700.0, "disk": 38200.0}),
+            dict(label="c · bdy device · fp32", seconds=90.0, peak_rss_mib=2770.0, status="ok")]
+    fig = tradeoff_figure(dict(setup=dict(device="cpu", peak_kind="rss"), rows=rows))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    refusals = sorted(t for t in texts if "does not fit" in t)
+    assert refusals == ["deepwave device 8-bit, c full: does not fit, predicted up to 30.8 GiB",
+                        "deepwave device: does not fit, predicted 79.4 GiB"], refusals
+    assert not any("deepwave disk" in t for t in texts)

@@ -275,19 +275,31 @@ def _draw(ax, xy: list[tuple[float, float]], errs: list[float | None], front: li
     ax.set_xlabel("forward + backward time, s")
 
 
+#: Refused rows whose predicted needs differ by less than this factor share one level in the figure.
+SAME_LEVEL = 1.15
+
+
 def _size(mib: float) -> str:
     return f"{mib / 1024:,.1f} GiB" if mib >= 1024 else f"{mib:,.1f} MiB"
 
 
 def _unfit(rows: list[dict], device: str) -> list[tuple[str, float, float | None]]:
-    """(label, predicted MiB in memory, MiB available then) of each row that did not fit in memory."""
-    out = []
+    """(labels, predicted MiB in memory, MiB available then) of the rows refused for want of memory, rows
+    whose needs are within :data:`SAME_LEVEL` of each other sharing one level (their labels joined). A row
+    refused for its disk need alone has no level here: its memory need fitted (the table says why)."""
+    found = []
     for r in rows:
         needed, have = r.get("needed_mib") or {}, r.get("available_mib") or {}
-        places = [p for p in ("device", "host") if needed.get(p)]
-        if r.get("status") == "does not fit" and places:
-            place = max(places, key=needed.get)
-            out.append((_short(r["label"], device), needed[place], have.get(place)))
+        short = [p for p in ("device", "host") if needed.get(p) and (have.get(p) is None or needed[p] > have[p])]
+        if r.get("status") == "does not fit" and short:
+            place = max(short, key=needed.get)
+            found.append((_short(r["label"], device), needed[place], have.get(place)))
+    out: list[tuple[str, float, float | None]] = []
+    for text, mib, have in sorted(found, key=lambda f: f[1]):
+        if out and mib <= out[-1][1] * SAME_LEVEL:
+            out[-1] = (f"{out[-1][0]}, {text}", mib, out[-1][2])
+        else:
+            out.append((text, mib, have))
     return out
 
 
@@ -329,7 +341,8 @@ def tradeoff_figure(result: dict) -> Figure:
         _draw(ax, xy, errs, front, norm, box)
     for k, (text, mib, have) in enumerate(unfit):
         axes[0].axhline(mib, color="tab:red", ls=":", lw=1.2, zorder=1)
-        axes[0].annotate(f"{text}: does not fit, predicted {_size(mib)}", (0.01, mib), va="bottom",
+        upto = "up to " if ", " in text else ""  # a shared level: the largest need of its rows
+        axes[0].annotate(f"{text}: does not fit, predicted {upto}{_size(mib)}", (0.01, mib), va="bottom",
                          xycoords=("axes fraction", "data"), fontsize=8, color="tab:red")
         if have and k == 0:
             axes[0].axhline(have, color="0.5", ls="-.", lw=1, zorder=1)

@@ -1,6 +1,8 @@
 """Values as error messages should show them."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -16,3 +18,9 @@ def plain(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return type(value)(plain(v) for v in value)
     return value
+
+
+def round_down(x: float, digits: int = 6) -> float:
+    """``x`` (> 0) rounded towards zero to ``digits`` significant digits, so a quoted limit is itself within it."""
+    scale = 10.0 ** (math.floor(math.log10(x)) - digits + 1)
+    return math.floor(x / scale) * scale

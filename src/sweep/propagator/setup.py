@@ -8,11 +8,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..equations.sampling import MIN_POINTS_PER_WAVELENGTH
 from ..messages import round_down
 from ..signal import max_frequency, peak_frequency
 from .grid import PaddedGrid
-
-MIN_POINTS_PER_WAVELENGTH = 5.0
 
 
 @dataclass

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import torch
 
-from ..propagator.setup import MIN_POINTS_PER_WAVELENGTH
+from ..equations.sampling import MIN_POINTS_PER_WAVELENGTH
 from ..signal import max_frequency
 
 STABILITY_MARGIN = 0.98

@@ -1,7 +1,6 @@
 """Validation of one propagation call's inputs into a canonical :class:`Problem` every back-end reads."""
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -9,10 +8,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..equations.sampling import MIN_POINTS_PER_WAVELENGTH
+from ..messages import round_down
 from ..signal import max_frequency, peak_frequency
 from .grid import PaddedGrid
-
-MIN_POINTS_PER_WAVELENGTH = 5.0
 
 
 @dataclass
@@ -134,12 +133,6 @@ def _check_on_grid(arr: np.ndarray, name: str, shape: tuple[int, ...]) -> None:
                          f"{location_names(len(shape))} must satisfy {bounds}")
 
 
-def _round_down(x: float, digits: int = 6) -> float:
-    """``x`` rounded towards zero to ``digits`` significant digits, so a quoted limit is itself within it."""
-    scale = 10.0 ** (math.floor(math.log10(x)) - digits + 1)
-    return math.floor(x / scale) * scale
-
-
 def on_device(actual: torch.device, wanted: torch.device) -> bool:
     """Whether a tensor on ``actual`` is on ``wanted``: a device without an index (``'cuda'``) means the
     current one, whose tensors report an index (``cuda:0``), so any index of that type matches it."""
@@ -240,7 +233,7 @@ def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_orde
     vmax, vmin = float(v.max()), float(v.min())
     if dt > max_stable_dt:
         raise ValueError(f"dt={dt} s is unstable for vmax={vmax:g} m/s, dh={dh} m, space_order={space_order} in "
-                         f"{space}-D: the largest stable dt is {_round_down(max_stable_dt):.6g} s")
+                         f"{space}-D: the largest stable dt is {round_down(max_stable_dt):.6g} s")
     wav = canonical_wavelet(wavelet, nt, nshots, src.shape[1], v.dtype, v.device)
     wav_np = _distinct(wav).detach().cpu().numpy()
     fmax = max_frequency(wav_np, dt)

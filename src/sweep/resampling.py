@@ -16,22 +16,25 @@ Both functions instead treat the trace as zero outside ``[0, n dt)`` (a source i
 ``t = 0``; nothing past the record is known): the trace is zero-padded to an odd length ``m >= 2n``
 at the coarse rate, resampled on that circle and cropped back. The kernel of an ideal low-pass
 decays like ``1 / distance``, so what still wraps around has crossed at least ``n`` samples of
-padding. A trace that does not decay to zero at its end is resampled as if truncated there: Gibbs
-ringing in its last few samples (measured in ``tests/test_resampling.py``).
+padding. A trace that does not decay to zero at its end is resampled as if cut there: Gibbs ringing
+of about ``1 / (pi d)`` of the jump at ``d`` samples from the end (measured for a unit jump: 0.5 past
+the last sample, 0.14 in the interval before, 0.018 ten samples back); of that, ~1e-3 reaches the start.
 
-Nyquist bin: the padded length ``m`` is odd, so its spectrum has no Nyquist bin to split or drop;
-content at the coarse Nyquist of an even ``n`` is spread over the padded grid's bins symmetrically
-and is kept by both maps.
+Nyquist bin: the padded length ``m`` is odd, so its spectrum has no Nyquist bin to split or drop.
+The band kept is ``|f| <= (m - 1) / (2 m dt)``, symmetric and just under the coarse Nyquist; the
+alternating sequence of an even-length trace is interpolated like any other.
 
 Exact relations (``U = upsample(., r)``, ``D = downsample(., r)``, ``S`` taking every r-th sample):
 
 - ``S U = I``: upsampling interpolates, for every input;
 - ``U^T = r D``, i.e. ``<U x, y> = r <x, D y>``: downsampling is the adjoint of upsampling divided
-  by the ``r`` fine samples each coarse sample stands for, so the gradient reaching the wavelet
-  through ``D`` is the band-limited interpolation of the data residual, scaled by ``1 / r``;
-- ``D U x = x`` for every ``x`` whose band-limited interpolant vanishes past ``n dt`` (a wavelet
-  that has died out before the end of its trace); otherwise ``D U x`` differs from ``x`` by what
-  the padding cut off, projected back (largest near the end of the trace).
+  by the ``r`` fine samples each coarse sample stands for. Backpropagation through ``D`` therefore
+  returns the band-limited interpolation of the coarse-rate gradient divided by ``r``, and through
+  ``U`` the anti-aliased decimation of the fine-rate gradient times ``r``;
+- ``D U x = x`` for every ``x`` whose band-limited interpolant vanishes outside ``[0, n dt)`` (a
+  wavelet that starts from and dies out to zero inside its trace); otherwise ``D U x`` differs from
+  ``x`` by the part of the interpolant the padding cut off, projected back, mostly near the ends
+  (white noise of 1000 samples comes back 2% off overall, 0.3-0.45 of its rms in its first sample).
 """
 from __future__ import annotations
 

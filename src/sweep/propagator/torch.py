@@ -247,7 +247,7 @@ class PropTorch:
     def _make_stepper(self, problem, models):
         cls = stepper_class(self.equation.name, self.equation.ndim, self.impl)
         options = {"use_compile": self.eager_options.use_compile} if self.impl == "eager" else {}
-        return cls(problem, models, **options)
+        return cls(problem, models, image_interval=self.memory.gradient_interval, **options)
 
     def _prepare(self, wavelet, sources, receivers, models):
         """Validated inputs of one call: (models, problem, wavelet with its autograd link, stepper)."""

@@ -10,6 +10,7 @@ import torch
 
 from ..equations.sampling import MIN_POINTS_PER_WAVELENGTH
 from ..messages import round_down
+from ..resampling import check_sampling, upsample
 from ..signal import max_frequency, peak_frequency
 from .grid import PaddedGrid
 
@@ -205,9 +206,19 @@ def _distinct(wav: torch.Tensor) -> torch.Tensor:
     return wav
 
 
+def _substepped(wav: torch.Tensor, dt: float, ratio: int) -> torch.Tensor:
+    """The (nshots, nsrc, nt) wavelet at ``dt`` upsampled band-limited to ``nt * ratio`` samples at
+    ``dt / ratio``, after checking that it is band-limited at ``dt`` (the upsampling assumes it); copies
+    broadcast along shots or sources are upsampled once and broadcast again."""
+    distinct = _distinct(wav)
+    check_sampling(distinct.detach(), dt, "dt")
+    return upsample(distinct, ratio).expand(*wav.shape[:-1], wav.shape[-1] * ratio)
+
+
 def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_order: int, max_stable_dt: float,
                   velocity: torch.Tensor, wavelet: object, sources: object, receivers: object,
-                  pml_freq: float | None, pml_vmax: float | None = None) -> tuple[Problem, torch.Tensor]:
+                  pml_freq: float | None, pml_vmax: float | None = None, ratio: int = 1,
+                  unstable_hint: str = "") -> tuple[Problem, torch.Tensor]:
     """Validate a call's inputs; returns the :class:`Problem` and the canonical wavelet with its autograd link.
 
     ``velocity`` (m/s, the grid's shape) is the model the stability limit, the dispersion warning and the
@@ -215,6 +226,11 @@ def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_orde
     equation's limit for its peak. ``pml_freq`` (Hz) and ``pml_vmax`` (m/s) fix the C-PML's frequency
     shift and damping; ``None`` takes them from this call's wavelet (peak frequency) and velocity (peak).
     The stability check always uses the model's own peak velocity, whatever sets the damping.
+
+    Time sub-stepping: ``dt`` and ``nt`` are the data's; with ``ratio`` r > 1 the wavelet (checked to be
+    band-limited at ``dt``) is upsampled to ``nt * r`` samples and the problem steps at ``dt / r``, which
+    ``max_stable_dt`` is compared with. ``unstable_hint`` ends the unstable-dt error (what option would
+    help). The returned wavelet is the internal one, linked by autograd to the user's.
     """
     space = grid.ndim
     src = index_array(sources, "sources", (2, 3), space)
@@ -231,10 +247,13 @@ def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_orde
 
     v = velocity.detach()
     vmax, vmin = float(v.max()), float(v.min())
-    if dt > max_stable_dt:
-        raise ValueError(f"dt={dt} s is unstable for vmax={vmax:g} m/s, dh={dh} m, space_order={space_order} in "
-                         f"{space}-D: the largest stable dt is {round_down(max_stable_dt):.6g} s")
+    if dt / ratio > max_stable_dt:
+        step = f"dt={dt} s" if ratio == 1 else f"the internal step dt/{ratio} = {dt / ratio:.6g} s"
+        raise ValueError(f"{step} is unstable for vmax={vmax:g} m/s, dh={dh} m, space_order={space_order} in "
+                         f"{space}-D: the largest stable dt is {round_down(max_stable_dt):.6g} s{unstable_hint}")
     wav = canonical_wavelet(wavelet, nt, nshots, src.shape[1], v.dtype, v.device)
+    if ratio > 1:
+        wav, dt, nt = _substepped(wav, dt, ratio), dt / ratio, nt * ratio
     wav_np = _distinct(wav).detach().cpu().numpy()
     fmax = max_frequency(wav_np, dt)
     if fmax > 0:

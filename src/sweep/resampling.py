@@ -1,4 +1,4 @@
-"""Band-limited resampling of traces by an integer factor, for time sub-stepping (issue 19).
+"""Band-limited resampling of traces by an integer factor, for time sub-stepping.
 
 A propagator that steps at ``dt / r`` while the data are sampled at ``dt`` upsamples the source
 wavelet with :func:`upsample` and downsamples the recorded traces with :func:`downsample`, inside

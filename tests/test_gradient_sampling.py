@@ -111,6 +111,7 @@ def test_full_storage_keeps_one_snapshot_in_k(key):
                                      gradient=True)
     (_, vp, wav), report = run(key, FULL, prop=prop)
     assert summary(predicted) == summary(report)
+    assert any(f"images every {K}th" in note for note in report.notes)
     assert report.stored_bytes * nt == exact_report.stored_bytes * math.ceil(nt / K)
     assert torch.equal(wav, exact_wav)  # the wavelet gradient needs no snapshot: exact
     l2, _ = errors(vp, exact_vp)

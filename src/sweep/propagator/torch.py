@@ -394,15 +394,21 @@ class PropTorch:
         report = MemoryReport(strategy=schedule.name)
         if reason:
             report.notes.append(reason)
-        self._note_substep(report, problem)
+        self._note_sampling(report, problem)
         self._last_report = report
         data = propagate(stepper, schedule, report, problem.nshots, problem.nrec, wav, models)
         if problem.nt != self.nt:
             data = downsample(data.transpose(1, 2), problem.nt // self.nt).transpose(1, 2)
         return data.unsqueeze(-1).expand(*data.shape, len(self.receiver_fields))
 
-    def _note_substep(self, report: MemoryReport, problem) -> None:
-        """With sub-stepping, a note saying r and the internal step (the report's step counts are internal)."""
+    def _note_sampling(self, report: MemoryReport, problem) -> None:
+        """Notes on time sampling: with gradient sampling, which steps are imaged; with sub-stepping, r and the
+        internal step (the report's step counts are internal)."""
+        k = self.memory.gradient_interval
+        if k > 1:
+            report.notes.append(f"gradient sampling: the model gradient images every {k}th of the {problem.nt} steps "
+                                f"(weighted {k}; the snapshots of the others are not kept): an approximation, the "
+                                "wavelet gradient stays exact")
         if problem.nt != self.nt:
             report.notes.append(f"time sub-stepping: {problem.nt // self.nt} internal steps of {problem.dt:.6g} s per "
                                 f"data sample of {self.dt:g} s ({self._ratio.source}); {problem.nt} internal steps, "
@@ -439,7 +445,7 @@ class PropTorch:
         report = self._predict(problem, stepper, schedule, need_wavelet, need_model)
         if reason:
             report.notes.append(reason)
-        self._note_substep(report, problem)
+        self._note_sampling(report, problem)
         if not (need_wavelet or need_model):
             why = ("gradient=False" if gradient is False else
                    "grad mode is off (torch.no_grad())" if not torch.is_grad_enabled() else

@@ -193,6 +193,8 @@ def check_sampling(wavelet: torch.Tensor, dt: float, name: str = "dt") -> None:
     fraction = high_band_energy(wavelet)
     if fraction > MAX_HIGH_BAND_ENERGY:
         raise ValueError(
-            f"the wavelet aliases at {name}={dt:g} s: {100 * fraction:.2g}% of its energy is above "
+            f"the wavelet is not band-limited at {name}={dt:g} s: {100 * fraction:.2g}% of its energy is above "
             f"{HIGH_BAND:g} x Nyquist ({HIGH_BAND * 0.5 / dt:g} Hz), more than the "
-            f"{100 * MAX_HIGH_BAND_ENERGY:g}% allowed; sample it more finely (smaller {name})")
+            f"{100 * MAX_HIGH_BAND_ENERGY:g}% that band-limited resampling allows: it aliases at this {name} "
+            f"(sample it more finely: a smaller {name}), or it is cut off while still ringing at an end of its "
+            "trace (let it die out within the trace: a longer record, or a taper)")

@@ -25,8 +25,11 @@ def _start(tmp_path: Path, *args: str) -> subprocess.Popen:
     """``python -m sweep.bench --quick ARGS`` in ``tmp_path``, its temporary folders in ``tmp_path/tmp``."""
     (tmp_path / "tmp").mkdir()
     env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"), OMP_NUM_THREADS="1")
+    # SIGINT back to its default in the command: a shell without job control starts background jobs with
+    # it ignored (`pytest &`), which Python keeps, and the command would then never see the Ctrl-C.
     return subprocess.Popen([sys.executable, "-m", "sweep.bench", "--quick", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 300.0) -> None:

@@ -122,9 +122,9 @@ def test_every_stepper_is_covered():
 
 # -- the protocol ---------------------------------------------------------------------------------
 def make_stepper(key, dtype=torch.float64, free_surface: bool = False, vp: torch.Tensor | None = None,
-                 wav: torch.Tensor | None = None):
-    """The registered stepper of ``key`` built as PropTorch builds it: ``cls(problem, models)`` (the C-PML
-    fixed by pml_freq and pml_vmax, so that only the model passed in varies between builds)."""
+                 wav: torch.Tensor | None = None, **options):
+    """The registered stepper of ``key`` built as PropTorch builds it: ``cls(problem, models, **options)`` (the
+    C-PML fixed by pml_freq and pml_vmax, so that only the model passed in varies between builds)."""
     c = case(key)
     grid = PaddedGrid(c["shape"], c["abcn"], free_surface)
     src, rec = geometry(key)
@@ -133,7 +133,7 @@ def make_stepper(key, dtype=torch.float64, free_surface: bool = False, vp: torch
         wav = torch.randn(2, 2, c["nt"], dtype=dtype, generator=torch.Generator().manual_seed(7))
     problem, _ = build_problem(grid=grid, dh=DH, dt=DT, nt=c["nt"], space_order=4, max_stable_dt=1.0,
                                velocity=vp, wavelet=wav, sources=src, receivers=rec, pml_freq=F0, pml_vmax=2200.0)
-    return stepper_class(*key)(problem, [vp])
+    return stepper_class(*key)(problem, [vp], **options)
 
 
 def acoustic_subspace(stepper) -> torch.Tensor:

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from sweep.equations import Acoustic
 from sweep.fwi import cli
 from sweep.fwi.cli import main, run
+from sweep.fwi.constraints import STABILITY_MARGIN
 from sweep.fwi.state import save_state
 
 pytestmark = pytest.mark.filterwarnings("ignore:only .* grid points per shortest wavelength")
@@ -62,6 +64,35 @@ def test_bad_usage_is_one_line_and_exit_2(capsys):
     assert info.value.code == 2
     assert err == ("sweep-fwi: error: argument --bands: 'x' is not CUTOFF_HZ:ITERATIONS or all:ITERATIONS (could "
                    "not convert string to float: 'x'); see sweep-fwi --help\n")
+
+
+def test_a_data_dt_above_the_limit_is_sub_stepped_with_bounds_for_the_internal_step(tmp_path, capsys):
+    """TINY's 200 m grid is stable to 26 ms for 4700 m/s: --dt 0.04 gives r = 2 (no --substep needed). No
+    0.8 Hz band: on a 3 s record its low-passed wavelet is still ringing at the end, a cut that the
+    upsampling's aliasing check refuses at 40 ms."""
+    coarse = TINY + ["--dt", "0.04", "--bands", "all:2", "--out", str(tmp_path)]  # the later ones win
+    summary = run(coarse + ["--gradient-interval", "2"])
+    out = capsys.readouterr().out
+    assert "nt=75 samples at dt=0.04 s, r=2 internal steps of 0.02 s, gradient interval k=2" in out
+    upper = float(re.search(r"bounds \d+-(\d+) m/s", out).group(1))
+    limit = Acoustic().max_stable_dt(1000.0, 200.0, 4) * 1000.0 / 0.02  # m/s stable at the internal step
+    assert upper == pytest.approx(STABILITY_MARGIN * limit, abs=0.5) and upper > 4700
+    assert len(summary["losses"]) == 2 and np.isfinite(summary["losses"]).all() and np.isfinite(summary["final_error"])
+    # Another gradient interval is another problem: its state is not resumed.
+    assert main(coarse + ["--gradient-interval", "1"]) == 2
+    assert "(it differs in: time_sampling)" in capsys.readouterr().err
+    assert main(coarse + ["--gradient-interval", "1", "--substep", "off", "--state", str(tmp_path / "s.pt")]) == 2
+    assert "unstable" in (err := capsys.readouterr().err) and "substep='auto'" in err
+
+
+@pytest.mark.parametrize("option, value, why", [("--substep", "0", "is not 'auto', 'off' or an integer >= 1"),
+                                                ("--substep", "two", "is not 'auto', 'off' or an integer >= 1"),
+                                                ("--gradient-interval", "0", "is not an integer >= 1")])
+def test_bad_time_sampling_options_are_one_line_and_exit_2(option, value, why, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(TINY + [option, value])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == f"sweep-fwi: error: argument {option}: {value!r} {why}; see sweep-fwi --help\n"
 
 
 def test_an_interrupted_save_leaves_the_previous_state_and_no_temporary_file(tmp_path, monkeypatch):

@@ -14,8 +14,10 @@ import torch
 from fwi_tiny import NSHOTS, NX, NZ, tiny_problem
 from sweep.fwi import (Band, Inversion, ShotBatches, Survey, VelocityConstraints, encode, polarity_codes,
                        stable_velocity_limit)
+from sweep.equations import Acoustic
 from sweep.fwi.constraints import default_bounds
 from sweep.propagator.options import CkptOptions, MemoryOptions
+from sweep.propagator.torch import PropTorch
 
 pytestmark = pytest.mark.filterwarnings("ignore:only .* grid points per shortest wavelength")
 
@@ -121,6 +123,26 @@ def test_default_upper_bound_is_stable(problem):
     with pytest.raises(ValueError, match="unstable"):
         prop(survey.wavelet[:1], survey.sources[:1], survey.receivers[:1],
              [torch.full_like(start, 1.01 * stable_velocity_limit(prop.max_stable_dt, prop.dt))])
+
+
+def test_default_upper_bound_follows_the_internal_step_when_sub_stepping(problem):
+    """Data at 4 ms on the tiny grid, stable to about 2.4 ms for its pml_vmax: r = 2, and the bound is that of
+    the 2 ms internal step (twice the data dt's); 'auto' without pml_vmax has no bound before its first call."""
+    prop, survey, _, start = problem
+    sub = PropTorch(Acoustic(), prop.shape, prop.dh, 4 * prop.dt, prop.nt // 4, abcn=prop.abcn, pml_freq=prop.pml_freq,
+                    pml_vmax=prop.pml_vmax, substep="auto")
+    wavelet = survey.wavelet[:1, :, ::4]  # one shot, at 4 ms
+    assert sub.step_ratio == 2
+    upper = default_bounds(sub, wavelet, start)[1]
+    assert upper == pytest.approx(0.98 * stable_velocity_limit(prop.max_stable_dt, 2 * prop.dt))
+    with torch.no_grad():
+        sub(wavelet, survey.sources[:1], survey.receivers[:1], [torch.full_like(start, upper)])
+    with pytest.raises(ValueError, match="needs at least 3 internal steps"):
+        sub(wavelet, survey.sources[:1], survey.receivers[:1],
+            [torch.full_like(start, 1.01 * stable_velocity_limit(prop.max_stable_dt, 2 * prop.dt))])
+    unfixed = PropTorch(Acoustic(), prop.shape, prop.dh, 4 * prop.dt, prop.nt // 4, abcn=prop.abcn, substep="auto")
+    with pytest.raises(ValueError, match="has not fixed its step ratio"):
+        default_bounds(unfixed, wavelet, start)
 
 
 def make(problem, state, **kw):

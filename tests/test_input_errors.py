@@ -12,7 +12,7 @@ import torch
 
 from sweep.equations import Acoustic
 from sweep.fwi import Survey
-from sweep.messages import plain
+from sweep.messages import plain, round_down
 from sweep.propagator.options import BoundaryOptions, CkptOptions, MemoryOptions
 from sweep.propagator.torch import PropTorch
 from sweep.signal import ricker
@@ -39,6 +39,13 @@ def test_plain_turns_numpy_values_into_python_ones():
     assert repr(plain(np.int64(3))) == "3" and repr(plain(np.float32(0.001))) == "0.001"
     assert plain((np.int64(1), [np.float64(2.5)])) == (1, [2.5]) and plain(np.array([[1, 2]])) == [[1, 2]]
     assert plain("x") == "x" and plain(None) is None
+
+
+def test_round_down_gives_the_decimal_at_or_below():
+    assert repr(round_down(0.00193, 2)) == "0.0019" and round_down(2.0, 6) == 2.0   # 2.0 / 1e-5 = 199999.99...
+    for x in np.random.default_rng(0).uniform(-6, 4, 1000):
+        x = float(10.0 ** x)
+        assert x * (1 - 1e-5) < round_down(x) <= x and float(f"{round_down(x, 3):.3g}") == round_down(x, 3)
 
 
 def test_off_grid_index_is_printed_with_plain_integers():

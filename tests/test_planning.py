@@ -125,6 +125,7 @@ def test_auto_walks_down_the_strategies_as_the_budget_shrinks():
 def test_auto_error_names_the_smallest_budget_that_works():
     with pytest.raises(ValueError, match="smallest budget that works is") as err:
         auto_prop(1000).estimate_memory(*call_args(60, 2))
+    assert "gradient_interval=k" in str(err.value)  # the approximate option 'auto' never takes by itself
     smallest = int(re.search(r"\((\d+) bytes", str(err.value)).group(1))
     got = measured(auto_prop(smallest), *call_args(60, 2))
     assert got.peak_memory_bytes <= smallest and got.strategy == "ckpt-recursive(1)"

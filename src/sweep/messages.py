@@ -1,6 +1,8 @@
 """Values as error messages should show them."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -16,3 +18,16 @@ def plain(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return type(value)(plain(v) for v in value)
     return value
+
+
+def round_down(x: float, digits: int = 6) -> float:
+    """``x`` (> 0) rounded towards zero to ``digits`` significant digits, so a quoted limit is itself within it.
+
+    The result is the float nearest that decimal (``0.0019``, not ``19 * 1e-4 = 0.0019000000000000002``), which
+    is still at most ``x``: ``x`` is itself a float at or above the decimal.
+    """
+    exponent = math.floor(math.log10(x)) - digits + 1
+    mantissa = math.floor(x / 10.0 ** exponent)
+    if float(f"{mantissa + 1}e{exponent}") <= x:  # the quotient fell just short of a whole number (2.0 / 1e-5)
+        mantissa += 1
+    return float(f"{mantissa}e{exponent}")

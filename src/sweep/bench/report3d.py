@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..propagator.setup import MIN_POINTS_PER_WAVELENGTH
+from ..equations.sampling import MIN_POINTS_PER_WAVELENGTH
 from .report import table
 
 LEGEND = ("Peak: process memory above the case's baseline (VmHWM) on a CPU, torch.cuda.max_memory_allocated on a "

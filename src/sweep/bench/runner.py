@@ -125,7 +125,10 @@ def _relative(d: torch.Tensor, ref: torch.Tensor) -> float | None:
     return float(d.norm()) / scale if scale > 0 else None
 
 
-def _errors(g: torch.Tensor, ref: torch.Tensor) -> dict[str, float | None]:
+def gradient_errors(g: torch.Tensor, ref: torch.Tensor) -> dict[str, float | None]:
+    """How far gradient ``g`` (nz, nx) is from ``ref``: relative L2 over the grid (``err_whole``) and below
+    depth index 10 (``err_below10``, away from the source and receiver rows), and max|g - ref| / max|ref|
+    (``err_pointwise``); None where the reference is zero."""
     d = g - ref
     peak = float(ref.abs().max())
     return dict(err_whole=_relative(d, ref), err_below10=_relative(d[10:], ref[10:]),
@@ -190,7 +193,7 @@ def _rows(cases: list[dict], runs: list[list[dict]], grads: dict[int, str]) -> l
             if ref is not None and ref in grads and i in grads:
                 if ref not in references:
                     references[ref] = torch.load(grads[ref])
-                row.update(_errors(torch.load(grads[i]), references[ref]))
+                row.update(gradient_errors(torch.load(grads[i]), references[ref]))
         rows.append(row)
     return rows
 

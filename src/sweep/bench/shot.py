@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..datasets import load_marmousi
-from ..propagator.setup import MIN_POINTS_PER_WAVELENGTH
+from ..equations.sampling import MIN_POINTS_PER_WAVELENGTH
 from ..signal import max_frequency, ricker
 from .speed import DELAY, DT, FREQ, seed_shot
 

@@ -56,10 +56,11 @@ def seed_shot(nt: int, decimate: int = 2) -> dict:
     return dict(vp=vp, dh=decimate * MARMOUSI_DH, wavelet=wavelet, sources=np.array([[nx // 2, 2]]), receivers=receivers)
 
 
-def seed_propagator(shot: dict, nt: int, device: torch.device | str = "cpu", **options) -> PropTorch:
-    """A sweep propagator on the seed shot's grid, time step, absorbing width and space order; ``options``
-    (``impl``, ``memory``, ``use_ckpt``, ...) go to :class:`PropTorch`."""
-    return PropTorch(Acoustic(device=device), tuple(shot["vp"].shape), shot["dh"], DT, nt, abcn=ABCN,
+def seed_propagator(shot: dict, nt: int, device: torch.device | str = "cpu", dt: float = DT, **options) -> PropTorch:
+    """A sweep propagator on the seed shot's grid, absorbing width and space order, with time step ``dt`` (s;
+    the seed's 2 ms by default); ``options`` (``impl``, ``memory``, ``use_ckpt``, ``substep``, ...) go to
+    :class:`PropTorch`."""
+    return PropTorch(Acoustic(device=device), tuple(shot["vp"].shape), shot["dh"], dt, nt, abcn=ABCN,
                      space_order=ORDER, **options)
 
 
@@ -78,18 +79,25 @@ def sweep_runner(impl: str, shot: dict, nt: int, backward: bool, **options) -> C
     return run
 
 
-def deepwave_call(shot: dict, nt: int, vp: torch.Tensor, **options) -> torch.Tensor:
+def deepwave_output(shot: dict, nt: int, vp: torch.Tensor, dt: float = DT, pml_freq: float = FREQ, **options):
     """Deepwave's ``deepwave.scalar`` on the seed shot's grid, space order and absorbing width, with model ``vp``
-    (on its device): the receiver amplitudes (1, NREC, nt). ``options`` go to ``deepwave.scalar`` unchanged
-    (e.g. ``storage_mode``, ``storage_path``, ``storage_compression``, ``checkpoint_segments``)."""
+    (on its device), the shot's wavelet (nt,) at ``dt`` (s) and the C-PML tuned to ``pml_freq`` (Hz): its whole
+    output, whose ``receiver_amplitudes`` are (1, NREC, nt) and whose ``info`` says what the call chose (step
+    ratio, model-gradient stride, internal dt). ``options`` go to ``deepwave.scalar`` unchanged (e.g.
+    ``storage_mode``, ``storage_path``, ``storage_compression``, ``checkpoint_segments``)."""
     import deepwave
 
     # Deepwave takes [z, x] (slow, fast) locations; sweep takes [x, z].
     src = torch.from_numpy(shot["sources"][:, ::-1].copy()).view(1, 1, 2).to(vp.device)
     rec = torch.from_numpy(shot["receivers"][..., ::-1].copy()).to(vp.device)
     amp = shot["wavelet"].view(1, 1, nt).to(vp.device)
-    return deepwave.scalar(vp, shot["dh"], DT, source_amplitudes=amp, source_locations=src, receiver_locations=rec,
-                           accuracy=ORDER, pml_width=ABCN, pml_freq=FREQ, **options).receiver_amplitudes
+    return deepwave.scalar(vp, shot["dh"], dt, source_amplitudes=amp, source_locations=src, receiver_locations=rec,
+                           accuracy=ORDER, pml_width=ABCN, pml_freq=pml_freq, **options)
+
+
+def deepwave_call(shot: dict, nt: int, vp: torch.Tensor, **options) -> torch.Tensor:
+    """The receiver amplitudes (1, NREC, nt) of :func:`deepwave_output` at the seed's dt."""
+    return deepwave_output(shot, nt, vp, **options).receiver_amplitudes
 
 
 def deepwave_runner(shot: dict, nt: int, backward: bool, **options) -> Callable[[], None]:

@@ -1,5 +1,6 @@
-"""Physics only: model and field specs, stencils, stability limits."""
+"""Physics only: model and field specs, stencils, stability limits, grid sampling."""
 from .acoustic import Acoustic, Acoustic3D
+from .sampling import Suggestion, suggest
 from .specs import FieldSpec, ModelSpec
 
-__all__ = ["Acoustic", "Acoustic3D", "FieldSpec", "ModelSpec"]
+__all__ = ["Acoustic", "Acoustic3D", "FieldSpec", "ModelSpec", "Suggestion", "suggest"]

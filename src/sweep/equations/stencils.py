@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from ..messages import plain
 
 #: Coefficients of the centred second derivative, ``[c0, c1, ..., cr]`` for offsets 0..r (units 1/dh^2).
@@ -39,13 +41,21 @@ def stencil_radius(space_order: int) -> int:
     return check_space_order(space_order) // 2
 
 
+def laplacian_symbol(space_order: int, theta):
+    """What the centred second derivative makes of ``(k dh)^2``: ``-(c0 + 2 sum_k c_k cos(k theta))`` at
+    ``theta = k dh`` (radians per cell, a float or an array), exactly ``theta^2`` for the true derivative.
+
+    Applied to ``exp(i k x)`` the stencil returns it times ``-laplacian_symbol(theta) / dh^2``.
+    """
+    c = SECOND_DERIVATIVE[check_space_order(space_order)]
+    return -(c[0] + 2.0 * sum(ck * np.cos(k * np.asarray(theta, dtype=np.float64)) for k, ck in enumerate(c) if k > 0))
+
+
 def courant_limit(space_order: int, ndim: int = 2) -> float:
     """Largest stable Courant number ``v_max * dt / dh`` of leapfrog with this Laplacian.
 
     Leapfrog on ``u_tt = v^2 L u`` is stable while ``v^2 dt^2 * rho(-L) <= 4``; the spectral radius of
     the ``ndim``-dimensional Laplacian is ``ndim`` times the 1-D symbol at the Nyquist wavenumber,
-    ``-(c0 + 2 * sum_k c_k (-1)^k) / dh^2``.
+    ``laplacian_symbol(space_order, pi) / dh^2``.
     """
-    c = SECOND_DERIVATIVE[check_space_order(space_order)]
-    nyquist_symbol = -(c[0] + 2.0 * sum(ck * (-1) ** k for k, ck in enumerate(c) if k > 0))
-    return 2.0 / math.sqrt(ndim * nyquist_symbol)
+    return 2.0 / math.sqrt(ndim * float(laplacian_symbol(space_order, math.pi)))

@@ -17,6 +17,7 @@ import torch
 
 from ..memory import InsufficientMemoryError
 from ..propagator.options import BoundaryOptions, CkptOptions, EagerOptions, MemoryOptions
+from ..propagator.torch import PropTorch
 from .batches import ShotBatches
 from .atomic import replacing
 from .constraints import VelocityConstraints, default_bounds, water_mask
@@ -58,6 +59,30 @@ def _default(option: str) -> str:
     return "default " + ", ".join(f"{DEFAULTS[m][option]} for {m}" for m in MODELS)
 
 
+def _substep(text: str) -> int | str | None:
+    """--substep: 'auto', 'off' (None: no sub-stepping) or an integer r >= 1."""
+    if text in ("auto", "off"):
+        return None if text == "off" else text
+    try:
+        r = int(text)
+    except ValueError:
+        r = 0
+    if r < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto', 'off' or an integer >= 1")
+    return r
+
+
+def _positive_int(text: str) -> int:
+    """--gradient-interval: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return value
+
+
 def _bands(text: str) -> list[Band]:
     """'2:15,all:25' -> [Band(2.0, 15), Band(None, 25)]."""
     bands = []
@@ -93,7 +118,13 @@ def parser() -> argparse.ArgumentParser:
                         f"the number allows: 4 = 2 x 2); {_default('shots')}")
     g.add_argument("--frequency", type=float, default=None, help=f"Ricker peak frequency, Hz ({_default('frequency')})")
     g.add_argument("--duration", type=float, default=None, help=f"record length, s ({_default('duration')})")
-    g.add_argument("--dt", type=float, default=None, help=f"time step, s ({_default('dt')})")
+    g.add_argument("--dt", type=float, default=None,
+                   help=f"sample interval of the wavelet and the data, s ({_default('dt')}); one above the "
+                        "stability limit is sub-stepped (--substep)")
+    g.add_argument("--substep", type=_substep, default="auto", metavar="{auto,off,R}",
+                   help="internal time steps per data sample: 'auto' (default) the fewest that are stable for the "
+                        "true model's peak velocity (1 when --dt is stable), fixed for the whole run; R: that many; "
+                        "'off': step at --dt (an unstable --dt is then an error)")
     g = p.add_argument_group("inversion")
     g.add_argument("--bands", type=_bands, default=None,
                    help="frequency continuation, CUTOFF_HZ:ITERATIONS,... ('all' = no low-pass; "
@@ -110,7 +141,8 @@ def parser() -> argparse.ArgumentParser:
                    help="cells held fixed: 'water' (the water layer), 'none', or a .npy bool array of the model's shape, "
                         "True where updated")
     g.add_argument("--vmin", type=float, default=None, help="lower velocity bound, m/s (default: 5 points per wavelength)")
-    g.add_argument("--vmax", type=float, default=None, help="upper velocity bound, m/s (default: just below the stability limit of dt)")
+    g.add_argument("--vmax", type=float, default=None,
+                   help="upper velocity bound, m/s (default: just below the stability limit of the internal step dt / r)")
     g.add_argument("--seed", type=int, default=0, help="seed of the batches and encoding codes")
     g = p.add_argument_group("computation")
     g.add_argument("--impl", choices=("c", "eager"), default=None, help="back-end (default c where built)")
@@ -127,6 +159,10 @@ def parser() -> argparse.ArgumentParser:
                    help="ZFP fixed accuracy, relative to each compressed array's peak (default 1e-4)")
     g.add_argument("--zfp-rate", type=float, default=None, help="ZFP fixed rate in bits per value instead")
     g.add_argument("--compile", action="store_true", help="torch.compile the eager steps (impl='eager' only)")
+    g.add_argument("--gradient-interval", type=_positive_int, default=1, metavar="K",
+                   help="image every K-th internal step, weighted K (default 1: exact); up to the sub-step ratio "
+                        "the data's bandwidth allows it (docs/memory.md has the error): full storage and a chunk's "
+                        "snapshots shrink K-fold")
     g.add_argument("--threads", type=int, default=None, help="threads per process (default: cores / processes)")
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, default=Path("fwi-out"), help="output folder (default fwi-out)")
@@ -141,16 +177,17 @@ def memory_options(args: argparse.Namespace) -> MemoryOptions:
         raise ValueError("--checkpoint-dtype applies to --strategy chunk")
     if args.storage_dtype and args.strategy != "boundary":
         raise ValueError("--storage-dtype applies to --strategy boundary")
+    k = dict(gradient_interval=args.gradient_interval)
     if args.strategy == "full":
-        return MemoryOptions("full")
+        return MemoryOptions("full", **k)
     zfp = dict(zfp_tolerance=args.zfp_tolerance, zfp_rate=args.zfp_rate)
     if args.strategy == "chunk":
         return MemoryOptions("ckpt", ckpt=CkptOptions("chunk", chunks=args.chunks, storage_dtype=args.checkpoint_dtype,
-                                                      **zfp))
+                                                      **zfp), **k)
     if args.strategy == "recursive":
-        return MemoryOptions("ckpt", ckpt=CkptOptions("recursive", count=args.count))
+        return MemoryOptions("ckpt", ckpt=CkptOptions("recursive", count=args.count), **k)
     return MemoryOptions("boundary", boundary=BoundaryOptions(storage=args.storage, storage_dtype=args.storage_dtype,
-                                                              **zfp))
+                                                              **zfp), **k)
 
 
 def _mask(spec: str, start: torch.Tensor) -> np.ndarray | None:
@@ -161,6 +198,15 @@ def _mask(spec: str, start: torch.Tensor) -> np.ndarray | None:
     if not os.path.isfile(spec):
         raise ValueError(f"--mask must be 'water', 'none' or an existing .npy file, got {spec!r}")
     return np.load(spec, allow_pickle=False)
+
+
+def time_steps(prop: PropTorch) -> str:
+    """How ``prop`` (a PropTorch, its step ratio fixed) steps in time, for the summary line: the data's nt and
+    dt, the sub-step ratio r with the internal step, and the gradient interval k."""
+    r, k = prop.step_ratio, prop.memory.gradient_interval
+    inside = "r=1 (no sub-stepping)" if r == 1 else f"r={r} internal steps of {prop.dt / r:.4g} s"
+    exact = " (exact)" if k == 1 else f" (imaging one internal step in {k})"
+    return f"nt={prop.nt} samples at dt={prop.dt:g} s, {inside}, gradient interval k={k}{exact}"
 
 
 def state_path(args: argparse.Namespace) -> Path:
@@ -214,7 +260,7 @@ def invert(args: argparse.Namespace) -> dict:
     group = ShotGroup(threads=args.threads)
     try:
         state = state_path(args)
-        problem = build_problem(args, impl=impl, memory=memory_options(args),
+        problem = build_problem(args, impl=impl, memory=memory_options(args), substep=args.substep,
                                 eager_options=EagerOptions(use_compile=args.compile))
         prop, start = problem.propagator, problem.start
         lower, upper = default_bounds(prop, problem.survey.wavelet, start)
@@ -230,7 +276,7 @@ def invert(args: argparse.Namespace) -> dict:
             first = inversion.calls(0, 0)[0]
             per_call = prop.estimate_memory(first.wavelet, first.sources, first.receivers, [start.clone().requires_grad_()])
             print(f"sweep-fwi: {problem.survey.nshots} shots on {' x '.join(map(str, prop.shape))} cells at {prop.dh:g} m, "
-                  f"nt={prop.nt}, impl={prop.impl}, {group.world} process(es) x {group.threads} thread(s); bounds "
+                  f"{time_steps(prop)}, impl={prop.impl}, {group.world} process(es) x {group.threads} thread(s); bounds "
                   f"{constraints.lower:.0f}-{constraints.upper:.0f} m/s; state {state}\n"
                   f"memory per propagation call ({first.nshots} shot(s)): {per_call.strategy}, predicted peak "
                   f"{per_call.peak_memory_bytes / 2**20:.1f} MiB in memory (stored {per_call.stored_bytes / 2**20:.1f} MiB; "

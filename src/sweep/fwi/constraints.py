@@ -1,5 +1,6 @@
 """What an update may change: a mask of the cells that are inverted, and velocity bounds that keep
-every model the optimiser proposes stable for the run's time step and above the dispersion limit."""
+every model the optimiser proposes stable for the run's (internal) time step and above the dispersion
+limit."""
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +8,7 @@ import hashlib
 import numpy as np
 import torch
 
-from ..propagator.setup import MIN_POINTS_PER_WAVELENGTH
+from ..equations.sampling import MIN_POINTS_PER_WAVELENGTH
 from ..signal import max_frequency
 
 STABILITY_MARGIN = 0.98
@@ -26,13 +27,25 @@ def stable_velocity_limit(max_stable_dt, dt: float, vref: float = 1000.0) -> flo
 def default_bounds(propagator, wavelet: torch.Tensor, start: torch.Tensor) -> tuple[float, float]:
     """Velocity bounds (m/s) that keep every update usable by ``propagator`` (a PropTorch).
 
-    lower: the slowest velocity with 5 grid points per shortest wavelength of ``wavelet`` (..., nt), or
-    the starting model's minimum if that is lower; upper: ``STABILITY_MARGIN`` times the largest
-    velocity stable for the propagator's ``dt``. So no update makes the next iteration raise or warn.
+    lower: the slowest velocity with 5 grid points per shortest wavelength of ``wavelet`` (..., nt), sampled
+    at the propagator's ``dt``, or the starting model's minimum if that is lower; upper:
+    ``STABILITY_MARGIN`` times the largest velocity stable for the step the propagator takes, ``dt / r``
+    with time sub-stepping (r = ``propagator.step_ratio``). So no update makes the next iteration raise or
+    warn (nor need a larger r, which a sub-stepping propagator refuses).
+
+    Raises
+    ------
+    ValueError
+        ``propagator.step_ratio`` is not fixed yet (``substep='auto'`` without ``pml_vmax``, before its
+        first call): the stable step is not known.
     """
+    if propagator.step_ratio is None:
+        raise ValueError("the propagator's substep='auto' has not fixed its step ratio yet (it does so from pml_vmax "
+                         "or its first call), so its stable step is unknown: give pml_vmax, or call it once first")
     fmax = max_frequency(wavelet.detach().cpu().numpy(), propagator.dt)
     lower = min(float(start.min()), MIN_POINTS_PER_WAVELENGTH * fmax * propagator.dh)
-    return lower, STABILITY_MARGIN * stable_velocity_limit(propagator.max_stable_dt, propagator.dt)
+    internal_dt = propagator.dt / propagator.step_ratio
+    return lower, STABILITY_MARGIN * stable_velocity_limit(propagator.max_stable_dt, internal_dt)
 
 
 def water_mask(model: np.ndarray | torch.Tensor, water_velocity: float = 1500.0, tolerance: float = 1.0) -> np.ndarray:

@@ -70,7 +70,8 @@ class Inversion:
         (needs the same receivers for every shot).
     constraints : VelocityConstraints, optional
         Default: no mask and :func:`~sweep.fwi.constraints.default_bounds` (above the dispersion limit,
-        below the stability limit of ``dt``: no update can make the next iteration raise or warn).
+        below the stability limit of the internal step ``dt / r``: no update can make the next iteration
+        raise or warn).
     bands : sequence of Band
         Frequency continuation, low frequencies first.
     lr : float
@@ -169,12 +170,19 @@ class Inversion:
     def problem_key(self) -> dict:
         """What identifies this inversion in a state file."""
         p = self.prop
-        return {"survey": self.survey.fingerprint(), "grid": [list(p.shape), p.dh, p.dt, p.nt, p.abcn, p.free_surface,
-                                                              p.space_order, p.pml_freq, p.pml_vmax],
-                "start": hashlib.sha256(self.start.cpu().numpy().tobytes()).hexdigest(),
-                "dtype": str(self.start.dtype), "misfit": self.misfit_name, "batches": self.batches.describe(),
-                "encoding": self.encoding, "constraints": self.constraints.describe(),
-                "bands": [[b.cutoff, b.iterations] for b in self.bands], "lr": self.lr, "seed": self.seed}
+        key = {"survey": self.survey.fingerprint(), "grid": [list(p.shape), p.dh, p.dt, p.nt, p.abcn, p.free_surface,
+                                                             p.space_order, p.pml_freq, p.pml_vmax],
+               "start": hashlib.sha256(self.start.cpu().numpy().tobytes()).hexdigest(),
+               "dtype": str(self.start.dtype), "misfit": self.misfit_name, "batches": self.batches.describe(),
+               "encoding": self.encoding, "constraints": self.constraints.describe(),
+               "bands": [[b.cutoff, b.iterations] for b in self.bands], "lr": self.lr, "seed": self.seed}
+        # Sub-stepping changes the discretisation and gradient sampling the gradients, so a state made with
+        # other values is another problem's; a run with neither keeps the key it always had (its state
+        # files from before these options still resume).
+        sampling = (p.step_ratio, p.memory.gradient_interval)
+        if sampling != (1, 1):
+            key["time_sampling"] = {"step_ratio": sampling[0], "gradient_interval": sampling[1]}
+        return key
 
     def band_starts(self) -> list[int]:
         return [int(x) for x in np.cumsum([0] + [b.iterations for b in self.bands[:-1]])]

@@ -64,7 +64,8 @@ def layered3d_problem(*, shape: tuple[int, int, int] = DEFAULT_SHAPE, dh: float 
     duration : float
         Recording length, s (``nt = round(duration / dt)``).
     dt : float
-        Time step, s; must be stable for the true model's 4500 m/s.
+        Sample interval of the wavelet and the data, s; stable for the true model's 4500 m/s, or sub-stepped
+        (``substep`` in ``propagator_options``: r internal steps of dt / r per sample).
     depth : int
         Depth index of the sources and receivers (in the water).
     margin : int

@@ -32,7 +32,8 @@ def marmousi_problem(*, decimate: int = 4, nshots: int = 12, frequency: float = 
     duration : float
         Recording length, s (``nt = round(duration / dt)``).
     dt : float
-        Time step, s; must be stable for the true model's 4700 m/s.
+        Sample interval of the wavelet and the data, s; stable for the true model's 4700 m/s, or sub-stepped
+        (``substep`` in ``propagator_options``: r internal steps of dt / r per sample).
     depth : int
         Row of the sources and receivers (in the water).
     dtype : torch.dtype

@@ -30,7 +30,7 @@ import torch
 from .codecs import ZFP, BlockScaled, Cast
 from .compressed import as_blobs, blob_store, fixed_store, raw_store
 from .protocol import Stepper
-from .schedules import blocks, new_adjoint, new_state, snapshot_block
+from .schedules import blocks, imaged, most_imaged, new_adjoint, new_state, snapshot_block
 from .serial import copy_into, one_torch_thread
 from .store import Part, Tape, Workspace
 
@@ -92,14 +92,15 @@ class BoundarySaving:
         copy_into(fields, tape["fields"].read(0, 1)[0][0])  # a copy: a second backward starts from them again
         steps = min(self.interval, stepper.nt)
         ring = ws.allocate("strip_ring", (steps, *stepper.strip_shape), fields.dtype, role="staging")
-        snapshots = snapshot_block(stepper, ws, "snapshots", steps, fields)
+        bounds = blocks(stepper.nt, self.interval)
+        snapshots = snapshot_block(stepper, ws, "snapshots", most_imaged(stepper, bounds), fields)
         adj = new_adjoint(stepper, ws)
-        for n0, n1 in reversed(blocks(stepper.nt, self.interval)):
+        for n0, n1 in reversed(bounds):
             k = n1 - n0
             if not ws.dry:
                 with one_torch_thread(ring.device):
                     self.codec.decode(strips.read(n0, n1), ring[:k])
-            stepper.retreat(fields, ring[:k], n0, n1, snapshots[:k])
+            stepper.retreat(fields, ring[:k], n0, n1, snapshots[:imaged(stepper, n0, n1)])
             ws.report.rebuilt_steps += k
             stepper.adjoint(adj, snapshots, n0, n1, grad_record)
             ws.report.adjoint_steps += k
@@ -206,7 +207,7 @@ class BoundarySaving:
         dry = ws.dry
         nt, steps = stepper.nt, min(self.interval, stepper.nt)
         ring = ws.allocate("strip_ring", (steps, *stepper.strip_shape), fields.dtype, role="staging")
-        snapshots = snapshot_block(stepper, ws, "snapshots", steps, fields)
+        snapshots = snapshot_block(stepper, ws, "snapshots", most_imaged(stepper, blocks(nt, self.interval)), fields)
         adj = new_adjoint(stepper, ws)
         first = getattr(tape, "first_steps", {})
         segments = {e: np.asarray(s) for e, s in stepper.strip_segments.items() if e in first}
@@ -239,7 +240,7 @@ class BoundarySaving:
                             _scatter(f[j0 - n0:], nd, idx, v)
                     if full is not None:
                         self.codec.decode(full, ring[:k])
-            stepper.retreat(fields, ring[:k], n0, n1, snapshots[:k])
+            stepper.retreat(fields, ring[:k], n0, n1, snapshots[:imaged(stepper, n0, n1)])
             ws.report.rebuilt_steps += k
             stepper.adjoint(adj, snapshots, n0, n1, grad_record)
             ws.report.adjoint_steps += k

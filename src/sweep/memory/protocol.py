@@ -33,6 +33,11 @@ class Stepper(Protocol):
     ``grid_ndim`` is the number of trailing axes of a state that form one field (2 or 3): lossy
     checkpoint codecs compress field by field.
 
+    ``image_interval`` (k, default 1) is gradient sampling: only the steps ``n`` with ``n % k == 0`` are
+    *imaged* (their snapshots kept and used by the model gradient, each weighted k by the stepper), so a
+    snapshot buffer over steps ``n0 .. n1 - 1`` holds :func:`imaged_steps` ``(k, n0, n1)`` snapshots, those
+    of the imaged steps in order; every step is still stepped (forward, rebuilt and adjoint).
+
     ``state_shape`` and ``dtype`` are ``initial()``'s shape and dtype (also the dtype of snapshots,
     strips and rebuild fields), so that a prediction never allocates a state; a stepper without them
     is asked for one ``initial()`` state instead (:func:`state_layout`).
@@ -40,6 +45,7 @@ class Stepper(Protocol):
 
     nt: int
     grid_ndim: int
+    image_interval: int
     state_shape: tuple[int, ...]
     dtype: torch.dtype
     snapshot_shape: tuple[int, ...]
@@ -53,7 +59,8 @@ class Stepper(Protocol):
     def advance(self, state: torch.Tensor, n0: int, n1: int, record: torch.Tensor | None = None,
                 keep: torch.Tensor | None = None, strips: torch.Tensor | None = None) -> None:
         """Steps ``n0 -> n1`` in place. ``record[:, n]`` (nshots, nrec) receives step n's receiver
-        samples; ``keep[n - n0]`` receives step n's snapshot; ``strips[n - n0]`` step n's strip."""
+        samples; ``keep`` the snapshots of the imaged steps among them, in order (``keep[n - n0]`` when every
+        step is imaged); ``strips[n - n0]`` step n's strip."""
 
     def save_fields(self, state: torch.Tensor, out: torch.Tensor) -> None:
         """Copy the rebuild fields of ``state`` (at step n) into ``out`` (``rebuild_shape``)."""
@@ -61,7 +68,7 @@ class Stepper(Protocol):
     def retreat(self, fields: torch.Tensor, strips: torch.Tensor, n0: int, n1: int, keep: torch.Tensor) -> None:
         """Reverse-time rebuild of steps ``n1 - 1`` down to ``n0`` in place on ``fields`` (the rebuild
         fields at step ``n1`` on entry, at step ``n0`` on return), given ``strips[n - n0]`` = step n's
-        strip; ``keep[n - n0]`` receives step n's snapshot, as ``advance`` would have written it."""
+        strip; ``keep`` receives the snapshots of the imaged steps, as ``advance`` would have written them."""
 
     def begin_adjoint(self, need_wavelet: bool, need_model: bool) -> None:
         """Start accumulating gradients for the inputs that need them."""
@@ -70,11 +77,23 @@ class Stepper(Protocol):
                 grad_record: torch.Tensor) -> None:
         """Reverse steps ``n1 - 1`` down to ``n0`` in place on ``adj_state`` (state-shaped: the adjoint
         of the state after step ``n1 - 1`` on entry, of the state at step ``n0`` on return), given
-        ``kept[n - n0]`` = step n's snapshot and the adjoint of all the data ``grad_record``
+        ``kept``, the snapshots of the imaged steps among them (``kept[n - n0]`` when every step is
+        imaged), and the adjoint of all the data ``grad_record``
         (nshots, nt, nrec); accumulates the gradients."""
 
     def end_adjoint(self) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
         """(gradient w.r.t. the wavelet, [gradient w.r.t. each model]) accumulated since begin_adjoint."""
+
+
+def image_interval(stepper: Stepper) -> int:
+    """The stepper's gradient sampling interval k (1 when it does not declare one)."""
+    return int(getattr(stepper, "image_interval", 1))
+
+
+def imaged_steps(interval: int, n0: int, n1: int) -> int:
+    """How many of the steps ``n0 .. n1 - 1`` are imaged (``n % interval == 0``): the snapshots a buffer
+    over them holds."""
+    return max(0, -(-n1 // interval) - -(-n0 // interval))
 
 
 def state_layout(stepper: Stepper) -> tuple[tuple[int, ...], torch.dtype]:

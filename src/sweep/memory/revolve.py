@@ -15,7 +15,7 @@ import torch
 from checkpoint_schedules import (Copy, EndForward, EndReverse, Forward, Move, MultistageCheckpointSchedule,
                                   Reverse, StorageType)
 
-from .protocol import Stepper
+from .protocol import Stepper, image_interval, imaged_steps
 from .schedules import new_adjoint, new_state, snapshot_block, state_part
 from .serial import copy_into
 from .store import DiskStore, Tape, TensorStore, Workspace
@@ -53,9 +53,10 @@ class _Slots:
 
 class _Plan:
     """What one walk of the schedule for ``nt`` steps needs: the most states held at once in RAM and
-    on disk, the longest run of steps whose snapshots are held at once, and the forward steps."""
+    on disk, the most snapshots held at once (of the imaged steps, every ``every``-th), and the forward
+    steps."""
 
-    def __init__(self, nt: int, count: int, disk_count: int) -> None:
+    def __init__(self, nt: int, count: int, disk_count: int, every: int = 1) -> None:
         held = {StorageType.RAM: set(), StorageType.DISK: set()}
         self.slots = {StorageType.RAM: 0, StorageType.DISK: 0}
         self.block = self.first_steps = self.replayed_steps = 0
@@ -67,7 +68,7 @@ class _Plan:
                     self.slots[action.storage] = max(self.slots[action.storage], len(held[action.storage]))
                 if action.write_adj_deps:
                     pending = (pending[0] if pending and pending[1] == action.n0 else action.n0, action.n1)
-                    self.block = max(self.block, pending[1] - pending[0])
+                    self.block = max(self.block, imaged_steps(every, *pending))
                 else:
                     pending = None
                 if first:
@@ -93,10 +94,10 @@ class _Plan:
 
 
 @functools.lru_cache(maxsize=64)
-def _plan(nt: int, count: int, disk_count: int) -> _Plan:
-    """One walk per (nt, count, disk_count) in the process: schedule objects (a plan per call shape, the
-    planner's candidates) share it, and a plan is never changed after it is built."""
-    return _Plan(nt, count, disk_count)
+def _plan(nt: int, count: int, disk_count: int, every: int) -> _Plan:
+    """One walk per (nt, count, disk_count, every) in the process: schedule objects (a plan per call shape,
+    the planner's candidates) share it, and a plan is never changed after it is built."""
+    return _Plan(nt, count, disk_count, every)
 
 
 class _Run:
@@ -107,7 +108,7 @@ class _Run:
         self.actions, self.slots, self.block = actions, slots, block
         self.work: torch.Tensor | None = None
         self.work_n: int | None = None  # the step the working state is at (None: unknown)
-        self.pending: tuple[int, int] | None = None  # steps [p0, p1) whose snapshots are in block[0:p1 - p0]
+        self.pending: tuple[int, int] | None = None  # steps [p0, p1) whose (imaged steps') snapshots lead block
         self.adjoint_n: int | None = None  # the step the adjoint state is at
         self.consumed = False  # the backward part has started: the checkpoints are no longer those of the forward
 
@@ -180,13 +181,14 @@ class RecursiveCheckpointing:
         disk = f", disk {disk_count}" if disk_count else ""
         self.name = f"ckpt-recursive({count}{where}{disk})"
 
-    def plan(self, nt: int) -> _Plan:
-        """The slots, snapshot block and step counts of the schedule for ``nt`` steps (one walk, cached)."""
-        return _plan(nt, self.count, self.disk_count)
+    def plan(self, nt: int, every: int = 1) -> _Plan:
+        """The slots, snapshot block and step counts of the schedule for ``nt`` steps, imaging every
+        ``every``-th (one walk, cached)."""
+        return _plan(nt, self.count, self.disk_count, every)
 
     # -- the two parts -------------------------------------------------------------------------
     def forward(self, stepper: Stepper, ws: Workspace, record: torch.Tensor) -> Tape:
-        plan = self.plan(stepper.nt)
+        plan = self.plan(stepper.nt, image_interval(stepper))
         run = self._start(stepper, ws, plan)
         self._sweep(stepper, ws, run, record)
         ws.report.notes.append(
@@ -200,7 +202,7 @@ class RecursiveCheckpointing:
     def backward(self, stepper: Stepper, ws: Workspace, tape: Tape, grad_record: torch.Tensor) -> None:
         run = tape.run
         if run.consumed:  # a second backward pass: the first rewrote the checkpoints; replay from step 0
-            run = tape.run = self._start(stepper, ws, self.plan(stepper.nt))
+            run = tape.run = self._start(stepper, ws, self.plan(stepper.nt, image_interval(stepper)))
             self._sweep(stepper, ws, run, None, replay=True)
         run.consumed = True
         run.work = new_state(stepper, ws, "replay_state")
@@ -209,7 +211,7 @@ class RecursiveCheckpointing:
         run.adjoint_n = stepper.nt
         try:
             if ws.dry:  # a prediction: the plan's walk of these very actions counted the steps
-                ws.report.replayed_steps += self.plan(stepper.nt).replayed_steps
+                ws.report.replayed_steps += self.plan(stepper.nt, image_interval(stepper)).replayed_steps
                 ws.report.adjoint_steps += stepper.nt
                 run.adjoint_n = 0
             else:
@@ -245,7 +247,7 @@ class RecursiveCheckpointing:
         """The actions up to ``EndForward``: the first sweep, recording into ``record``."""
         try:
             if ws.dry:
-                ws.report.forward_steps += self.plan(stepper.nt).first_steps
+                ws.report.forward_steps += self.plan(stepper.nt, image_interval(stepper)).first_steps
                 run.work_n = stepper.nt
             else:
                 for action in _actions_until(run, EndForward):
@@ -269,11 +271,13 @@ class RecursiveCheckpointing:
             keep = None
             if action.write_adj_deps:
                 p0 = run.pending[0] if run.pending is not None and run.pending[1] == n0 else n0
-                if run.block is None or n1 - p0 > run.block.shape[0]:
-                    raise RuntimeError(f"ckpt-recursive: {action} holds more snapshots than the block of "
-                                       f"{0 if run.block is None else run.block.shape[0]}")
+                every = image_interval(stepper)
+                held = 0 if run.block is None else run.block.shape[0]
+                if imaged_steps(every, p0, n1) > held:
+                    raise RuntimeError(f"ckpt-recursive: {action} holds more snapshots than the block of {held}")
                 run.pending = (p0, n1)
-                keep = run.block[n0 - p0:n1 - p0]
+                if run.block is not None:
+                    keep = run.block[imaged_steps(every, p0, n0):imaged_steps(every, p0, n1)]
             else:
                 run.pending = None
             stepper.advance(run.work, n0, n1, record=record, keep=keep)
@@ -290,8 +294,9 @@ class RecursiveCheckpointing:
                 raise RuntimeError(f"ckpt-recursive: {action} but the adjoint state is at step {run.adjoint_n}")
             if run.pending is None or not (run.pending[0] <= n0 and run.pending[1] == n1):
                 raise RuntimeError(f"ckpt-recursive: {action} but the snapshots held are of steps {run.pending}")
-            p0 = run.pending[0]
-            stepper.adjoint(adj, run.block[n0 - p0:n1 - p0], n0, n1, grad_record)
+            p0, every = run.pending[0], image_interval(stepper)
+            kept = run.block[imaged_steps(every, p0, n0):imaged_steps(every, p0, n1)]
+            stepper.adjoint(adj, kept, n0, n1, grad_record)
             ws.report.adjoint_steps += n1 - n0
             run.adjoint_n = n0
             run.pending = (p0, n0) if p0 < n0 and not action.clear_adj_deps else None

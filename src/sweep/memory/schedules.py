@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .protocol import Stepper, state_layout
+from .protocol import Stepper, image_interval, imaged_steps, state_layout
 from .serial import copy_into
 from .store import Part, Tape, Workspace
 
@@ -54,17 +54,29 @@ def new_adjoint(stepper: Stepper, ws: Workspace) -> torch.Tensor:
 
 
 def snapshot_block(stepper: Stepper, ws: Workspace, name: str, steps: int, like: torch.Tensor) -> torch.Tensor:
+    """A block of ``steps`` snapshots (tracked): a buffer a call over up to that many imaged steps keeps in."""
     return ws.allocate(name, (steps, *stepper.snapshot_shape), like.dtype)
 
 
+def imaged(stepper: Stepper, n0: int, n1: int) -> int:
+    """Snapshots of the steps ``n0 .. n1 - 1`` (those of the imaged steps: see the protocol's ``image_interval``)."""
+    return imaged_steps(image_interval(stepper), n0, n1)
+
+
+def most_imaged(stepper: Stepper, bounds: list[tuple[int, int]]) -> int:
+    """The most snapshots any one of the ranges ``bounds`` holds: the block a walk over them needs."""
+    return max(imaged(stepper, n0, n1) for n0, n1 in bounds)
+
+
 class FullStorage:
-    """Keep every step's snapshot: no recomputation, ``nt`` snapshots of memory."""
+    """Keep every (imaged) step's snapshot: no recomputation, ``nt`` (``ceil(nt / k)``) snapshots of memory."""
 
     name = "full"
 
     def forward(self, stepper: Stepper, ws: Workspace, record: torch.Tensor) -> Tape:
         state = new_state(stepper, ws, "forward_state")
-        store = ws.store("snapshots", "device", [Part("snapshots", stepper.snapshot_shape, state.dtype)], stepper.nt)
+        store = ws.store("snapshots", "device", [Part("snapshots", stepper.snapshot_shape, state.dtype)],
+                         imaged(stepper, 0, stepper.nt))
         (kept,) = store.data
         stepper.advance(state, 0, stepper.nt, record=record, keep=kept)
         ws.free(state)
@@ -72,7 +84,7 @@ class FullStorage:
         return Tape(snapshots=store)
 
     def backward(self, stepper: Stepper, ws: Workspace, tape: Tape, grad_record: torch.Tensor) -> None:
-        (kept,) = tape["snapshots"].read(0, stepper.nt)
+        (kept,) = tape["snapshots"].read(0, imaged(stepper, 0, stepper.nt))
         adj = new_adjoint(stepper, ws)
         stepper.adjoint(adj, kept, 0, stepper.nt, grad_record)
         ws.report.adjoint_steps += stepper.nt
@@ -82,7 +94,7 @@ class FullStorage:
 class ChunkCheckpointing:
     """Keep the state every ``chunk`` steps (in ``storage``); in reverse, replay one chunk at a time
     (keeping its snapshots) and walk it backwards. Memory: ``ceil(nt / chunk)`` states + ``chunk``
-    snapshots + one working state; one replayed forward pass.
+    snapshots (of its imaged steps: ``ceil(chunk / k)``) + one working state; one replayed forward pass.
 
     Parameters
     ----------
@@ -156,9 +168,10 @@ class ChunkCheckpointing:
     def backward(self, stepper: Stepper, ws: Workspace, tape: Tape, grad_record: torch.Tensor) -> None:
         store = tape["checkpoints"]
         work = new_state(stepper, ws, "replay_state")
-        snapshots = snapshot_block(stepper, ws, "chunk_snapshots", min(self.chunk, stepper.nt), work)
+        bounds = blocks(stepper.nt, self.chunk)
+        snapshots = snapshot_block(stepper, ws, "chunk_snapshots", most_imaged(stepper, bounds), work)
         adj = new_adjoint(stepper, ws)
-        for c, (n0, n1) in reversed(list(enumerate(blocks(stepper.nt, self.chunk)))):
+        for c, (n0, n1) in reversed(list(enumerate(bounds))):
             self._restore(store, c, work, stepper.grid_ndim)
             stepper.advance(work, n0, n1, keep=snapshots)
             ws.report.replayed_steps += n1 - n0

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..equations.stencils import stencil_radius
+from ..memory.protocol import imaged_steps
 from .setup import Problem
 
 U_PREV, U = 0, 1
@@ -28,6 +29,9 @@ class AcousticLayout:
         The call's geometry.
     models : sequence of tensor
         ``[vp]``, m/s, the grid's physical shape; only its values are read (no autograd link).
+    image_interval : int
+        Gradient sampling (the stepper protocol's ``image_interval``): snapshots of the steps
+        ``n % image_interval == 0`` only, the model gradient's terms of those steps weighted by it.
 
     Attributes
     ----------
@@ -38,9 +42,12 @@ class AcousticLayout:
         absorbing face.
     """
 
-    def __init__(self, problem: Problem, models: Sequence[torch.Tensor]) -> None:
+    def __init__(self, problem: Problem, models: Sequence[torch.Tensor], image_interval: int = 1) -> None:
         self.problem = p = problem
         self.nt = p.nt
+        if isinstance(image_interval, bool) or not isinstance(image_interval, int) or image_interval < 1:
+            raise ValueError(f"image_interval must be an integer >= 1, got {image_interval!r}")
+        self.image_interval = image_interval
         self.grid_ndim = p.grid.ndim  # spatial axes: the last grid_ndim axes of a state are one field
         self.r = stencil_radius(p.space_order)
         self.vp = models[0].detach()
@@ -93,10 +100,16 @@ class AcousticLayout:
         out[0].copy_(self.physical(state[U]))
         out[1].copy_(self.physical(state[U_PREV]))
 
+    def imaged(self, n0: int, n1: int) -> int:
+        """Snapshots of the steps ``n0 .. n1 - 1``: those of the imaged steps (every step when k = 1)."""
+        return imaged_steps(self.image_interval, n0, n1)
+
     def model_gradients(self, grad_w: torch.Tensor | None) -> list[torch.Tensor | None]:
         """``[gradient w.r.t. vp]`` from one w.r.t. ``w = v^2 dt^2`` on the physical grid (chain rule;
-        the padding is a fixed extension and has no gradient)."""
-        return [None if grad_w is None else grad_w * (2.0 * self.problem.dt**2) * self.vp]
+        the padding is a fixed extension and has no gradient), summed over the imaged steps: each stands for
+        ``image_interval`` steps."""
+        scale = 2.0 * self.problem.dt**2 * self.image_interval
+        return [None if grad_w is None else grad_w * scale * self.vp]
 
     def model_bytes(self) -> int:
         """Bytes of the model's arrays the stepper holds for a call (the padded coefficient)."""

@@ -4,6 +4,8 @@ Every field is checked when the object is built (paths are checked when a propag
 """
 from __future__ import annotations
 
+import numbers
+
 import os
 from dataclasses import dataclass, field
 
@@ -227,6 +229,16 @@ class MemoryOptions:
         ``'auto'`` only: the most bytes on disk; ``'available'``: the free space of the disk directory
         (``boundary.disk_dir`` / ``ckpt.disk_dir``, the smaller if they differ) when the call shape is
         planned; None (default): disk is not used.
+    gradient_interval : int
+        Gradient sampling: the model gradient's imaging sum over time steps visits only the steps
+        ``n`` with ``n % gradient_interval == 0``, each weighted by ``gradient_interval`` (a rectangle
+        rule standing for the steps up to the next one; the last stands for fewer when the interval does
+        not divide the steps, with the same weight), and only their snapshots are kept: full storage's
+        snapshots and a chunk's snapshot block shrink that many times (states do not), and Revolve and
+        boundary saving skip the imaging work of the other steps. 1 (default): exact. Larger values
+        approximate the model gradient (the wavelet gradient stays exact); with time sub-stepping the
+        data's bandwidth allows up to the sub-step ratio (see the docs for the measured error).
+        ``'auto'`` plans with it but never chooses it.
     """
 
     strategy: str = "full"
@@ -234,9 +246,14 @@ class MemoryOptions:
     ckpt: CkptOptions = field(default_factory=CkptOptions)
     budget: int | str | None = None
     disk_budget: int | str | None = None  # bytes, or 'available'
+    gradient_interval: int = 1
 
     def __post_init__(self) -> None:
         _choice("MemoryOptions.strategy", self.strategy, STRATEGIES)
+        k = self.gradient_interval
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"MemoryOptions.gradient_interval must be an integer >= 1 (1: every step, exact), got {k!r}")
+        object.__setattr__(self, "gradient_interval", int(k))
         if self.strategy == "auto":
             if self.budget is not None:
                 object.__setattr__(self, "budget", parse_bytes("MemoryOptions.budget", self.budget))

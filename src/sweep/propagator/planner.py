@@ -190,6 +190,9 @@ class Planner:
         better = [o for o in self._smallest_options() if o[1] > self.disk_budget and o[0] < smallest[0]]
         for nbytes, disk_bytes, what in better:
             text += f", or {_mib(nbytes)} with disk_budget >= {_mib(disk_bytes)} ({disk_bytes} bytes, {what})"
+        if self.auto.gradient_interval == 1:  # 'auto' never approximates by itself; the user may choose to
+            text += ("; an approximate model gradient needs less: MemoryOptions(gradient_interval=k) keeps the "
+                     "snapshots of every k-th step only")
         return text + (f" ({self.found})" if self.found else "")
 
 

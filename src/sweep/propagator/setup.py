@@ -1,7 +1,6 @@
 """Validation of one propagation call's inputs into a canonical :class:`Problem` every back-end reads."""
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -9,10 +8,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..equations.sampling import MIN_POINTS_PER_WAVELENGTH
+from ..messages import round_down
+from ..resampling import check_sampling, upsample
 from ..signal import max_frequency, peak_frequency
 from .grid import PaddedGrid
-
-MIN_POINTS_PER_WAVELENGTH = 5.0
 
 
 @dataclass
@@ -134,12 +134,6 @@ def _check_on_grid(arr: np.ndarray, name: str, shape: tuple[int, ...]) -> None:
                          f"{location_names(len(shape))} must satisfy {bounds}")
 
 
-def _round_down(x: float, digits: int = 6) -> float:
-    """``x`` rounded towards zero to ``digits`` significant digits, so a quoted limit is itself within it."""
-    scale = 10.0 ** (math.floor(math.log10(x)) - digits + 1)
-    return math.floor(x / scale) * scale
-
-
 def on_device(actual: torch.device, wanted: torch.device) -> bool:
     """Whether a tensor on ``actual`` is on ``wanted``: a device without an index (``'cuda'``) means the
     current one, whose tensors report an index (``cuda:0``), so any index of that type matches it."""
@@ -212,9 +206,19 @@ def _distinct(wav: torch.Tensor) -> torch.Tensor:
     return wav
 
 
+def _substepped(wav: torch.Tensor, dt: float, ratio: int) -> torch.Tensor:
+    """The (nshots, nsrc, nt) wavelet at ``dt`` upsampled band-limited to ``nt * ratio`` samples at
+    ``dt / ratio``, after checking that it is band-limited at ``dt`` (the upsampling assumes it); copies
+    broadcast along shots or sources are upsampled once and broadcast again."""
+    distinct = _distinct(wav)
+    check_sampling(distinct.detach(), dt, "dt")
+    return upsample(distinct, ratio).expand(*wav.shape[:-1], wav.shape[-1] * ratio)
+
+
 def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_order: int, max_stable_dt: float,
                   velocity: torch.Tensor, wavelet: object, sources: object, receivers: object,
-                  pml_freq: float | None, pml_vmax: float | None = None) -> tuple[Problem, torch.Tensor]:
+                  pml_freq: float | None, pml_vmax: float | None = None, ratio: int = 1,
+                  unstable_hint: str = "") -> tuple[Problem, torch.Tensor]:
     """Validate a call's inputs; returns the :class:`Problem` and the canonical wavelet with its autograd link.
 
     ``velocity`` (m/s, the grid's shape) is the model the stability limit, the dispersion warning and the
@@ -222,6 +226,11 @@ def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_orde
     equation's limit for its peak. ``pml_freq`` (Hz) and ``pml_vmax`` (m/s) fix the C-PML's frequency
     shift and damping; ``None`` takes them from this call's wavelet (peak frequency) and velocity (peak).
     The stability check always uses the model's own peak velocity, whatever sets the damping.
+
+    Time sub-stepping: ``dt`` and ``nt`` are the data's; with ``ratio`` r > 1 the wavelet (checked to be
+    band-limited at ``dt``) is upsampled to ``nt * r`` samples and the problem steps at ``dt / r``, which
+    ``max_stable_dt`` is compared with. ``unstable_hint`` ends the unstable-dt error (what option would
+    help). The returned wavelet is the internal one, linked by autograd to the user's.
     """
     space = grid.ndim
     src = index_array(sources, "sources", (2, 3), space)
@@ -238,10 +247,13 @@ def build_problem(*, grid: PaddedGrid, dh: float, dt: float, nt: int, space_orde
 
     v = velocity.detach()
     vmax, vmin = float(v.max()), float(v.min())
-    if dt > max_stable_dt:
-        raise ValueError(f"dt={dt} s is unstable for vmax={vmax:g} m/s, dh={dh} m, space_order={space_order} in "
-                         f"{space}-D: the largest stable dt is {_round_down(max_stable_dt):.6g} s")
+    if dt / ratio > max_stable_dt:
+        step = f"dt={dt} s" if ratio == 1 else f"the internal step dt/{ratio} = {dt / ratio:.6g} s"
+        raise ValueError(f"{step} is unstable for vmax={vmax:g} m/s, dh={dh} m, space_order={space_order} in "
+                         f"{space}-D: the largest stable dt is {round_down(max_stable_dt):.6g} s{unstable_hint}")
     wav = canonical_wavelet(wavelet, nt, nshots, src.shape[1], v.dtype, v.device)
+    if ratio > 1:
+        wav, dt, nt = _substepped(wav, dt, ratio), dt / ratio, nt * ratio
     wav_np = _distinct(wav).detach().cpu().numpy()
     fmax = max_frequency(wav_np, dt)
     if fmax > 0:

@@ -13,6 +13,7 @@ import torch
 from ..equations import Acoustic
 from ..equations.stencils import check_space_order, stencil_radius
 from ..messages import plain
+from ..resampling import downsample
 from ..memory import BoundarySaving, MemoryReport, available, propagate
 from ..memory.guard import check_fits
 from ..memory.predict import predict
@@ -23,6 +24,7 @@ from .registry import impls, stepper_class
 from .options import CUDAOptions, EagerOptions, MemoryOptions
 from .setup import build_problem, check_models
 from .strategy import make_schedule, resolve_memory
+from .substep import StepRatio
 
 IMPLS = ("eager", "c")
 log = logging.getLogger("sweep")
@@ -128,7 +130,8 @@ class PropTorch:
         Physical grid (nz, nx) for ``Acoustic``, (nz, ny, nx) for ``Acoustic3D``; axis 0 is depth. An axis
         with absorbing faces needs at least ``space_order // 2`` cells per such face.
     dh : float
-        Grid spacing, m. dt : float, time step, s. nt : int, number of time steps.
+        Grid spacing, m. dt : float, time step, s: the wavelet's and the data's sample interval. nt : int,
+        number of time steps (of data samples, with ``substep``).
     abcn : int
         Absorbing cells on each face (not on top with ``free_surface``).
     free_surface : bool
@@ -156,6 +159,16 @@ class PropTorch:
         Velocity (m/s) that sets the C-PML damping ``d0``; default the peak of each call's velocity
         model. Given, the absorbing layer no longer depends on the model at all. The stability check
         uses the model's own peak velocity either way.
+    substep : None, 'auto' or int
+        Time sub-stepping. None (default): the solver steps at ``dt``, and a ``dt`` above the stability
+        limit is an error (naming this option). An int r >= 1: ``r`` internal steps of ``dt / r`` per data
+        sample. ``'auto'``: the smallest stable r, fixed from ``pml_vmax`` when given, else from the first
+        call's model, and kept: a later call whose model needs a larger r raises (an inversion never
+        changes its discretisation). With r > 1 each call upsamples the wavelet band-limited to the
+        internal rate and downsamples the receivers anti-aliased to ``dt`` (:mod:`sweep.resampling`), both
+        inside the differentiable call: the wavelet's and the models' gradients flow through them. Memory
+        strategies (and ``ckpt_chunks``, Revolve's steps, boundary saving's strips) count internal steps.
+        :attr:`step_ratio` and the memory report say which r a call used.
     memory_guard : bool
         Before each call allocates anything that grows with the problem, compare its prediction
         (:meth:`estimate_memory`'s: the strategy's tracked peak per location plus the call's other
@@ -187,7 +200,8 @@ class PropTorch:
                  impl: str | None = None, use_ckpt: bool | None = None, ckpt_chunks: int = 100,
                  memory: MemoryOptions | None = None, eager_options: EagerOptions | None = None,
                  cuda_options: CUDAOptions | None = None, pml_freq: float | None = None,
-                 pml_vmax: float | None = None, memory_guard: bool = True) -> None:
+                 pml_vmax: float | None = None, substep: int | str | None = None,
+                 memory_guard: bool = True) -> None:
         if not isinstance(equation, Acoustic):
             raise TypeError(f"equation must be an Acoustic or Acoustic3D, got {type(equation).__name__}")
         axes = AXIS_NAMES[equation.ndim]
@@ -235,10 +249,17 @@ class PropTorch:
                              f"{self.radius} cells per absorbing face that space_order={self.space_order} needs "
                              "beside each layer; use a larger grid, a lower space_order or abcn=0")
         self._last_report: MemoryReport | None = None
+        self._ratio = StepRatio(substep, self.dt, self.max_stable_dt, self.pml_vmax)
 
     @property
     def free_surface(self) -> bool:
         return self.grid.free_surface
+
+    @property
+    def step_ratio(self) -> int | None:
+        """Internal steps per data sample (1 without sub-stepping); None while ``substep='auto'`` waits for
+        its first call to fix it."""
+        return self._ratio.ratio
 
     def max_stable_dt(self, vmax: float) -> float:
         """Largest stable time step (s) on this grid for peak velocity ``vmax`` (m/s)."""
@@ -247,17 +268,20 @@ class PropTorch:
     def _make_stepper(self, problem, models):
         cls = stepper_class(self.equation.name, self.equation.ndim, self.impl)
         options = {"use_compile": self.eager_options.use_compile} if self.impl == "eager" else {}
-        return cls(problem, models, **options)
+        return cls(problem, models, image_interval=self.memory.gradient_interval, **options)
 
     def _prepare(self, wavelet, sources, receivers, models):
         """Validated inputs of one call: (models, problem, wavelet with its autograd link, stepper)."""
         names = [s.name for s in self.equation.MODEL_SPECS]
         models = check_models(models, names, self.shape, self.equation.device)
         vp = models[0]
+        vmax = float(vp.detach().max())
+        ratio = self._ratio.for_model(vmax)
+        hint = self._ratio.hint(vmax) if self._ratio.substep is None else ""
         problem, wav = build_problem(grid=self.grid, dh=self.dh, dt=self.dt, nt=self.nt,
-                                     space_order=self.space_order, max_stable_dt=self.max_stable_dt(float(vp.detach().max())),
+                                     space_order=self.space_order, max_stable_dt=self.max_stable_dt(vmax),
                                      velocity=vp, wavelet=wavelet, sources=sources, receivers=receivers,
-                                     pml_freq=self.pml_freq, pml_vmax=self.pml_vmax)
+                                     pml_freq=self.pml_freq, pml_vmax=self.pml_vmax, ratio=ratio, unstable_hint=hint)
         return models, problem, wav, self._make_stepper(problem, models)
 
     @staticmethod
@@ -289,7 +313,9 @@ class PropTorch:
         """The call's arrays outside the strategy's buffers, bytes: receiver data (and its gradient),
         gradient accumulators and the padded model; without a gradient, the one forward state."""
         item = torch.empty((), dtype=problem.dtype).element_size()
-        data = problem.nshots * self.nt * problem.nrec * item
+        # The record at the internal rate, and with sub-stepping the data downsampled from it.
+        steps = stepper.nt + (self.nt if stepper.nt != self.nt else 0)
+        data = problem.nshots * steps * problem.nrec * item
         padded = stepper.model_bytes()
         if need_wavelet or need_model:
             grads = (math.prod(stepper.snapshot_shape) * item if need_model else 0) + \
@@ -368,9 +394,25 @@ class PropTorch:
         report = MemoryReport(strategy=schedule.name)
         if reason:
             report.notes.append(reason)
+        self._note_sampling(report, problem)
         self._last_report = report
         data = propagate(stepper, schedule, report, problem.nshots, problem.nrec, wav, models)
+        if problem.nt != self.nt:
+            data = downsample(data.transpose(1, 2), problem.nt // self.nt).transpose(1, 2)
         return data.unsqueeze(-1).expand(*data.shape, len(self.receiver_fields))
+
+    def _note_sampling(self, report: MemoryReport, problem) -> None:
+        """Notes on time sampling: with gradient sampling, which steps are imaged; with sub-stepping, r and the
+        internal step (the report's step counts are internal)."""
+        k = self.memory.gradient_interval
+        if k > 1:
+            report.notes.append(f"gradient sampling: the model gradient images every {k}th of the {problem.nt} steps "
+                                f"(weighted {k}; the snapshots of the others are not kept): an approximation, the "
+                                "wavelet gradient stays exact")
+        if problem.nt != self.nt:
+            report.notes.append(f"time sub-stepping: {problem.nt // self.nt} internal steps of {problem.dt:.6g} s per "
+                                f"data sample of {self.dt:g} s ({self._ratio.source}); {problem.nt} internal steps, "
+                                "which the step counts and the strategies' steps count")
 
     def estimate_memory(self, wavelet, sources, receivers, models: Sequence[torch.Tensor],
                         gradient: bool | None = None) -> MemoryReport:
@@ -403,6 +445,7 @@ class PropTorch:
         report = self._predict(problem, stepper, schedule, need_wavelet, need_model)
         if reason:
             report.notes.append(reason)
+        self._note_sampling(report, problem)
         if not (need_wavelet or need_model):
             why = ("gradient=False" if gradient is False else
                    "grad mode is off (torch.no_grad())" if not torch.is_grad_enabled() else

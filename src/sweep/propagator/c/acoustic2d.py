@@ -30,7 +30,7 @@ class _Problem(ctypes.Structure):
         ("ptop", ctypes.c_int64), ("pleft", ctypes.c_int64), ("pnz", ctypes.c_int64), ("pnx", ctypes.c_int64),
         ("src_ptr", ctypes.c_void_p), ("src_order", ctypes.c_void_p),
         ("rec_ptr", ctypes.c_void_p), ("rec_order", ctypes.c_void_p),
-        ("strip_idx", ctypes.c_void_p), ("nstrip", ctypes.c_int64),
+        ("strip_idx", ctypes.c_void_p), ("nstrip", ctypes.c_int64), ("image_every", ctypes.c_int64),
     ]
 
 
@@ -79,5 +79,5 @@ class CAcousticStepper(CStepper):
             ptop=top, pleft=left, pnz=g.shape[0], pnx=g.shape[1],
             src_ptr=self._csr[0].data_ptr(), src_order=self._csr[1].data_ptr(),
             rec_ptr=self._csr[2].data_ptr(), rec_order=self._csr[3].data_ptr(),
-            strip_idx=self._strip_idx.data_ptr(), nstrip=self.strip_shape[1],
+            strip_idx=self._strip_idx.data_ptr(), nstrip=self.strip_shape[1], image_every=self.image_interval,
         )

@@ -36,6 +36,7 @@ class _Problem3D(ctypes.Structure):
         ("ptop", _i64), ("pfront", _i64), ("pleft", _i64), ("pnz", _i64), ("pny", _i64), ("pnx", _i64),
         ("src_ptr", _ptr), ("src_order", _ptr), ("rec_ptr", _ptr), ("rec_order", _ptr),
         ("strip_idx", _ptr), ("nstrip", _i64), ("wave", _i64), ("tile_y", _i64),
+        ("image_every", _i64),
     ]
 
 
@@ -55,6 +56,8 @@ class CAcoustic3DStepper(CStepper):
     tile_y : int
         Rows per y-tile of the forward's waves; 0 (default) chooses from the cache size. Results do not
         depend on it.
+    image_interval : int
+        Gradient sampling (see :class:`~sweep.propagator.acoustic_layout.AcousticLayout`).
     """
 
     KERNELS = "sweep_acoustic3d"
@@ -64,12 +67,12 @@ class CAcoustic3DStepper(CStepper):
     #: (8 steps: 4 per thread of a team of 2), short enough for the thread governor to follow a busy machine.
     MIN_CALL_STEPS = 8
 
-    def __init__(self, problem: Problem, models, wave: int = 0, tile_y: int = 0) -> None:
+    def __init__(self, problem: Problem, models, wave: int = 0, tile_y: int = 0, image_interval: int = 1) -> None:
         for name, value in (("wave", wave), ("tile_y", tile_y)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         self.wave, self.tile_y = wave, tile_y
-        super().__init__(problem, models)
+        super().__init__(problem, models, image_interval)
 
     def _make_struct(self) -> _Problem3D:
         p = self.problem
@@ -104,4 +107,5 @@ class CAcoustic3DStepper(CStepper):
             src_ptr=self._csr[0].data_ptr(), src_order=self._csr[1].data_ptr(),
             rec_ptr=self._csr[2].data_ptr(), rec_order=self._csr[3].data_ptr(),
             strip_idx=self._strip_idx.data_ptr(), nstrip=self.strip_shape[1], wave=self.wave, tile_y=self.tile_y,
+            image_every=self.image_interval,
         )

@@ -319,7 +319,7 @@ static void SFX(a3_plane_c)(const SFX(a3_job) *J, const SFX(a3_rings) *g, REAL *
             const int64_t q = P->rec_order[t];
             X[c + P->rec_x[q]] += J->grad_rec[(sh * nt + n) * nrec + q % nrec];
         }
-        if (J->grad_w && i >= top && i < top + P->pnz && k >= front && k < front + pny) {
+        if (J->grad_w && kp && i >= top && i < top + P->pnz && k >= front && k < front + pny) {
             const int64_t prow = (i - top) * pny + (k - front);
             REAL *restrict gw = J->grad_w + sh * pvol + prow * pnx;
             const REAL *restrict sk = kp + sh * pvol + prow * pnx;
@@ -362,7 +362,7 @@ static void SFX(a3_thread)(void *ctx, int me) {
             REAL *const X = ((k & 1) ? adj + fs : adj) + o;       /* sigma A0, overwritten by A1' */
             const REAL *const Y = ((k & 1) ? adj : adj + fs) + o; /* A1 */
             const REAL sigma = k == 0 ? (REAL)1 : (REAL)-1;
-            const REAL *const kp = J->kept ? J->kept + (n - n0) * ns * pvol : 0;
+            const REAL *const kp = SFX(cslot)(J->kept, imaged_slot(n, n0, P->image_every), ns * pvol);
             if (k > 0) wait_neighbours(J->S.prog, &part, (int)k, budget);
             for (int64_t m = a - r; m < b + 2 * r; m++) {
                 /* Stage A on plane m (A1 is read-only during the step, so planes beyond the band are safe). */

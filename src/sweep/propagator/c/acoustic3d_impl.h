@@ -287,7 +287,7 @@ static void SFX(fw3_task)(const SFX(fw3_job) *J, const SFX(c3_scratch) *T, int64
     REAL *const up = ((n - J->n0) & 1) ? J->s1 : J->s0;
     const REAL *const u = ((n - J->n0) & 1) ? J->s0 : J->s1;
     const REAL *const wav = (const REAL *)P->wavelet, *const w = K->w;
-    REAL *const kp = J->keep ? J->keep + (n - J->n0) * P->nshots * pvol : 0;
+    REAL *const kp = SFX(slot)(J->keep, imaged_slot(n, J->n0, P->image_every), P->nshots * pvol);
     REAL *const sp = J->strips ? J->strips + (n - J->n0) * P->nshots * nstrip : 0;
     REAL *const record = J->record;
     const SFX(c3_fields) F = {u + o, up + o, J->px + o, J->py + o, J->pz + o, J->zx + o, J->zy + o, J->zz + o};

@@ -117,7 +117,7 @@ static void SFX(bk3_thread)(void *ctx, int me) {
             const int64_t k = n1 - 1 - n;
             REAL *const un = (k & 1) ? s1 : s0;
             const REAL *const u = (k & 1) ? s0 : s1;
-            REAL *const kp = J->keep + (n - n0) * fs;
+            REAL *const kp = SFX(slot)(J->keep, imaged_slot(n, n0, P->image_every), fs); /* 0: not imaged */
             const REAL *const sp = J->strips + (n - n0) * ns * nstrip;
             if (k > 0) wait_neighbours(J->S.prog, &part, (int)k, budget);
             for (int64_t i = part.a; i < part.b; i++)
@@ -127,7 +127,7 @@ static void SFX(bk3_thread)(void *ctx, int me) {
                     const int64_t q0 = P->src_ptr[row], q1 = P->src_ptr[row + 1];
                     const int64_t *const cells = sidx + sptr[prow], ncells = sptr[prow + 1] - sptr[prow];
                     const REAL *const wr = K->w + ((top + i) * NY + front + y) * NX + left;
-                    REAL *const srow = kp + o + prow * nx;
+                    REAL *const srow = kp ? kp + o + prow * nx : J->T[me].srow; /* not imaged: scratch */
                     if (q0 < q1) memcpy(uold, un + c, (size_t)nx * sizeof(REAL));
                     SFX(bk3_row)(K, r, u + o, un + o, wr, srow, i, y, cells, ncells, J->cs, ub);
                     if (q0 < q1) {

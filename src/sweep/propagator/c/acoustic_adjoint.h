@@ -260,7 +260,7 @@ static void SFX(adj_thread)(void *ctx, int me) {
             REAL *const X = ((k & 1) ? adj + fs : adj) + o;       /* sigma A0, overwritten by A1' */
             const REAL *const Y = ((k & 1) ? adj : adj + fs) + o; /* A1 */
             const REAL sigma = k == 0 ? (REAL)1 : (REAL)-1;
-            const REAL *const kp = kept ? kept + (n - n0) * ns * pplane : 0;
+            const REAL *const kp = SFX(cslot)(kept, imaged_slot(n, n0, P->image_every), ns * pplane);
             if (k > 0) wait_neighbours(J->S.prog, &part, (int)k, budget);
             for (int64_t m = a - r; m < b + 2 * r; m++) {
                 /* Stage A on row m (A1 is read-only during the step, so rows beyond the band are safe). */
@@ -286,7 +286,7 @@ static void SFX(adj_thread)(void *ctx, int me) {
                         const int64_t q = P->rec_order[t];
                         X[c + P->rec_x[q]] += grad_rec[(sh * nt + n) * nrec + q % nrec];
                     }
-                    if (grad_w && i >= top && i < top + pnz) {
+                    if (grad_w && kp && i >= top && i < top + pnz) { /* kp: 0 on a step not imaged */
                         REAL *restrict gw = grad_w + sh * pplane + (i - top) * pnx;
                         const REAL *restrict sk = kp + sh * pplane + (i - top) * pnx;
                         const REAL *restrict y = Y + c + left;

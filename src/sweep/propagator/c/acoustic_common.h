@@ -34,6 +34,7 @@ typedef struct {
     /* Boundary strip: flat indices i*pnx + j into the physical grid, ascending (grid.strip_cells()). */
     const int64_t *strip_idx;
     int64_t nstrip;
+    int64_t image_every;             /* gradient sampling: snapshots of the steps n % image_every == 0 only */
 } sweep_problem;
 
 /* One 3-D propagation problem (acoustic3d_*.h), shared by both precisions, laid out as sweep_problem with a
@@ -63,6 +64,7 @@ typedef struct {
     int64_t nstrip;
     int64_t wave;                    /* steps per thread of a wave of the forward (acoustic3d_impl.h); 0: from the cache */
     int64_t tile_y;                  /* rows per y-tile of the forward's waves; 0: from the cache */
+    int64_t image_every;             /* gradient sampling: snapshots of the steps n % image_every == 0 only */
 } sweep_problem3d;
 
 /* ---- helpers of every kernel template -------------------------------------------------------------- */
@@ -115,6 +117,13 @@ static inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo
 
 /* n rounded up to a multiple of v (n >= 0, v > 0). */
 static inline int64_t round_up(int64_t n, int64_t v) { return (n + v - 1) / v * v; }
+
+/* Gradient sampling: only the steps n with n % every == 0 are imaged, and a call's snapshot buffer over steps
+ * [n0, n1) holds theirs in order. The slot of step n in it, or -1 when step n is not imaged. */
+static inline int64_t imaged_slot(int64_t n, int64_t n0, int64_t every) {
+    if (every <= 1) return n - n0;
+    return n % every ? -1 : n / every - (n0 + every - 1) / every;
+}
 
 /* The x-layer columns [0, *a) and [*b, nx) of a grid whose absorption-free columns are [xa, xb): the whole
  * row (*a = *b = nx) when there are none. */

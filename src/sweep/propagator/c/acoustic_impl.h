@@ -19,6 +19,14 @@
  * a fixed order, and the model gradient is accumulated per shot. No sum depends on the thread count.
  */
 
+/* Slot `slot` (imaged_slot's, -1: none) of a snapshot buffer of `size` values per slot, or NULL. */
+static inline REAL *SFX(slot)(REAL *buf, int64_t slot, int64_t size) {
+    return buf && slot >= 0 ? buf + slot * size : 0;
+}
+static inline const REAL *SFX(cslot)(const REAL *buf, int64_t slot, int64_t size) {
+    return buf && slot >= 0 ? buf + slot * size : 0;
+}
+
 typedef struct {
     int64_t nz, nx;
     REAL c1[5], c2[5], inv_dh, inv_dh2;
@@ -431,9 +439,10 @@ static void SFX(fwd_thread)(void *ctx, int me) {
             REAL *const up = ((n - n0) & 1) ? s1 : s0;
             const REAL *const u = ((n - n0) & 1) ? s0 : s1;
             if (n > n0) wait_neighbours(J->S.prog, &part, (int)(n - n0), budget);
+            REAL *const kp = SFX(slot)(J->keep, imaged_slot(n, n0, P->image_every), ns * pplane); /* 0: not imaged */
             SFX(fwd_band)(P, J->K, J->rs, J->cs, J->X, J->T + me, u + o, up + o, J->px + o, J->pz + o, J->zx + o,
-                          J->zz + o, sh, part.a, part.b, n, n1, J->keep ? J->keep + (n - n0) * ns * pplane : 0,
-                          J->record, J->strips ? J->strips + (n - n0) * ns * nstrip : 0, J->sptr);
+                          J->zz + o, sh, part.a, part.b, n, n1, kp, J->record,
+                          J->strips ? J->strips + (n - n0) * ns * nstrip : 0, J->sptr);
             sweep_word_post(J->S.prog + me, (int)(n - n0 + 1));
         }
         /* An odd number of steps left u in slot 0: swap back to (u_prev, u), once the neighbours have

@@ -88,7 +88,7 @@ class CStepper(AcousticLayout):
     #: threads.
     MIN_CALL_STEPS = 1
 
-    def __init__(self, problem: Problem, models) -> None:
+    def __init__(self, problem: Problem, models, image_interval: int = 1) -> None:
         lib = library.require()
         if problem.device.type != "cpu":
             raise ValueError(f"impl='c' runs on the CPU only, but the model is on {problem.device}; "
@@ -97,7 +97,7 @@ class CStepper(AcousticLayout):
             raise TypeError(f"impl='c' supports float32 and float64, got {problem.dtype}")
         if problem.grid.ndim != self.NDIM:
             raise ValueError(f"{type(self).__name__} runs {self.NDIM}-D grids, got shape {problem.grid.shape}")
-        super().__init__(problem, models)
+        super().__init__(problem, models, image_interval)
         sfx = "f32" if problem.dtype == torch.float32 else "f64"
         self._declare(lib)
         self._forward = getattr(lib, f"{self.KERNELS}_forward_{sfx}")
@@ -167,11 +167,20 @@ class CStepper(AcousticLayout):
             raise ValueError(f"{name} must be a contiguous CPU {self.problem.dtype} tensor of shape {shape}, got "
                              f"{t.dtype} {tuple(t.shape)} on {t.device} (contiguous={t.is_contiguous()})")
 
-    def _check_kept(self, name: str, kept: torch.Tensor, count: int) -> None:
+    def _check_kept(self, name: str, kept: torch.Tensor, n0: int, n1: int) -> None:
+        """``kept`` holds (at least) the snapshots of the imaged steps among ``n0 .. n1 - 1``."""
+        count = self.imaged(n0, n1)
         if kept.ndim != len(self.snapshot_shape) + 1 or kept.shape[0] < count:
             raise ValueError(f"{name} must hold at least {count} snapshots of shape {self.snapshot_shape}, "
                              f"got shape {tuple(kept.shape)}")
         self._check(name, kept, (kept.shape[0], *self.snapshot_shape))
+
+    def _slots(self, snapshots: torch.Tensor | None, n0: int, m0: int) -> int | None:
+        """Address of the snapshots of the imaged steps from ``m0`` on in a buffer that starts at step ``n0``
+        (a kernel call over steps ``m0 ..``), or None without a buffer."""
+        if snapshots is None:
+            return None
+        return snapshots.data_ptr() + self.imaged(n0, m0) * math.prod(self.snapshot_shape) * snapshots.element_size()
 
     def _check_strips(self, strips: torch.Tensor, count: int) -> None:
         if strips.ndim != 3 or strips.shape[0] < count:
@@ -183,8 +192,8 @@ class CStepper(AcousticLayout):
     def advance(self, state: torch.Tensor, n0: int, n1: int, record: torch.Tensor | None = None,
                 keep: torch.Tensor | None = None, strips: torch.Tensor | None = None) -> None:
         """Steps ``n0 -> n1`` in place (native calls, see ``_run``); ``record[:, n]`` (nshots, nrec) gets step n's
-        receiver samples; ``keep[n - n0]`` (``snapshot_shape``) gets step n's snapshot; ``strips[n - n0]``
-        (``strip_shape``) gets step n's strip, u_{n-1} on the strip cells."""
+        receiver samples; ``keep[self.imaged(n0, n)]`` (``snapshot_shape``) gets imaged step n's snapshot;
+        ``strips[n - n0]`` (``strip_shape``) gets step n's strip, u_{n-1} on the strip cells."""
         if not 0 <= n0 <= n1 <= self.nt:
             raise ValueError(f"advance: need 0 <= n0 <= n1 <= nt={self.nt}, got n0={n0}, n1={n1}")
         self._check("state", state, self._shape)
@@ -199,12 +208,12 @@ class CStepper(AcousticLayout):
             fits = record.is_contiguous() and record.dtype == p.dtype and record.device.type == "cpu"
             rec_buf = record if fits else torch.zeros(shape, dtype=p.dtype)
         if keep is not None:
-            self._check_kept("keep", keep, n1 - n0)
+            self._check_kept("keep", keep, n0, n1)
         if strips is not None:
             self._check_strips(strips, n1 - n0)
         rec = None if rec_buf is None else rec_buf.data_ptr()
         self._run("forward", n0, n1, False, lambda m0, m1, threads, stats: self._forward(
-            self._pstruct, state.data_ptr(), m0, m1, rec, None if keep is None else keep[m0 - n0].data_ptr(),
+            self._pstruct, state.data_ptr(), m0, m1, rec, self._slots(keep, n0, m0),
             None if strips is None else strips[m0 - n0].data_ptr(), threads, stats))
         if rec_buf is not None and rec_buf is not record:
             record[:, n0:n1] = rec_buf[:, n0:n1]
@@ -219,7 +228,7 @@ class CStepper(AcousticLayout):
     def retreat(self, fields: torch.Tensor, strips: torch.Tensor, n0: int, n1: int, keep: torch.Tensor) -> None:
         """Reverse-time rebuild of steps ``n1 - 1`` down to ``n0`` in place on ``fields`` (native calls):
         (u_{n1}, u_{n1-1}) on entry, (u_{n0}, u_{n0-1}) on return; ``strips[n - n0]`` is step n's strip;
-        ``keep[n - n0]`` gets step n's snapshot S_n, bit for bit the forward's on the interior cells
+        ``keep[self.imaged(n0, n)]`` gets imaged step n's snapshot S_n, bit for bit the forward's on the interior cells
         when the fields are the forward's."""
         if not 0 <= n0 <= n1 <= self.nt:
             raise ValueError(f"retreat: need 0 <= n0 <= n1 <= nt={self.nt}, got n0={n0}, n1={n1}")
@@ -227,9 +236,9 @@ class CStepper(AcousticLayout):
         if n1 == n0:
             return
         self._check_strips(strips, n1 - n0)
-        self._check_kept("keep", keep, n1 - n0)
+        self._check_kept("keep", keep, n0, n1)
         self._run("retreat", n0, n1, True, lambda m0, m1, threads, stats: self._retreat(
-            self._pstruct, fields.data_ptr(), strips[m0 - n0].data_ptr(), m0, m1, keep[m0 - n0].data_ptr(), threads,
+            self._pstruct, fields.data_ptr(), strips[m0 - n0].data_ptr(), m0, m1, self._slots(keep, n0, m0), threads,
             stats))
 
     def begin_adjoint(self, need_wavelet: bool, need_model: bool) -> None:
@@ -243,7 +252,7 @@ class CStepper(AcousticLayout):
     def adjoint(self, adj_state: torch.Tensor, kept: torch.Tensor, n0: int, n1: int,
                 grad_record: torch.Tensor) -> None:
         """Reverse steps ``n1 - 1`` down to ``n0`` in place on ``adj_state`` (native calls), given
-        ``kept[n - n0]`` = step n's snapshot and the adjoint (nshots, nt, nrec) of all the data;
+        ``kept[self.imaged(n0, n)]`` = imaged step n's snapshot and the adjoint (nshots, nt, nrec) of all the data;
         accumulates the model and wavelet gradients. Needs no forward state."""
         if not self._adjoint_open:
             raise RuntimeError("adjoint() called before begin_adjoint()")
@@ -254,7 +263,7 @@ class CStepper(AcousticLayout):
             return
         p = self.problem
         if self._grad_w is not None:
-            self._check_kept("kept", kept, n1 - n0)
+            self._check_kept("kept", kept, n0, n1)
         g = grad_record
         if tuple(g.shape) != (p.nshots, p.nt, p.nrec):
             raise ValueError(f"grad_record must have shape {(p.nshots, p.nt, p.nrec)}, got {tuple(g.shape)}")
@@ -263,7 +272,7 @@ class CStepper(AcousticLayout):
         grad_w = None if self._grad_w is None else self._grad_w.data_ptr()
         grad_wavelet = None if self._grad_wavelet is None else self._grad_wavelet.data_ptr()
         self._run("adjoint", n0, n1, True, lambda m0, m1, threads, stats: self._adjoint(
-            self._pstruct, adj_state.data_ptr(), None if grad_w is None else kept[m0 - n0].data_ptr(), m0, m1,
+            self._pstruct, adj_state.data_ptr(), None if grad_w is None else self._slots(kept, n0, m0), m0, m1,
             g.data_ptr(), grad_w, grad_wavelet, threads, stats))
 
     def end_adjoint(self) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:

@@ -61,10 +61,13 @@ class EagerAcousticStepper(AcousticLayout):
     use_compile : bool
         Run the forward steps through ``torch.compile`` (the adjoint keeps the plain step, whose
         transpose autograd builds once per call).
+    image_interval : int
+        Gradient sampling (see :class:`~sweep.propagator.acoustic_layout.AcousticLayout`).
     """
 
-    def __init__(self, problem: Problem, models: Sequence[torch.Tensor], use_compile: bool = False) -> None:
-        super().__init__(problem, models)
+    def __init__(self, problem: Problem, models: Sequence[torch.Tensor], use_compile: bool = False,
+                 image_interval: int = 1) -> None:
+        super().__init__(problem, models, image_interval)
         self.use_compile = use_compile
         p = problem
         nd = self.grid_ndim
@@ -101,8 +104,8 @@ class EagerAcousticStepper(AcousticLayout):
     def advance(self, state: torch.Tensor, n0: int, n1: int, record: torch.Tensor | None = None,
                 keep: torch.Tensor | None = None, strips: torch.Tensor | None = None) -> None:
         """Steps n0 -> n1 in place; ``record[:, n]`` (nshots, nrec) gets step n's receivers;
-        ``keep[n - n0]`` (``snapshot_shape``) gets step n's snapshot; ``strips[n - n0]`` (``strip_shape``)
-        gets u_{n-1} on the strip cells."""
+        ``keep[self.imaged(n0, n)]`` (``snapshot_shape``) gets the snapshot of an imaged step n;
+        ``strips[n - n0]`` (``strip_shape``) gets u_{n-1} on the strip cells."""
         wavelet = self.problem.wavelet
         step = partial(_compiled(), self) if self.use_compile else self.step
         for block in _blocks(range(n0, n1)):
@@ -113,15 +116,15 @@ class EagerAcousticStepper(AcousticLayout):
                     new, rec, sensitivity = step(state, self.w, wavelet[:, :, n])
                     if record is not None:
                         record[:, n] = rec
-                    if keep is not None:
-                        keep[n - n0].copy_(self.physical(sensitivity))
+                    if keep is not None and n % self.image_interval == 0:
+                        keep[self.imaged(n0, n)].copy_(self.physical(sensitivity))
                     state.copy_(new)
 
     @torch.no_grad()
     def retreat(self, fields: torch.Tensor, strips: torch.Tensor, n0: int, n1: int, keep: torch.Tensor) -> None:
         """Reverse-time rebuild of steps n1-1 .. n0 in place on ``fields`` ((u_{n1}, u_{n1-1}) on entry,
         (u_{n0}, u_{n0-1}) on return); ``strips[n - n0]`` is step n's strip (u_{n-1} on the strip cells);
-        ``keep[n - n0]`` gets step n's snapshot S_n.
+        ``keep[self.imaged(n0, n)]`` gets the snapshot S_n of an imaged step n.
 
         Away from the strips S_n is the Laplacian of u_n (+ f[n]/dh^ndim at the sources), computed by the
         forward's own operations, so it repeats the forward's rounding, and
@@ -144,7 +147,8 @@ class EagerAcousticStepper(AcousticLayout):
                     flat_prev[:, self.strip_cells] = strips[n - n0]
                     strip_s = (self._strip(u_next) - (2 * self._strip(u) - strips[n - n0])) / w_strip
                     sensitivity.view(sensitivity.shape[0], -1)[:, self.strip_cells] = strip_s
-                    keep[n - n0].copy_(sensitivity)
+                    if n % self.image_interval == 0:
+                        keep[self.imaged(n0, n)].copy_(sensitivity)
                     fields[0].copy_(u)
                     fields[1].copy_(u_prev)
 
@@ -160,12 +164,13 @@ class EagerAcousticStepper(AcousticLayout):
     @torch.no_grad()
     def adjoint(self, adj_state: torch.Tensor, kept: torch.Tensor, n0: int, n1: int,
                 grad_record: torch.Tensor) -> None:
-        """Reverse steps n1-1 .. n0 in place on ``adj_state``; ``kept[n - n0]`` is step n's snapshot."""
+        """Reverse steps n1-1 .. n0 in place on ``adj_state``; ``kept[self.imaged(n0, n)]`` is the snapshot
+        of an imaged step n (the others add nothing to the model gradient)."""
         for block in _blocks(range(n1 - 1, n0 - 1, -1)):
             with governed_torch_threads(adj_state.device):
                 for n in block:
-                    if self._grad_w is not None:
-                        self._grad_w += (self.physical(adj_state[U]) * kept[n - n0]).sum(0)
+                    if self._grad_w is not None and n % self.image_interval == 0:
+                        self._grad_w += (self.physical(adj_state[U]) * kept[self.imaged(n0, n)]).sum(0)
                     adj_s, adj_f = self._vjp((adj_state, grad_record[:, n]))
                     if self._grad_wavelet is not None:
                         self._grad_wavelet[:, :, n] += adj_f

@@ -295,6 +295,15 @@ def errors(g: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
     return float((g - ref).norm() / ref.norm()), float((g - ref).abs().max() / ref.abs().max())
 
 
+def assert_matches(g: torch.Tensor, ref: torch.Tensor, bound: float | None) -> None:
+    """``g`` equals ``ref`` bit for bit (``bound`` None) or within ``bound`` in relative L2 and pointwise."""
+    if bound is None:
+        assert torch.equal(g, ref)
+    else:
+        l2, pointwise = errors(g, ref)
+        assert l2 < bound and pointwise < bound, (l2, pointwise)
+
+
 def threaded_modules(key) -> list:
     """The modules of the stepper class, its bases and their packages: where a C back-end may keep
     MIN_CELLS_PER_THREAD (the fewest cells per thread, which keeps tiny grids on one thread)."""

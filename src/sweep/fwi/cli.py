@@ -59,19 +59,6 @@ def _default(option: str) -> str:
     return "default " + ", ".join(f"{DEFAULTS[m][option]} for {m}" for m in MODELS)
 
 
-def _substep(text: str) -> int | str | None:
-    """--substep: 'auto', 'off' (None: no sub-stepping) or an integer r >= 1."""
-    if text in ("auto", "off"):
-        return None if text == "off" else text
-    try:
-        r = int(text)
-    except ValueError:
-        r = 0
-    if r < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto', 'off' or an integer >= 1")
-    return r
-
-
 def _positive_int(text: str) -> int:
     """--gradient-interval: an integer >= 1."""
     try:
@@ -81,6 +68,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
     return value
+
+
+def _substep(text: str) -> int | str | None:
+    """--substep: 'auto', 'off' (None: no sub-stepping) or an integer r >= 1."""
+    if text in ("auto", "off"):
+        return None if text == "off" else text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto', 'off' or an integer >= 1") from None
 
 
 def _bands(text: str) -> list[Band]:
@@ -142,7 +139,8 @@ def parser() -> argparse.ArgumentParser:
                         "True where updated")
     g.add_argument("--vmin", type=float, default=None, help="lower velocity bound, m/s (default: 5 points per wavelength)")
     g.add_argument("--vmax", type=float, default=None,
-                   help="upper velocity bound, m/s (default: just below the stability limit of the internal step dt / r)")
+                   help="upper velocity bound, m/s (default: just below the stability limit of the internal step "
+                        "dt / r)")
     g.add_argument("--seed", type=int, default=0, help="seed of the batches and encoding codes")
     g = p.add_argument_group("computation")
     g.add_argument("--impl", choices=("c", "eager"), default=None, help="back-end (default c where built)")

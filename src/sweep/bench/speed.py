@@ -160,19 +160,25 @@ def devito_missing() -> str | None:
     return None
 
 
+def configure_devito() -> None:
+    """Devito generating OpenMP code (so that its operators take ``nthreads``) and logging errors only."""
+    os.environ.setdefault("DEVITO_LANGUAGE", "openmp")
+    os.environ.setdefault("DEVITO_LOGGING", "ERROR")
+    import devito
+
+    devito.configuration["language"] = "openmp"
+    devito.configuration["log-level"] = "ERROR"
+
+
 def devito_runner(shot: dict, nt: int, threads: int) -> tuple[Callable[[], None], list[float]]:
     """Devito's acoustic example solver on the seed shot: same grid and spacing, space order, 20-cell
     absorbing layer (Devito's damping mask), dt, source and receivers; OpenMP on ``threads`` threads. Returns
     (run, kernel_seconds): each run appends the kernel time of Devito's performance summary. The operator is
     compiled here (one untimed call)."""
-    os.environ.setdefault("DEVITO_LANGUAGE", "openmp")
-    os.environ.setdefault("DEVITO_LOGGING", "ERROR")
-    import devito
+    configure_devito()
     from examples.seismic import AcquisitionGeometry, Model
     from examples.seismic.acoustic import AcousticWaveSolver
 
-    devito.configuration["language"] = "openmp"
-    devito.configuration["log-level"] = "ERROR"
     vp = shot["vp"].numpy().T.astype(np.float32) / 1000.0  # Devito: (x, z), km/s
     nx, nz = vp.shape
     dh = float(shot["dh"])

@@ -95,6 +95,9 @@ def deepwave3d_fits(shot: dict, nt: int) -> str | None:
 def devito3d_runner(shot: dict, nt: int, threads: int) -> Callable[[], None]:
     """Devito's acoustic example solver on the 3-D shot (as :func:`sweep.bench.speed.devito_runner` in 2-D):
     same grid, spacing, order, a 20-cell damping layer, dt, source and receivers; compiled in an untimed call."""
+    from .speed import configure_devito
+
+    configure_devito()
     from examples.seismic import AcquisitionGeometry, Model
     from examples.seismic.acoustic import AcousticWaveSolver
     import numpy as np

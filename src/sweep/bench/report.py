@@ -46,6 +46,20 @@ def table(rows: list[dict], markdown: bool = False, device: str | None = None) -
     return "\n".join([fmt(head)] + [fmt(c) if len(c) == len(head) else f"{c[0].ljust(widths[0])}  {c[1]}" for c in lines])
 
 
+def interrupted_line(result: dict) -> str | None:
+    """results.md's line above the tables of a run cut short (``result["interrupted"]``), or None."""
+    cut = result.get("interrupted")
+    return f"Interrupted after {cut['runs']} of {cut['of']} runs: only the cases that finished are here.\n" if cut else None
+
+
+def save_results(out: str, result: dict, markdown: str) -> None:
+    """``result`` as ``out``/results.json and ``markdown`` as ``out``/results.md."""
+    with open(os.path.join(out, "results.json"), "w") as fh:
+        json.dump(result, fh, indent=2)
+    with open(os.path.join(out, "results.md"), "w") as fh:
+        fh.write(markdown + "\n")
+
+
 def write_outputs(out: str, result: dict, echo: bool = True) -> None:
     """results.json, results.md and the figures of ``result`` in ``out``; with ``echo``, the tables on stdout too.
 
@@ -66,8 +80,7 @@ def write_outputs(out: str, result: dict, echo: bool = True) -> None:
         say(note)
         md.append(note[0].upper() + note[1:] + ".\n")
     if result.get("interrupted"):
-        cut = result["interrupted"]
-        md.append(f"Interrupted after {cut['runs']} of {cut['of']} runs: only the cases that finished are here.\n")
+        md.append(interrupted_line(result))
     md.append("Peak: process memory above the case's baseline (VmHWM) on a CPU, torch.cuda.max_memory_allocated on "
               "a GPU; tracked: the most bytes the strategy held at once (memory_report); device/host/disk: stored "
               "MiB; errors: relative to full storage of the same back-end." +
@@ -88,8 +101,5 @@ def write_outputs(out: str, result: dict, echo: bool = True) -> None:
             md.append(f"\nNot plotted: {sweep['inert']}.\n")
         elif plot_sweep(dict(sweep, setup=setup), os.path.join(out, f"sweep-{sweep['knob']}.png")):
             md.append(f"\n![{sweep['knob']}](sweep-{sweep['knob']}.png)\n")
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump(result, fh, indent=2)
-    with open(os.path.join(out, "results.md"), "w") as fh:
-        fh.write("\n".join(md) + "\n")
+    save_results(out, result, "\n".join(md))
     say(f"\nresults in {out}/ (results.json, results.md, figures)")

@@ -3,11 +3,10 @@ strategies-GRID.png (:func:`sweep.bench.plots.plot_strategies`) and tradeoff-GRI
 time, :func:`sweep.bench.tradeoff.plot_tradeoff`); results.json and results.md; the bench's wall time."""
 from __future__ import annotations
 
-import json
 import os
 
 from ..equations.sampling import MIN_POINTS_PER_WAVELENGTH
-from .report import table
+from .report import interrupted_line, save_results, table
 
 LEGEND = ("Peak: process memory above the case's baseline (VmHWM) on a CPU, torch.cuda.max_memory_allocated on a "
           "GPU; tracked: the most bytes the strategy held at once (memory_report); predicted: estimate_memory's "
@@ -51,8 +50,7 @@ def write_outputs3d(out: str, result: dict, echo: bool = True) -> None:
     machine = result["machine"]
     md = ["# sweep-bench: 3-D acoustic\n"]
     if result.get("interrupted"):
-        cut = result["interrupted"]
-        md.append(f"Interrupted after {cut['runs']} of {cut['of']} runs: only the cases that finished are here.\n")
+        md.append(interrupted_line(result))
     md.append(LEGEND + "\n")
     if any(r["contender"] == "deepwave" for g in result["grids"] for r in g["rows"]):
         md.append(PEER_NOTE + "\n")
@@ -75,8 +73,5 @@ def write_outputs3d(out: str, result: dict, echo: bool = True) -> None:
         line = f"wall time of the whole bench: {wall:.1f} s ({wall / 60:.1f} min)"
         say(f"\n{line}")
         md.append(f"\n{line[0].upper()}{line[1:]}.\n")
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump(result, fh, indent=2)
-    with open(os.path.join(out, "results.md"), "w") as fh:
-        fh.write("\n".join(md) + "\n")
+    save_results(out, result, "\n".join(md))
     say(f"results in {out}/ (results.json, results.md, figures)")

@@ -32,7 +32,6 @@ a smoke check in seconds on a 100 m grid (data at 16 and 32 ms, a 1.25 Hz Ricker
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -46,6 +45,7 @@ from tqdm import tqdm
 
 from ..propagator.options import BoundaryOptions, CkptOptions, MemoryOptions
 from ..signal import max_frequency, ricker
+from .report import save_results
 from .runner import gradient_errors, machine_info
 from .shot import DISPERSION_WARNING, ricker_delay, starting_model
 from .speed import deepwave_available, deepwave_output, seed_propagator, seed_shot
@@ -379,11 +379,8 @@ def run(argv: list[str] | None = None) -> dict:
                  threads=args.threads, quick=args.quick, device="cpu", strategies=list(STRATEGIES))
     result = dict(machine=machine_info("cpu", args.threads), setup=setup, runs=runs)
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump(result, fh, indent=2)
     text = markdown(result)
-    with open(os.path.join(out, "results.md"), "w") as fh:
-        fh.write(text + "\n")
+    save_results(out, result, text)
     print(text + f"\nresults in {out}/ (results.json, results.md)")
     return result
 

@@ -100,6 +100,12 @@ def _plan(nt: int, count: int, disk_count: int, every: int) -> _Plan:
     return _Plan(nt, count, disk_count, every)
 
 
+def _rows(every: int, p0: int, n0: int, n1: int) -> slice:
+    """The rows of a snapshot block that starts at step ``p0`` holding the snapshots of steps ``n0 .. n1 - 1``
+    (those of the imaged steps, every ``every``-th)."""
+    return slice(imaged_steps(every, p0, n0), imaged_steps(every, p0, n1))
+
+
 class _Run:
     """One propagation call's walk of the schedule: the action iterator, the checkpoint slots, the
     working state and the block of snapshots held for the next ``Reverse``."""
@@ -186,9 +192,13 @@ class RecursiveCheckpointing:
         ``every``-th (one walk, cached)."""
         return _plan(nt, self.count, self.disk_count, every)
 
+    def _plan_for(self, stepper: Stepper) -> _Plan:
+        """:meth:`plan` for ``stepper``'s steps and imaging interval."""
+        return self.plan(stepper.nt, image_interval(stepper))
+
     # -- the two parts -------------------------------------------------------------------------
     def forward(self, stepper: Stepper, ws: Workspace, record: torch.Tensor) -> Tape:
-        plan = self.plan(stepper.nt, image_interval(stepper))
+        plan = self._plan_for(stepper)
         run = self._start(stepper, ws, plan)
         self._sweep(stepper, ws, run, record)
         ws.report.notes.append(
@@ -202,7 +212,7 @@ class RecursiveCheckpointing:
     def backward(self, stepper: Stepper, ws: Workspace, tape: Tape, grad_record: torch.Tensor) -> None:
         run = tape.run
         if run.consumed:  # a second backward pass: the first rewrote the checkpoints; replay from step 0
-            run = tape.run = self._start(stepper, ws, self.plan(stepper.nt, image_interval(stepper)))
+            run = tape.run = self._start(stepper, ws, self._plan_for(stepper))
             self._sweep(stepper, ws, run, None, replay=True)
         run.consumed = True
         run.work = new_state(stepper, ws, "replay_state")
@@ -211,7 +221,7 @@ class RecursiveCheckpointing:
         run.adjoint_n = stepper.nt
         try:
             if ws.dry:  # a prediction: the plan's walk of these very actions counted the steps
-                ws.report.replayed_steps += self.plan(stepper.nt, image_interval(stepper)).replayed_steps
+                ws.report.replayed_steps += self._plan_for(stepper).replayed_steps
                 ws.report.adjoint_steps += stepper.nt
                 run.adjoint_n = 0
             else:
@@ -247,7 +257,7 @@ class RecursiveCheckpointing:
         """The actions up to ``EndForward``: the first sweep, recording into ``record``."""
         try:
             if ws.dry:
-                ws.report.forward_steps += self.plan(stepper.nt, image_interval(stepper)).first_steps
+                ws.report.forward_steps += self._plan_for(stepper).first_steps
                 run.work_n = stepper.nt
             else:
                 for action in _actions_until(run, EndForward):
@@ -277,7 +287,7 @@ class RecursiveCheckpointing:
                     raise RuntimeError(f"ckpt-recursive: {action} holds more snapshots than the block of {held}")
                 run.pending = (p0, n1)
                 if run.block is not None:
-                    keep = run.block[imaged_steps(every, p0, n0):imaged_steps(every, p0, n1)]
+                    keep = run.block[_rows(every, p0, n0, n1)]
             else:
                 run.pending = None
             stepper.advance(run.work, n0, n1, record=record, keep=keep)
@@ -294,9 +304,8 @@ class RecursiveCheckpointing:
                 raise RuntimeError(f"ckpt-recursive: {action} but the adjoint state is at step {run.adjoint_n}")
             if run.pending is None or not (run.pending[0] <= n0 and run.pending[1] == n1):
                 raise RuntimeError(f"ckpt-recursive: {action} but the snapshots held are of steps {run.pending}")
-            p0, every = run.pending[0], image_interval(stepper)
-            kept = run.block[imaged_steps(every, p0, n0):imaged_steps(every, p0, n1)]
-            stepper.adjoint(adj, kept, n0, n1, grad_record)
+            p0 = run.pending[0]
+            stepper.adjoint(adj, run.block[_rows(image_interval(stepper), p0, n0, n1)], n0, n1, grad_record)
             ws.report.adjoint_steps += n1 - n0
             run.adjoint_n = n0
             run.pending = (p0, n0) if p0 < n0 and not action.clear_adj_deps else None

@@ -77,6 +77,14 @@ class Acoustic:
             raise ValueError(f"{argument} must name at least one field")
         return resolved
 
+    def stability_velocity(self, models: Sequence[torch.Tensor], space_order: int) -> float:
+        """The velocity (m/s) that :meth:`max_stable_dt` is given for ``models``: the peak of ``vp``."""
+        return float(models[0].detach().max())
+
+    def check_model_values(self, models: Sequence[torch.Tensor]) -> None:
+        """Warn about model values that are valid but likely a mistake (the acoustic equation has none
+        beyond the positivity the propagator checks)."""
+
     def max_stable_dt(self, vmax: float, dh: float, space_order: int) -> float:
         """Largest stable time step (s) for peak velocity ``vmax`` (m/s) and spacing ``dh`` (m)."""
         return courant_limit(space_order, self.ndim) * dh / vmax

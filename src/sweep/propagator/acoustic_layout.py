@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from ..equations.stencils import stencil_radius
@@ -51,10 +50,24 @@ class AcousticLayout:
         self.grid_ndim = p.grid.ndim  # spatial axes: the last grid_ndim axes of a state are one field
         self.r = stencil_radius(p.space_order)
         self.vp = models[0].detach()
-        padded = p.grid.pad_model(self.vp.cpu().numpy()).astype(np.float64) ** 2 * p.dt**2
-        self.w_padded = torch.from_numpy(padded).to(p.device, p.dtype)
+        self.set_coefficients(models)
         self.strip_index = p.grid.strip_cells(self.r)  # (ncells,) int64 flat physical indices
         self.strip_segments = p.grid.strip_segments(self.r)  # {face: (r, *face shape) int64 positions}
+
+    def set_coefficients(self, models: Sequence[torch.Tensor]) -> None:
+        """The step's model coefficient on the padded grid: ``w_padded = v^2 dt^2``."""
+        self.w_padded = self.padded(self.vp.to(torch.float64) ** 2 * self.problem.dt**2)
+
+    @property
+    def update_coefficient(self) -> torch.Tensor:
+        """``padded_shape``: what multiplies ``S`` in ``u_next = 2 u - u_prev + (.) S``."""
+        return self.w_padded
+
+    def padded(self, coefficient: torch.Tensor) -> torch.Tensor:
+        """A float64 ``coefficient`` of the physical grid, edge-replicated to the padded grid (the fixed
+        extension into the layers) in the call's dtype and device."""
+        p = self.problem
+        return torch.from_numpy(p.grid.pad_model(coefficient.cpu().numpy())).to(p.device, p.dtype)
 
     # -- the protocol's declarations ---------------------------------------------------------------
     @property

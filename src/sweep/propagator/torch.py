@@ -274,8 +274,9 @@ class PropTorch:
         """Validated inputs of one call: (models, problem, wavelet with its autograd link, stepper)."""
         names = [s.name for s in self.equation.MODEL_SPECS]
         models = check_models(models, names, self.shape, self.equation.device)
+        self.equation.check_model_values(models)
         vp = models[0]
-        vmax = float(vp.detach().max())
+        vmax = self.equation.stability_velocity(models, self.space_order)
         ratio = self._ratio.for_model(vmax)
         hint = self._ratio.hint(vmax) if self._ratio.substep is None else ""
         problem, wav = build_problem(grid=self.grid, dh=self.dh, dt=self.dt, nt=self.nt,

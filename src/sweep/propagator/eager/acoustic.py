@@ -38,16 +38,15 @@ def _blocks(steps: range) -> list[range]:
     return [steps[i:i + GOVERNED_STEPS] for i in range(0, len(steps), GOVERNED_STEPS)]
 
 
-_compiled_step = None
+_compiled_steps: dict[type, object] = {}
 
 
-def _compiled():
-    """``EagerAcousticStepper.step`` through ``torch.compile``, built once per process (the first call
-    compiles, later calls with the same shapes reuse it)."""
-    global _compiled_step
-    if _compiled_step is None:
-        _compiled_step = torch.compile(EagerAcousticStepper.step, dynamic=False)
-    return _compiled_step
+def _compiled(cls: type):
+    """``cls.step`` through ``torch.compile``, built once per process and class (the first call compiles,
+    later calls with the same shapes reuse it)."""
+    if cls not in _compiled_steps:
+        _compiled_steps[cls] = torch.compile(cls.step, dynamic=False)
+    return _compiled_steps[cls]
 
 
 class EagerAcousticStepper(AcousticLayout):
@@ -84,7 +83,7 @@ class EagerAcousticStepper(AcousticLayout):
             shape = [1] * (nd + 1)
             shape[dim] = -1
             self.profiles.append((p.pml[f"a{axis}"].to(**kw).view(shape), p.pml[f"b{axis}"].to(**kw).view(shape)))
-        self.w = self.w_padded  # v^2 dt^2, no grad
+        self.w = self.update_coefficient  # multiplies S in the update (v^2 dt^2), no grad
         shots = torch.arange(p.nshots, device=p.device).view(-1, 1)
         self._src_at = (shots.expand(p.src.shape[:2]), *p.src.unbind(-1))
         self._rec_at = (shots.expand(p.rec.shape[:2]), *p.rec.unbind(-1))
@@ -107,7 +106,7 @@ class EagerAcousticStepper(AcousticLayout):
         ``keep[self.imaged(n0, n)]`` (``snapshot_shape``) gets the snapshot of an imaged step n;
         ``strips[n - n0]`` (``strip_shape``) gets u_{n-1} on the strip cells."""
         wavelet = self.problem.wavelet
-        step = partial(_compiled(), self) if self.use_compile else self.step
+        step = partial(_compiled(type(self)), self) if self.use_compile else self.step
         for block in _blocks(range(n0, n1)):
             with governed_torch_threads(state.device):
                 for n in block:
@@ -137,25 +136,22 @@ class EagerAcousticStepper(AcousticLayout):
             with governed_torch_threads(fields.device):
                 for n in block:
                     u_next, u = fields[0], fields[1]  # (u_{n+1}, u_n) here, (u_n, u_{n-1}) after the step
-                    laplacian = self._d2(u, self.dims[0])
-                    for dim in self.dims[1:]:
-                        laplacian = laplacian + self._d2(u, dim)
-                    sensitivity = laplacian.index_put(self._src_phys, p.wavelet[:, :, n] * self.inv_source,
-                                                      accumulate=True)
+                    sensitivity = self._operator(u).index_put(self._src_phys, self._source(p.wavelet[:, :, n]),
+                                                              accumulate=True)
                     u_prev = 2 * u - u_next + w * sensitivity
                     flat_prev = u_prev.view(u_prev.shape[0], -1)
                     flat_prev[:, self.strip_cells] = strips[n - n0]
                     strip_s = (self._strip(u_next) - (2 * self._strip(u) - strips[n - n0])) / w_strip
                     sensitivity.view(sensitivity.shape[0], -1)[:, self.strip_cells] = strip_s
                     if n % self.image_interval == 0:
-                        keep[self.imaged(n0, n)].copy_(sensitivity)
+                        keep[self.imaged(n0, n)].copy_(self._snapshot(sensitivity, u))
                     fields[0].copy_(u)
                     fields[1].copy_(u_prev)
 
     def begin_adjoint(self, need_wavelet: bool, need_model: bool) -> None:
         p = self.problem
         self._grad_wavelet = torch.zeros_like(p.wavelet) if need_wavelet else None
-        self._grad_w = torch.zeros(p.grid.shape, dtype=p.dtype, device=p.device) if need_model else None
+        self._grad_w = torch.zeros(self.gradient_shape, dtype=p.dtype, device=p.device) if need_model else None
         # The step is affine in (state, wavelet sample): one VJP function, built once, is its transpose.
         zero_state = self.initial()
         zero_f = torch.zeros_like(p.wavelet[:, :, 0])
@@ -170,7 +166,7 @@ class EagerAcousticStepper(AcousticLayout):
             with governed_torch_threads(adj_state.device):
                 for n in block:
                     if self._grad_w is not None and n % self.image_interval == 0:
-                        self._grad_w += (self.physical(adj_state[U]) * kept[self.imaged(n0, n)]).sum(0)
+                        self._image(self.physical(adj_state[U]), kept[self.imaged(n0, n)], n)
                     adj_s, adj_f = self._vjp((adj_state, grad_record[:, n]))
                     if self._grad_wavelet is not None:
                         self._grad_wavelet[:, :, n] += adj_f
@@ -181,6 +177,31 @@ class EagerAcousticStepper(AcousticLayout):
         out = (self._grad_wavelet, self.model_gradients(self._grad_w))
         self._grad_wavelet = self._grad_w = self._vjp = None
         return out
+
+    # -- what the equation decides: the reverse pass's operator, snapshot and imaging -----------------
+    @property
+    def gradient_shape(self) -> tuple[int, ...]:
+        """Of the model gradient's accumulator: d/dw on the physical grid."""
+        return self.problem.grid.shape
+
+    def _operator(self, u: torch.Tensor) -> torch.Tensor:
+        """The Laplacian of ``u`` (nshots, *shape) as the forward computes it away from the layers."""
+        out = self._d2(u, self.dims[0])
+        for dim in self.dims[1:]:
+            out = out + self._d2(u, dim)
+        return out
+
+    def _source(self, f_n: torch.Tensor) -> torch.Tensor:
+        """What the sources add to S at step n, given the wavelet's samples f_n (nshots, nsrc): f / dh^ndim."""
+        return f_n * self.inv_source
+
+    def _snapshot(self, sensitivity: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Step n's snapshot from its S and u_n (the physical grid): S."""
+        return sensitivity
+
+    def _image(self, adj_u: torch.Tensor, snapshot: torch.Tensor, n: int) -> None:
+        """Add imaged step n's term to the model gradient: the adjoint of u_{n+1} (nshots, *shape) times S."""
+        self._grad_w += (adj_u * snapshot).sum(0)
 
     # -- one time step ------------------------------------------------------------------------
     def _shifted(self, f: torch.Tensor, dim: int) -> tuple[torch.Tensor, int]:
@@ -220,6 +241,6 @@ class EagerAcousticStepper(AcousticLayout):
             lap = self._d2(u, dim) + self._d1(psis[i], dim)
             zetas[i] = b * zetas[i] + a * lap
             total = lap + zetas[i] if total is None else total + lap + zetas[i]
-        sensitivity = total.index_put(self._src_at, f_n * self.inv_source, accumulate=True)
+        sensitivity = total.index_put(self._src_at, self._source(f_n), accumulate=True)
         u_next = 2 * u - u_prev + w * sensitivity
         return torch.stack((u, u_next, *psis, *zetas)), rec, sensitivity

@@ -138,4 +138,4 @@ const char *sweep_code_path(void) {
 #endif
 
 /* ABI version, checked by the Python loader so that a stale build is reported instead of misused. */
-int sweep_abi_version(void) { return 7; }
+int sweep_abi_version(void) { return 8; }

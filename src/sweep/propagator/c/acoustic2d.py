@@ -53,7 +53,7 @@ class CAcousticStepper(CStepper):
         p = self.problem
         nz, nx = p.grid.padded_shape
         # Kept alive for the C side, which only holds their addresses.
-        self._w = self._real(self.w_padded)
+        self._w = self._real(self.update_coefficient)
         self._ax, self._bx = self._real(p.pml["ax"]), self._real(p.pml["bx"])
         self._az, self._bz = self._real(p.pml["az"]), self._real(p.pml["bz"])
         self._wavelet = self._real(p.wavelet)

@@ -78,7 +78,7 @@ class CAcoustic3DStepper(CStepper):
         p = self.problem
         nz, ny, nx = p.grid.padded_shape
         # Kept alive for the C side, which only holds their addresses.
-        self._w = self._real(self.w_padded)
+        self._w = self._real(self.update_coefficient)
         self._pml = {k: self._real(p.pml[k]) for k in ("ax", "bx", "ay", "by", "az", "bz")}
         self._wavelet = self._real(p.wavelet)
         src = [p.src[..., a].to(device="cpu", dtype=torch.int64).contiguous() for a in range(3)]

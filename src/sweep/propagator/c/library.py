@@ -14,7 +14,7 @@ from pathlib import Path
 __all__ = ["RunStats", "build_instructions", "code_path", "fma_peak", "library_available", "load", "load_error"]
 
 _LIB_NAME = "_sweep_acoustic"
-_ABI_VERSION = 7  # must match sweep_abi_version() in acoustic.c
+_ABI_VERSION = 8  # must match sweep_abi_version() in acoustic.c
 _PACKAGE = __name__.rpartition(".")[0]  # sweep.propagator.c, where the extension module lives
 
 

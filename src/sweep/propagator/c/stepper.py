@@ -276,11 +276,12 @@ class CStepper(AcousticLayout):
             g.data_ptr(), grad_w, grad_wavelet, threads, stats))
 
     def end_adjoint(self) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
-        """(gradient w.r.t. the wavelet (nshots, nsrc, nt), [gradient w.r.t. vp (the grid's shape)])."""
+        """(gradient w.r.t. the wavelet (nshots, nsrc, nt), [gradient w.r.t. each model (the grid's shape)])."""
         total = None
-        if self._grad_w is not None:
-            total = self._grad_w[0].clone()
-            for shot in self._grad_w[1:]:  # fixed order: independent of the thread count
+        if self._grad_w is not None:  # snapshot-shaped: the shot axis is the one before the grid's
+            shots = self._grad_w.unbind(self._grad_w.ndim - self.grid_ndim - 1)
+            total = shots[0].clone()
+            for shot in shots[1:]:  # fixed order: independent of the thread count
                 total += shot
         out = (self._grad_wavelet, self.model_gradients(total))
         self._grad_wavelet = self._grad_w = None

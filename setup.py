@@ -53,7 +53,7 @@ setup(
             "sweep.propagator.c._sweep_acoustic",
             sources=sources,
             depends=[C + name for name in ("acoustic_common.h", "acoustic_impl.h", "acoustic_adjoint.h",
-                                           "acoustic_retreat.h", "acoustic3d_common.h", "acoustic3d_impl.h",
+                                           "acoustic_retreat.h", "acoustic_cell.h", "acoustic3d_common.h", "acoustic3d_impl.h",
                                            "acoustic3d_adjoint.h", "acoustic3d_retreat.h", "acoustic_instance.h",
                                            "pool.h")],
             define_macros=dispatch,

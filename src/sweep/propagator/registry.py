@@ -51,4 +51,5 @@ for _ndim in (2, 3):
     register("acoustic", _ndim, "eager", "sweep.propagator.eager.acoustic:EagerAcousticStepper")
     register("acoustic_vrz", _ndim, "eager", "sweep.propagator.eager.acoustic_vrz:EagerAcousticVRZStepper")
 register("acoustic", 2, "c", "sweep.propagator.c.acoustic2d:CAcousticStepper")
+register("acoustic_vrz", 2, "c", "sweep.propagator.c.acoustic_vrz2d:CAcousticVRZStepper")
 register("acoustic", 3, "c", "sweep.propagator.c.acoustic3d:CAcoustic3DStepper")

@@ -3,10 +3,11 @@
  * strips, in float32 and float64.
  *
  * The discretisation is the eager stepper's (sweep/propagator/eager/acoustic.py), operation for
- * operation; see acoustic_impl.h for the forward passes, acoustic_adjoint.h for the adjoint and
- * acoustic_retreat.h for the rebuild (acoustic3d_impl.h, acoustic3d_adjoint.h, acoustic3d_retreat.h in 3-D,
- * named sweep_acoustic3d_*). This file only
- * instantiates the templates twice and holds the shared helpers. Every exported symbol starts with
+ * operation (and, in 2-D, the variable-density one, sweep/propagator/eager/acoustic_vrz.py: the same
+ * templates instantiated with SWEEP_VRZ 1, named sweep_acoustic_vrz_*; see acoustic_cell.h); see
+ * acoustic_impl.h for the forward passes, acoustic_adjoint.h for the adjoint and acoustic_retreat.h for the
+ * rebuild (acoustic3d_impl.h, acoustic3d_adjoint.h, acoustic3d_retreat.h in 3-D, named sweep_acoustic3d_*).
+ * This file only instantiates the templates (acoustic_instance.h) and holds the shared helpers. Every exported symbol starts with
  * `sweep_`; helpers are static (a global called `step` would resolve to libc's legacy step() when loaded
  * through ctypes).
  */
@@ -35,6 +36,18 @@
                                        float *, int, sweep_run_stats *);                                   \
     int sweep_acoustic_retreat_f64_##p(const sweep_problem *, double *, const double *, int64_t, int64_t,   \
                                        double *, int, sweep_run_stats *);                                  \
+    int sweep_acoustic_vrz_forward_f32_##p(const sweep_problem *, float *, int64_t, int64_t, float *, float *, \
+                                           float *, int, sweep_run_stats *);                               \
+    int sweep_acoustic_vrz_forward_f64_##p(const sweep_problem *, double *, int64_t, int64_t, double *,      \
+                                           double *, double *, int, sweep_run_stats *);                    \
+    int sweep_acoustic_vrz_adjoint_f32_##p(const sweep_problem *, float *, const float *, int64_t, int64_t, \
+                                           const float *, float *, float *, int, sweep_run_stats *);       \
+    int sweep_acoustic_vrz_adjoint_f64_##p(const sweep_problem *, double *, const double *, int64_t, int64_t, \
+                                           const double *, double *, double *, int, sweep_run_stats *);    \
+    int sweep_acoustic_vrz_retreat_f32_##p(const sweep_problem *, float *, const float *, int64_t, int64_t, \
+                                           float *, int, sweep_run_stats *);                               \
+    int sweep_acoustic_vrz_retreat_f64_##p(const sweep_problem *, double *, const double *, int64_t, int64_t, \
+                                           double *, int, sweep_run_stats *);                              \
     int sweep_acoustic3d_forward_f32_##p(const sweep_problem3d *, float *, int64_t, int64_t, float *, float *, \
                                          float *, int, sweep_run_stats *);                                 \
     int sweep_acoustic3d_forward_f64_##p(const sweep_problem3d *, double *, int64_t, int64_t, double *,      \
@@ -99,6 +112,14 @@ DISPATCH(sweep_acoustic_adjoint_f64, ADJ_PARAMS(double),
          (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
 DISPATCH(sweep_acoustic_retreat_f32, BACK_PARAMS(float), (P, fields, strips, n0, n1, keep, nthreads, stats))
 DISPATCH(sweep_acoustic_retreat_f64, BACK_PARAMS(double), (P, fields, strips, n0, n1, keep, nthreads, stats))
+DISPATCH(sweep_acoustic_vrz_forward_f32, FWD_PARAMS(float), (P, state, n0, n1, record, keep, strips, nthreads, stats))
+DISPATCH(sweep_acoustic_vrz_forward_f64, FWD_PARAMS(double), (P, state, n0, n1, record, keep, strips, nthreads, stats))
+DISPATCH(sweep_acoustic_vrz_adjoint_f32, ADJ_PARAMS(float),
+         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
+DISPATCH(sweep_acoustic_vrz_adjoint_f64, ADJ_PARAMS(double),
+         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
+DISPATCH(sweep_acoustic_vrz_retreat_f32, BACK_PARAMS(float), (P, fields, strips, n0, n1, keep, nthreads, stats))
+DISPATCH(sweep_acoustic_vrz_retreat_f64, BACK_PARAMS(double), (P, fields, strips, n0, n1, keep, nthreads, stats))
 #define FWD3_PARAMS(R) (const sweep_problem3d *P, R *state, int64_t n0, int64_t n1, R *record, R *keep, R *strips, \
                         int nthreads, sweep_run_stats *stats)
 #define ADJ3_PARAMS(R) (const sweep_problem3d *P, R *adj, const R *kept, int64_t n0, int64_t n1, const R *grad_rec, \

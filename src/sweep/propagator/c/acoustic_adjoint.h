@@ -22,6 +22,13 @@
  * an edge span of whole chunks: no stencil needs a bounds check, and no short loop has a scalar remainder.
  */
 
+/* The row of beta in a row's buoyancy terms (VRZ), or none. */
+#if SWEEP_VRZ
+#define SWEEP_BX(B) ((B)->x)
+#else
+#define SWEEP_BX(B) ((const REAL *)0)
+#endif
+
 /* Cells per chunk of the edge spans: a cache line, a whole number of vectors on every code path. */
 #define ADJ_V ((int64_t)(64 / sizeof(REAL)))
 #define ADJ_UP(n) round_up((n), ADJ_V)
@@ -65,11 +72,16 @@ ALWAYS_INLINE void SFX(adj_pz_row_r)(const SFX(consts) *K_, const REAL *const *h
     /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
     const SFX(consts) Kl = *K_, *const K = &Kl;
     const REAL a = K->az[p], b = K->bz[p];
+#if SWEEP_VRZ
+    const REAL *restrict bb = K->b + p * K->bld; /* psi_z' carries beta: a_z beta P_z */
+#else
+    const REAL *bb = 0;
+#endif
     for (int64_t j = 0; j < K->nx; j++) {
         REAL d = K->c1[1] * (hz[1][j] - hz[-1][j]);
         for (int k = 2; k <= R; k++) d = d + K->c1[k] * (hz[k][j] - hz[-k][j]);
         const REAL P = a3[j] - d * K->inv_dh;
-        pz[j] = a * P;
+        pz[j] = SFX(beta)(bb, j, a * P);
         a3[j] = b * P;
     }
 }
@@ -79,15 +91,39 @@ ALWAYS_INLINE void SFX(adj_pz_row_r)(const SFX(consts) *K_, const REAL *const *h
  * layer). */
 ALWAYS_INLINE void SFX(adj_a1_span)(const SFX(consts) *K, REAL *restrict a0, const REAL *restrict a1,
                                     const REAL *restrict hx, const REAL *restrict px, const REAL *const *hz,
-                                    const REAL *const *pz, const REAL sigma, int64_t j0, int64_t j1,
-                                    const int DOX, const int DOZ, const int CH, const int R) {
+                                    const REAL *const *pz, const SFX(brow) *B, const REAL sigma, int64_t j0,
+                                    int64_t j1, const int DOX, const int DOZ, const int CH, const int R) {
+#if SWEEP_VRZ
+    /* The operator is symmetric (acoustic_cell.h): the forward's form on Lh_x, Lh_z; its diagonal G on one
+     * sum where Lh_x = Lh_z = s (no C-PML term near). */
+    const REAL *restrict bx = B->x, *restrict g = B->g, *restrict gx = B->gx, *restrict gz = B->gz;
+    const REAL *br_a[9];
+    for (int k = -R; k <= R; k++) br_a[R + k] = B->z[R + k];
+    const REAL *const *const br = br_a + R;
+#else
+    (void)B;
+#endif
     ADJ_FOR(j, j0, j1, CH) {
+#if SWEEP_VRZ
+        REAL tx = K->e[1] * (hx[j + 1] + hx[j - 1]), tz = K->e[1] * (hz[1][j] + hz[-1][j]);
+        REAL vx = K->e[1] * (bx[j + 1] * hx[j + 1] + bx[j - 1] * hx[j - 1]);
+        REAL vz = K->e[1] * (br[1][j] * hz[1][j] + br[-1][j] * hz[-1][j]);
+        for (int k = 2; k <= R; k++) {
+            tx = tx + K->e[k] * (hx[j + k] + hx[j - k]);
+            tz = tz + K->e[k] * (hz[k][j] + hz[-k][j]);
+            vx = vx + K->e[k] * (bx[j + k] * hx[j + k] + bx[j - k] * hx[j - k]);
+            vz = vz + K->e[k] * (br[k][j] * hz[k][j] + br[-k][j] * hz[-k][j]);
+        }
+        const REAL diag = (DOX || DOZ) ? hx[j] * gx[j] + hz[0][j] * gz[j] : hx[j] * g[j];
+        REAL t = sigma * a0[j] + 2 * a1[j] + (bx[j] * (tx + tz) + (vx + vz) - diag);
+#else
         REAL tx = K->c2[0] * hx[j], tz = K->c2[0] * hz[0][j];
         for (int k = 1; k <= R; k++) {
             tx = tx + K->c2[k] * (hx[j + k] + hx[j - k]);
             tz = tz + K->c2[k] * (hz[k][j] + hz[-k][j]);
         }
         REAL t = sigma * a0[j] + 2 * a1[j] + (tx + tz) * K->inv_dh2;
+#endif
         if (DOX) {
             REAL d = K->c1[1] * (px[j + 1] - px[j - 1]);
             for (int k = 2; k <= R; k++) d = d + K->c1[k] * (px[j + k] - px[j - k]);
@@ -116,8 +152,8 @@ ALWAYS_INLINE REAL SFX(adj_in_layer)(int64_t j, int64_t xa, int64_t xb, REAL upd
 ALWAYS_INLINE void SFX(adj_edge_span)(const SFX(consts) *K, REAL *restrict a0, const REAL *restrict a1,
                                       REAL *restrict a2, REAL *restrict a4, const REAL *restrict s,
                                       REAL *restrict hx, REAL *restrict px, const REAL *const *hz,
-                                      const REAL *const *pz, const REAL sigma, int64_t j0, int64_t j1, int64_t xa,
-                                      int64_t xb, const int DOZ, const int CH, const int R) {
+                                      const REAL *const *pz, const SFX(brow) *B, const REAL sigma, int64_t j0,
+                                      int64_t j1, int64_t xa, int64_t xb, const int DOZ, const int CH, const int R) {
     const REAL *restrict ax = K->ax, *restrict bx = K->bx;
     for (int k = 1; k <= R; k++) { /* s beyond the span (zero beyond the grid: s rows are padded) */
         hx[j0 - k] = s[j0 - k];
@@ -132,10 +168,10 @@ ALWAYS_INLINE void SFX(adj_edge_span)(const SFX(consts) *K, REAL *restrict a0, c
         REAL d = K->c1[1] * (hx[j + 1] - hx[j - 1]);
         for (int k = 2; k <= R; k++) d = d + K->c1[k] * (hx[j + k] - hx[j - k]);
         const REAL old = a2[j], P = old - d * K->inv_dh;
-        px[j] = ax[j] * P;
+        px[j] = SFX(beta)(SWEEP_BX(B), j, ax[j] * P); /* psi_x' carries beta */
         a2[j] = SFX(adj_in_layer)(j, xa, xb, bx[j] * P, old);
     }
-    SFX(adj_a1_span)(K, a0, a1, hx, px, hz, pz, sigma, j0, j1, 1, DOZ, CH, R);
+    SFX(adj_a1_span)(K, a0, a1, hx, px, hz, pz, B, sigma, j0, j1, 1, DOZ, CH, R);
 }
 
 /* Stage C on row i (a0..a4: its rows; s: its s row): A1' and the x-layer updates. With chunked edges (CH) the
@@ -143,16 +179,16 @@ ALWAYS_INLINE void SFX(adj_edge_span)(const SFX(consts) *K, REAL *restrict a0, c
  * edge span covers the row. */
 ALWAYS_INLINE void SFX(adj_row_r)(const SFX(consts) *K_, REAL *a0, const REAL *a1, REAL *a2, REAL *a4,
                                   const REAL *s, REAL *hx, REAL *px, const REAL *const *hz, const REAL *const *pz,
-                                  REAL sigma, int64_t xa, int64_t xb, int64_t xl, int64_t xr, const int DOZ,
+                                  const SFX(brow) *B, REAL sigma, int64_t xa, int64_t xb, int64_t xl, int64_t xr, const int DOZ,
                                   const int CH, const int R) {
     /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
     const SFX(consts) Kl = *K_, *const K = &Kl;
     if (CH) {
-        SFX(adj_edge_span)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, 0, xl, xa, xb, DOZ, 1, R);
-        SFX(adj_a1_span)(K, a0, a1, s, px, hz, pz, sigma, xl, xr, 0, DOZ, 0, R);
-        SFX(adj_edge_span)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, xr, K->nx, xa, xb, DOZ, 1, R);
+        SFX(adj_edge_span)(K, a0, a1, a2, a4, s, hx, px, hz, pz, B, sigma, 0, xl, xa, xb, DOZ, 1, R);
+        SFX(adj_a1_span)(K, a0, a1, s, px, hz, pz, B, sigma, xl, xr, 0, DOZ, 0, R);
+        SFX(adj_edge_span)(K, a0, a1, a2, a4, s, hx, px, hz, pz, B, sigma, xr, K->nx, xa, xb, DOZ, 1, R);
     } else {
-        SFX(adj_edge_span)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, 0, K->nx, xa, xb, DOZ, 0, R);
+        SFX(adj_edge_span)(K, a0, a1, a2, a4, s, hx, px, hz, pz, B, sigma, 0, K->nx, xa, xb, DOZ, 0, R);
     }
 }
 
@@ -163,15 +199,15 @@ ALWAYS_INLINE void SFX(adj_row_r)(const SFX(consts) *K_, REAL *a0, const REAL *a
     }                                                                                                      \
     SWEEP_NOINLINE void SFX(adj_row##RR)(const SFX(consts) *K, REAL *a0, const REAL *a1, REAL *a2, REAL *a4,  \
                                          const REAL *s, REAL *hx, REAL *px, const REAL *const *hz,           \
-                                         const REAL *const *pz, REAL sigma, int64_t xa, int64_t xb,          \
-                                         int64_t xl, int64_t xr, int doz) {                                  \
+                                         const REAL *const *pz, const SFX(brow) *B, REAL sigma, int64_t xa,  \
+                                         int64_t xb, int64_t xl, int64_t xr, int doz) {                      \
         if (xl <= xr) {                                                                                    \
             if (doz)                                                                                       \
-                SFX(adj_row_r)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, xa, xb, xl, xr, 1, 1, RR);       \
+                SFX(adj_row_r)(K, a0, a1, a2, a4, s, hx, px, hz, pz, B, sigma, xa, xb, xl, xr, 1, 1, RR);       \
             else                                                                                           \
-                SFX(adj_row_r)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, xa, xb, xl, xr, 0, 1, RR);       \
+                SFX(adj_row_r)(K, a0, a1, a2, a4, s, hx, px, hz, pz, B, sigma, xa, xb, xl, xr, 0, 1, RR);       \
         } else {                                                                                           \
-            SFX(adj_row_r)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, xa, xb, xl, xr, 1, 0, RR);           \
+            SFX(adj_row_r)(K, a0, a1, a2, a4, s, hx, px, hz, pz, B, sigma, xa, xb, xl, xr, 1, 0, RR);           \
         }                                                                                                  \
     }
 SWEEP_PER_RADIUS(DEF)
@@ -184,9 +220,9 @@ static void SFX(adj_pz_row)(const SFX(consts) *K, int r, const REAL *const *hz, 
 }
 
 static void SFX(adj_row)(const SFX(consts) *K, int r, REAL *a0, const REAL *a1, REAL *a2, REAL *a4, const REAL *s,
-                         REAL *hx, REAL *px, const REAL *const *hz, const REAL *const *pz, REAL sigma, int64_t xa,
-                         int64_t xb, int64_t xl, int64_t xr, int doz) {
-#define CALL(R) SFX(adj_row##R)(K, a0, a1, a2, a4, s, hx, px, hz, pz, sigma, xa, xb, xl, xr, doz)
+                         REAL *hx, REAL *px, const REAL *const *hz, const REAL *const *pz, const SFX(brow) *B,
+                         REAL sigma, int64_t xa, int64_t xb, int64_t xl, int64_t xr, int doz) {
+#define CALL(R) SFX(adj_row##R)(K, a0, a1, a2, a4, s, hx, px, hz, pz, B, sigma, xa, xb, xl, xr, doz)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
@@ -221,6 +257,31 @@ static int SFX(adj_tables)(const SFX(adj_rings) *g, int r, int64_t m, const REAL
     return any;
 }
 
+#if SWEEP_VRZ
+/* VRZ's d/dbeta terms of an imaged step on physical row pi, into gb (that row of g_beta): with mu = lambda K
+ * (y: lambda, the adjoint of u_{n+1}, of this shot on the padded grid; ku: u_n of the snapshot, physical
+ * grid), sum over the axes, k and the physical partners i = m +- k of e_k (mu_m - mu_i)(u_i - u_m). Pairs
+ * reaching past the physical grid are held fixed (no term). Each cell sums its own pairs in a fixed order, so
+ * no two threads add to one row. mu: a scratch row of pnx. */
+SWEEP_NOINLINE void SFX(adj_image_b)(const sweep_problem *P, const SFX(consts) *K, REAL *restrict gb,
+                                     const REAL *y, const REAL *ku, REAL *restrict mu, int64_t pi) {
+    const int64_t nx = P->nx, pnz = P->pnz, pnx = P->pnx, c = (P->ptop + pi) * nx + P->pleft;
+    const REAL *restrict w = K->w, *restrict u = ku + pi * pnx;
+    for (int64_t j = 0; j < pnx; j++) mu[j] = y[c + j] * w[c + j];
+    for (int k = 1; k <= (int)P->radius; k++) {
+        const REAL e = K->e[k];
+        for (int64_t j = k; j < pnx; j++) gb[j] += e * (mu[j] - mu[j - k]) * (u[j - k] - u[j]);
+        for (int64_t j = 0; j + k < pnx; j++) gb[j] += e * (mu[j] - mu[j + k]) * (u[j + k] - u[j]);
+        for (int side = -1; side <= 1; side += 2) {
+            if (pi + side * k < 0 || pi + side * k >= pnz) continue;
+            const int64_t cq = c + side * k * nx;
+            const REAL *restrict uq = u + side * k * pnx;
+            for (int64_t j = 0; j < pnx; j++) gb[j] += e * (mu[j] - y[cq + j] * w[cq + j]) * (uq[j] - u[j]);
+        }
+    }
+}
+#endif
+
 /* What every thread of one adjoint call reads (see sweep_acoustic_adjoint). */
 typedef struct {
     const sweep_problem *P;
@@ -252,6 +313,11 @@ static void SFX(adj_thread)(void *ctx, int me) {
     const REAL *const zero = J->rows + (int64_t)J->S.nthreads * J->per + ADJ_V;
     const SFX(adj_rings) g = {mine, mine + L * stride, mine + 2 * L * stride, zero, L, stride, nz, za, zb};
     REAL *const hx = mine + 3 * L * stride, *const px = hx + stride;
+#if SWEEP_VRZ
+    /* beta's row (padded: the x taps of Lh_x) and mu's (adj_image_b) */
+    REAL *const bp = px + stride, *const mu = bp + stride;
+    const REAL *const wav = (const REAL *)P->wavelet;
+#endif
     const REAL *hz_a[9], *pz_a[9], **const hz = hz_a + r, **const pz = pz_a + r;
     for (int64_t sh = part.s0; sh < part.s1; sh++) {
         const int64_t o = sh * plane;
@@ -260,7 +326,7 @@ static void SFX(adj_thread)(void *ctx, int me) {
             REAL *const X = ((k & 1) ? adj + fs : adj) + o;       /* sigma A0, overwritten by A1' */
             const REAL *const Y = ((k & 1) ? adj : adj + fs) + o; /* A1 */
             const REAL sigma = k == 0 ? (REAL)1 : (REAL)-1;
-            const REAL *const kp = SFX(cslot)(kept, imaged_slot(n, n0, P->image_every), ns * pplane);
+            const REAL *const kp = SFX(cslot)(kept, imaged_slot(n, n0, P->image_every), SNAPF * ns * pplane);
             if (k > 0) wait_neighbours(J->S.prog, &part, (int)k, budget);
             for (int64_t m = a - r; m < b + 2 * r; m++) {
                 /* Stage A on row m (A1 is read-only during the step, so rows beyond the band are safe). */
@@ -280,8 +346,14 @@ static void SFX(adj_thread)(void *ctx, int me) {
                 if (i >= a && i < b) {
                     const int64_t row = sh * nz + i, c = i * nx;
                     const int doz = SFX(adj_tables)(&g, r, i, hz, pz);
+#if SWEEP_VRZ
+                    memcpy(bp, Kp->b + c, (size_t)nx * sizeof(REAL));
+                    const SFX(brow) Bv = SFX(make_brow)(Kp, bp, i, r), *const B = &Bv;
+#else
+                    const SFX(brow) *const B = 0;
+#endif
                     SFX(adj_row)(Kp, r, X + c, Y + c, a2 + o + c, a4 + o + c, SFX(adj_slot)(&g, g.s, i), hx, px, hz,
-                                 pz, sigma, xa, xb, xl, xr, doz);
+                                 pz, B, sigma, xa, xb, xl, xr, doz);
                     for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
                         const int64_t q = P->rec_order[t];
                         X[c + P->rec_x[q]] += grad_rec[(sh * nt + n) * nrec + q % nrec];
@@ -291,11 +363,19 @@ static void SFX(adj_thread)(void *ctx, int me) {
                         const REAL *restrict sk = kp + sh * pplane + (i - top) * pnx;
                         const REAL *restrict y = Y + c + left;
                         for (int64_t j = 0; j < pnx; j++) gw[j] += y[j] * sk[j];
+#if SWEEP_VRZ
+                        REAL *restrict gb = grad_w + (ns + sh) * pplane + (i - top) * pnx;
+                        SFX(adj_image_b)(P, Kp, gb, Y, kp + (ns + sh) * pplane, mu, i - top);
+                        for (int64_t t = P->src_ptr[row]; t < P->src_ptr[row + 1]; t++) { /* S's beta f / dh^2 */
+                            const int64_t q = P->src_order[t], j = P->src_x[q] - left, cq = c + P->src_x[q];
+                            if (j >= 0 && j < pnx) gb[j] += (Y[cq] * w[cq]) * (wav[q * nt + n] * Kp->inv_dh2);
+                        }
+#endif
                     }
                     if (grad_wavelet)
                         for (int64_t t = P->src_ptr[row]; t < P->src_ptr[row + 1]; t++) {
                             const int64_t q = P->src_order[t], cq = c + P->src_x[q];
-                            grad_wavelet[q * nt + n] += Y[cq] * w[cq] * Kp->inv_dh2;
+                            grad_wavelet[q * nt + n] += SFX(src_term)(Kp, SWEEP_B(Kp, cq), Y[cq] * w[cq]);
                         }
                 }
             }
@@ -331,7 +411,7 @@ static void SFX(adj_thread)(void *ctx, int me) {
  * m - 2r (A1' and the x layers: reads s, Lh_z and a_z P_z of rows m-3r..m-r). Every auxiliary row is read
  * and written by one stage only. The rings hold L = 3r + 1 rows. Rows beyond a band's edges get stage A only:
  * they are z-interior (see the work split in acoustic_common.h), so their Lh_z is s and a_z P_z zero. */
-int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *kept, int64_t n0, int64_t n1,
+int KNAME(adjoint)(const sweep_problem *P, REAL *adj, const REAL *kept, int64_t n0, int64_t n1,
                                 const REAL *grad_rec, REAL *grad_w, REAL *grad_wavelet, int nthreads,
                                 sweep_run_stats *stats) {
     SFX(consts) K;
@@ -345,7 +425,7 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
     layer_columns(nx, P->xa, P->xb, &xa, &xb);
     /* Per thread: three rings of L padded rows (s, Lh_z, a_z P_z) and two padded rows (Lh_x, a_x P_x); and a
      * zero row. A padded row has ADJ_V zeros either side, never written. */
-    const int64_t L = 3 * r + 1, stride = ADJ_UP(nx) + 2 * ADJ_V, per = (3 * L + 2) * stride;
+    const int64_t L = 3 * r + 1, stride = ADJ_UP(nx) + 2 * ADJ_V, per = (3 * L + 2 + 2 * SWEEP_VRZ) * stride;
     REAL *rows = (REAL *)aligned_alloc(64, (size_t)(nthreads * per + stride) * sizeof(REAL));
     SFX(adj_job) J = {P, &K, adj, rows, grad_w, grad_wavelet, kept, grad_rec, n0, n1, per, stride, xa, xb,
                       ADJ_UP(xa + r), nx - ADJ_UP(nx - xb + r), {0}};
@@ -354,6 +434,7 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
         return 1;
     }
     memset(rows, 0, (size_t)(nthreads * per + stride) * sizeof(REAL));
+    K.zero = rows + nthreads * per + ADJ_V; /* past the grid: beta's rows too (make_brow) */
     const int status = sweep_pool_run(nthreads, SFX(adj_thread), &J, stats);
     sched_free(&J.S);
     free(rows);
@@ -363,3 +444,4 @@ int SFX(sweep_acoustic_adjoint)(const sweep_problem *P, REAL *adj, const REAL *k
 #undef ADJ_FOR
 #undef ADJ_UP
 #undef ADJ_V
+#undef SWEEP_BX

@@ -32,6 +32,11 @@ typedef struct {
     REAL c1[5], c2[5], inv_dh, inv_dh2;
     const REAL *w, *ax, *bx, *az, *bz;
     const REAL *zero; /* a row of nx zeros: stands for the rows outside the grid */
+#if SWEEP_VRZ
+    REAL e[5];                    /* c2[k] / (2 dh^2), the pair weights (acoustic_cell.h) */
+    const REAL *b, *g, *gx, *gz;  /* buoyancy, G, G_x, G_z: rows of bld values */
+    int64_t bld;
+#endif
 } SFX(consts);
 
 static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
@@ -48,7 +53,26 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
     K->az = (const REAL *)P->az;
     K->bz = (const REAL *)P->bz;
     K->zero = 0;
+#if SWEEP_VRZ
+    K->e[0] = 0;
+    for (int k = 1; k <= 4; k++) K->e[k] = (REAL)(0.5 * P->c2[k] * P->inv_dh2);
+    K->b = (const REAL *)P->b;
+    K->g = (const REAL *)P->g;
+    K->gx = K->g + P->nz * P->nx;
+    K->gz = K->g + 2 * P->nz * P->nx;
+    K->bld = P->nx;
+#endif
 }
+
+/* Fields per snapshot: S (and u_n under VRZ), each (nshots, pnz, pnx). */
+#define SNAPF (1 + SWEEP_VRZ)
+
+/* beta at flat index c of the consts' grid (VRZ; the source term ignores it otherwise). */
+#if SWEEP_VRZ
+#define SWEEP_B(K, c) ((K)->b[(c)])
+#else
+#define SWEEP_B(K, c) ((REAL)0)
+#endif
 
 /* rows[R + k] = row i + k of field f (k = -R..R), or the zero row outside the grid: stencils along z
  * then need no bounds checks, so that the top and bottom rows vectorise like the others. */
@@ -100,78 +124,12 @@ typedef struct {
     REAL *ub;  /* u of the current row at ub[SWEEP_XPAD + j], zero beyond the grid */
     REAL *pb;  /* psi_x' of the current row at pb[SWEEP_XPAD + j]: the layer columns, zero elsewhere */
     REAL *ou, *ozx, *ozz; /* a block's u_next, zeta_x', zeta_z' */
+#if SWEEP_VRZ
+    REAL *bb;  /* beta of the current row at bb[SWEEP_XPAD + j], zero beyond the grid */
+#endif
 } SFX(scratch);
 
-/* psi_x' = b_x psi_x + a_x D1x u on [j0, j1): x taps from the padded row ux; psi_x' over psi_x (the row px)
- * and into the padded row pxn. */
-ALWAYS_INLINE void SFX(psi_x_span)(const SFX(consts) *K_, const REAL *restrict ux, REAL *restrict px,
-                                   REAL *restrict pxn, int64_t j0, int64_t j1, const int R) {
-    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
-    const SFX(consts) Kl = *K_, *const K = &Kl;
-    const REAL inv_dh = K->inv_dh;
-    const REAL *restrict ax = K->ax, *restrict bx = K->bx;
-    for (int64_t j = j0; j < j1; j++) {
-        REAL d = K->c1[1] * (ux[j + 1] - ux[j - 1]);
-        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (ux[j + k] - ux[j - k]);
-        const REAL p = bx[j] * px[j] + ax[j] * (d * inv_dh);
-        px[j] = p;
-        pxn[j] = p;
-    }
-}
-
-/* psi_z' = b_z psi_z + a_z D1z u on row i (in place). */
-ALWAYS_INLINE void SFX(psi_z_span)(const SFX(consts) *K_, const REAL *restrict u, REAL *restrict pz, int64_t i,
-                                   int64_t j0, int64_t j1, const int R) {
-    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
-    const SFX(consts) Kl = *K_, *const K = &Kl;
-    const int64_t nx = K->nx;
-    const REAL inv_dh = K->inv_dh, a = K->az[i], b = K->bz[i];
-    ROWS(ur, u, i, R);
-    REAL *restrict pr = pz + i * nx;
-    for (int64_t j = j0; j < j1; j++) {
-        REAL d = K->c1[1] * (ur[1][j] - ur[-1][j]);
-        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (ur[k][j] - ur[-k][j]);
-        pr[j] = b * pr[j] + a * (d * inv_dh);
-    }
-}
-
-/* S = L_x + zeta_x' + L_z + zeta_z' at column j: ux is the row of u (x taps), ur its rows i-R..i+R (z taps),
- * pxn the row of psi_x' and pr the rows of psi_z' (when DOX / DOZ); zeta' into *zxn / *zzn from zxi / zzi;
- * bz, az are the row's z coefficients. */
-ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *ux, const REAL *const *ur, const REAL *pxn,
-                            const REAL *const *pr, const REAL *zxi, const REAL *zzi, REAL bz, REAL az, int64_t j,
-                            REAL *zxn, REAL *zzn, const int DOX, const int DOZ, const int R) {
-    const REAL uc = ux[j];
-    REAL dxx = K->c2[0] * uc, dzz = K->c2[0] * uc;
-    for (int k = 1; k <= R; k++) {
-        dxx = dxx + K->c2[k] * (ux[j + k] + ux[j - k]);
-        dzz = dzz + K->c2[k] * (ur[k][j] + ur[-k][j]);
-    }
-    REAL lx = dxx * K->inv_dh2, lz = dzz * K->inv_dh2;
-    REAL s;
-    if (DOX) {
-        REAL d = K->c1[1] * (pxn[j + 1] - pxn[j - 1]);
-        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (pxn[j + k] - pxn[j - k]);
-        lx = lx + d * K->inv_dh;
-        const REAL zn = K->bx[j] * zxi[j] + K->ax[j] * lx;
-        *zxn = zn;
-        s = lx + zn;
-    } else {
-        s = lx;
-    }
-    if (DOZ) {
-        REAL d = K->c1[1] * (pr[1][j] - pr[-1][j]);
-        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (pr[k][j] - pr[-k][j]);
-        lz = lz + d * K->inv_dh;
-        const REAL zn = bz * zzi[j] + az * lz;
-        *zzn = zn;
-        s = s + lz;
-        s = s + zn;
-    } else {
-        s = s + lz;
-    }
-    return s;
-}
+#include "acoustic_cell.h"
 
 /* The row's fields: u (x taps from ux), u_prev / zeta read from the *i rows and written to the *o rows at
  * j - o (o = 0 in place, the block's start for scratch rows), S into srow[j] when KEEP. */
@@ -180,6 +138,9 @@ typedef struct {
     REAL *upo, *zxo, *zzo, *srow;
     REAL bz, az;
     int64_t o;
+#if SWEEP_VRZ
+    SFX(brow) B;
+#endif
 } SFX(rowio);
 
 ALWAYS_INLINE void SFX(fwd_span)(const SFX(consts) *K_, const SFX(rowio) *io, int64_t j0, int64_t j1,
@@ -197,10 +158,15 @@ ALWAYS_INLINE void SFX(fwd_span)(const SFX(consts) *K_, const SFX(rowio) *io, in
         pr_a[R + k] = DOZ ? io->pr[k] : io->ur[k];
     }
     const REAL *const *const ur = ur_a + R, *const *const pr = pr_a + R;
+#if SWEEP_VRZ
+    const SFX(brow) Bl = io->B, *const B = &Bl;
+#else
+    const SFX(brow) *const B = 0;
+#endif
 #pragma GCC ivdep
     for (int64_t j = j0; j < j1; j++) {
         REAL zxn = 0, zzn = 0;
-        const REAL s = SFX(rhs)(K, ux, ur, pxn, pr, zxi, zzi, bz, az, j, &zxn, &zzn, DOX, DOZ, R);
+        const REAL s = SFX(rhs)(K, ux, ur, B, pxn, pr, zxi, zzi, bz, az, j, &zxn, &zzn, DOX, DOZ, R);
         if (DOX) zxo[j - o] = zxn;
         if (DOZ) zzo[j - o] = zzn;
         if (KEEP) srow[j] = s;
@@ -240,20 +206,34 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
     REAL *const ux = S->ub + SWEEP_XPAD, *const pxn = S->pb + SWEEP_XPAD;
     const REAL *const urow = u + c;
     REAL *const pxrow = px + c, *const uprow = up + c, *const zxrow = zx + c, *const zzrow = zz + c;
+#if SWEEP_VRZ
+    /* beta's row: the grid's for psi_x and the middle, a zero-padded copy (bx) for the edge blocks' x taps. */
+    const REAL *const brow = K->b + c;
+    REAL *const bx = S->bb + SWEEP_XPAD;
+#define SWEEP_SET_B(io_, taps) (io_).B = SFX(make_brow)(K, (taps), i, R)
+#define SWEEP_COPY_B(j0_, n_) memcpy(bx + (j0_), brow + (j0_), (size_t)(n_) * sizeof(REAL))
+#else
+    const REAL *const brow = 0;
+#define SWEEP_SET_B(io_, taps) (void)0
+#define SWEEP_COPY_B(j0_, n_) (void)0
+#endif
     SFX(rowio) io = {urow, ur, pxn, pr, uprow, zxrow, zzrow, K->w + c, uprow, zxrow, zzrow, srow,
                      K->bz[i], K->az[i], 0};
     if (X->two) {
         const int64_t l1 = X->xl + R < nx ? X->xl + R : nx, r0 = X->xr - R > 0 ? X->xr - R : 0;
         memcpy(ux, urow, (size_t)l1 * sizeof(REAL));
         memcpy(ux + r0, urow + r0, (size_t)(nx - r0) * sizeof(REAL));
-        SFX(psi_x_span)(K, ux, pxrow, pxn, 0, X->pl, R);
-        SFX(psi_x_span)(K, ux, pxrow, pxn, X->pr, nx, R);
+        SWEEP_COPY_B(0, l1);
+        SWEEP_COPY_B(r0, nx - r0);
+        SFX(psi_x_span)(K, ux, pxrow, pxn, brow, 0, X->pl, R);
+        SFX(psi_x_span)(K, ux, pxrow, pxn, brow, X->pr, nx, R);
         /* The blocks first: they read u_prev and zeta of their extra cells before the middle writes them,
          * and the middle then overwrites their S there. */
         io.ux = ux;
         io.upo = S->ou;
         io.zxo = S->ozx;
         io.zzo = S->ozz;
+        SWEEP_SET_B(io, bx);
         SFX(fwd_span_any)(K, &io, 0, X->xl, X->dox_l, doz, KEEP, R);
         SFX(put_block)(S, uprow, zxrow, zzrow, 0, 0, X->el, X->dox_l, doz);
         io.o = X->xr;
@@ -261,17 +241,22 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
         SFX(put_block)(S, uprow, zxrow, zzrow, X->xr, X->er, nx, X->dox_r, doz);
         io = (SFX(rowio)){urow, ur, pxn, pr, uprow, zxrow, zzrow, K->w + c, uprow, zxrow, zzrow, srow,
                           K->bz[i], K->az[i], 0};
+        SWEEP_SET_B(io, brow);
         SFX(fwd_span_any)(K, &io, X->el, X->er, 0, doz, KEEP, R);
     } else {
         memcpy(ux, urow, (size_t)nx * sizeof(REAL));
-        SFX(psi_x_span)(K, ux, pxrow, pxn, 0, X->xa, R);
-        SFX(psi_x_span)(K, ux, pxrow, pxn, X->xb, nx, R);
+        SWEEP_COPY_B(0, nx);
+        SFX(psi_x_span)(K, ux, pxrow, pxn, brow, 0, X->xa, R);
+        SFX(psi_x_span)(K, ux, pxrow, pxn, brow, X->xb, nx, R);
         io.ux = ux;
+        SWEEP_SET_B(io, bx);
         const int64_t m0 = clamp64(cs->c0, 0, nx), m1 = clamp64(cs->c1, m0, nx);
         SFX(fwd_span_any)(K, &io, 0, m0, 1, doz, KEEP, R);
         SFX(fwd_span_any)(K, &io, m0, m1, 0, doz, KEEP, R);
         SFX(fwd_span_any)(K, &io, m1, nx, 1, doz, KEEP, R);
     }
+#undef SWEEP_SET_B
+#undef SWEEP_COPY_B
 }
 
 /* One out-of-line function per radius (and KEEP): every inner loop still has compile-time constants, and
@@ -339,15 +324,19 @@ typedef struct {
 static SFX(thread_rows) *SFX(alloc_thread_rows)(int nthreads, int64_t nx) {
     const int64_t ld = round_up(nx + 2 * SWEEP_XPAD, 16);
     const size_t head = (size_t)round_up(nthreads * (int64_t)sizeof(SFX(thread_rows)), 64);
-    char *mem = (char *)calloc(head + (size_t)nthreads * 7 * (size_t)ld * sizeof(REAL), 1);
+    const size_t nrows = 7 + SWEEP_VRZ; /* + beta's padded row */
+    char *mem = (char *)calloc(head + (size_t)nthreads * nrows * (size_t)ld * sizeof(REAL), 1);
     if (!mem) return 0;
     SFX(thread_rows) *T = (SFX(thread_rows) *)mem;
     REAL *block = (REAL *)(mem + head);
     for (int t = 0; t < nthreads; t++) {
-        REAL *b = block + (size_t)t * 7 * (size_t)ld;
+        REAL *b = block + (size_t)t * nrows * (size_t)ld;
         T[t].srow = b;
         T[t].uold = b + ld;
         T[t].s = (SFX(scratch)){b + 2 * ld, b + 3 * ld, b + 4 * ld, b + 5 * ld, b + 6 * ld};
+#if SWEEP_VRZ
+        T[t].s.bb = b + 7 * ld;
+#endif
     }
     return T;
 }
@@ -383,14 +372,20 @@ static void SFX(fwd_band)(const sweep_problem *P, const SFX(consts) *K, const se
              * from the saved u_prev. */
             for (int64_t t = q0; t < q1; t++) {
                 const int64_t q = P->src_order[t];
-                srow[P->src_x[q]] += wav[q * nt + n] * K->inv_dh2;
+                const int64_t j = P->src_x[q];
+                srow[j] += SFX(src_term)(K, SWEEP_B(K, i * nx + j), wav[q * nt + n]);
             }
             for (int64_t t = q0; t < q1; t++) {
                 const int64_t j = P->src_x[P->src_order[t]], c = i * nx + j;
                 up[c] = 2 * u[c] - uold[j] + w[c] * srow[j];
             }
         }
-        if (kp && phys) memcpy(kp + sh * pplane + (i - top) * pnx, srow + left, (size_t)pnx * sizeof(REAL));
+        if (kp && phys) {
+            memcpy(kp + sh * pplane + (i - top) * pnx, srow + left, (size_t)pnx * sizeof(REAL));
+            if (SWEEP_VRZ) /* and u_n (VRZ's snapshot (S, u_n)) */
+                memcpy(kp + (P->nshots + sh) * pplane + (i - top) * pnx, u + i * nx + left,
+                       (size_t)pnx * sizeof(REAL));
+        }
         if (record && n + 1 < n1)
             for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
                 const int64_t q = P->rec_order[t];
@@ -439,7 +434,7 @@ static void SFX(fwd_thread)(void *ctx, int me) {
             REAL *const up = ((n - n0) & 1) ? s1 : s0;
             const REAL *const u = ((n - n0) & 1) ? s0 : s1;
             if (n > n0) wait_neighbours(J->S.prog, &part, (int)(n - n0), budget);
-            REAL *const kp = SFX(slot)(J->keep, imaged_slot(n, n0, P->image_every), ns * pplane); /* 0: not imaged */
+            REAL *const kp = SFX(slot)(J->keep, imaged_slot(n, n0, P->image_every), SNAPF * ns * pplane); /* 0: not imaged */
             SFX(fwd_band)(P, J->K, J->rs, J->cs, J->X, J->T + me, u + o, up + o, J->px + o, J->pz + o, J->zx + o,
                           J->zz + o, sh, part.a, part.b, n, n1, kp, J->record,
                           J->strips ? J->strips + (n - n0) * ns * nstrip : 0, J->sptr);
@@ -460,7 +455,7 @@ static void SFX(fwd_thread)(void *ctx, int me) {
  * gets each step's snapshot S on the physical grid; `strips` (n1 - n0, nshots, nstrip), if not NULL,
  * gets u_prev at the start of each step on the strip cells. `stats`, if not NULL, gets what the run
  * measured (pool.h). Returns 0, or 1 if out of memory (nothing is then changed). */
-int SFX(sweep_acoustic_forward)(const sweep_problem *P, REAL *state, int64_t n0, int64_t n1, REAL *record,
+int KNAME(forward)(const sweep_problem *P, REAL *state, int64_t n0, int64_t n1, REAL *record,
                                 REAL *keep, REAL *strips, int nthreads, sweep_run_stats *stats) {
     SFX(consts) K;
     SFX(load_consts)(P, &K);

@@ -1,10 +1,28 @@
 /* One instance of every kernel, 2-D and 3-D, in float32 and float64, with the names ISA(name_f32) /
- * ISA(name_f64); included by acoustic.c once per code path (see "Code paths" there). */
+ * ISA(name_f64); included by acoustic.c once per code path (see "Code paths" there). The 2-D templates are
+ * instantiated twice per precision: the constant-density acoustic kernels (SWEEP_VRZ 0, sweep_acoustic_*)
+ * and the variable-density ones (SWEEP_VRZ 1, sweep_acoustic_vrz_*; their static helpers end in _vrz_f32 /
+ * _vrz_f64). KNAME(x) names an exported 2-D kernel. */
 #define REAL float
 #define SFX(name) ISA(name##_f32)
+#define SWEEP_VRZ 0
+#define KNAME(x) ISA(sweep_acoustic_##x##_f32)
 #include "acoustic_impl.h"
 #include "acoustic_adjoint.h"
 #include "acoustic_retreat.h"
+#undef SFX
+#undef SWEEP_VRZ
+#undef KNAME
+#define SFX(name) ISA(name##_vrz_f32)
+#define SWEEP_VRZ 1
+#define KNAME(x) ISA(sweep_acoustic_vrz_##x##_f32)
+#include "acoustic_impl.h"
+#include "acoustic_adjoint.h"
+#include "acoustic_retreat.h"
+#undef SFX
+#undef SWEEP_VRZ
+#undef KNAME
+#define SFX(name) ISA(name##_f32)
 /* The 3-D kernels without FMA contraction (see c3_x in acoustic3d_impl.h) and with 256-bit vectors (measured a
  * little faster than 512-bit ones on Zen 4, and the C-PML spans are rounded to fewer cells). */
 #pragma GCC push_options
@@ -20,9 +38,24 @@
 
 #define REAL double
 #define SFX(name) ISA(name##_f64)
+#define SWEEP_VRZ 0
+#define KNAME(x) ISA(sweep_acoustic_##x##_f64)
 #include "acoustic_impl.h"
 #include "acoustic_adjoint.h"
 #include "acoustic_retreat.h"
+#undef SFX
+#undef SWEEP_VRZ
+#undef KNAME
+#define SFX(name) ISA(name##_vrz_f64)
+#define SWEEP_VRZ 1
+#define KNAME(x) ISA(sweep_acoustic_vrz_##x##_f64)
+#include "acoustic_impl.h"
+#include "acoustic_adjoint.h"
+#include "acoustic_retreat.h"
+#undef SFX
+#undef SWEEP_VRZ
+#undef KNAME
+#define SFX(name) ISA(name##_f64)
 /* The 3-D kernels without FMA contraction (see c3_x in acoustic3d_impl.h) and with 256-bit vectors (measured a
  * little faster than 512-bit ones on Zen 4, and the C-PML spans are rounded to fewer cells). */
 #pragma GCC push_options

@@ -18,8 +18,8 @@
 /* S of row i on [j0, j1) into srow[j]; u_{n-1} over u_{n+1} (in `un`); wr is row i of w, ux row i of u (the
  * grid's or a zero-padded copy: x taps). */
 ALWAYS_INLINE void SFX(back_span)(const SFX(consts) *K_, const REAL *restrict ux, const REAL *u, REAL *restrict un,
-                                  const REAL *restrict wr, REAL *restrict srow, int64_t i, int64_t j0, int64_t j1,
-                                  const int R) {
+                                  const REAL *restrict wr, REAL *restrict srow, const SFX(brow) *B, int64_t i,
+                                  int64_t j0, int64_t j1, const int R) {
     /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
     const SFX(consts) Kl = *K_, *const K = &Kl;
     const int64_t nx = K->nx;
@@ -28,7 +28,7 @@ ALWAYS_INLINE void SFX(back_span)(const SFX(consts) *K_, const REAL *restrict ux
 #pragma GCC ivdep
     for (int64_t j = j0; j < j1; j++) {
         REAL unused;
-        const REAL s = SFX(rhs)(K, ux, ur, 0, ur, 0, 0, 0, 0, j, &unused, &unused, 0, 0, R);
+        const REAL s = SFX(rhs)(K, ux, ur, B, 0, ur, 0, 0, 0, 0, j, &unused, &unused, 0, 0, R);
         srow[j] = s;
         unr[j] = 2 * ux[j] - unr[j] + wr[j] * s;
     }
@@ -40,10 +40,19 @@ ALWAYS_INLINE void SFX(back_span)(const SFX(consts) *K_, const REAL *restrict ux
  * arithmetic (same operations, same contractions into FMAs). */
 ALWAYS_INLINE void SFX(back_row_r)(const SFX(consts) *K, const REAL *u, REAL *un, const REAL *wr, REAL *srow,
                                    int64_t i, const int64_t *cells, int64_t ncells, const segments *cs, REAL *ub,
-                                   const int R) {
+                                   REAL *bb, const int R) {
     const int64_t nx = K->nx;
     const REAL *const urow = u + i * nx;
     REAL *const ux = ub + SWEEP_XPAD;
+#if SWEEP_VRZ
+    /* beta's row as the forward's: the grid's, or a zero-padded copy where ux is one */
+    const REAL *const brow = K->b + i * K->bld;
+    const SFX(brow) Bd = SFX(make_brow)(K, brow, i, R), Bp = SFX(make_brow)(K, bb + SWEEP_XPAD, i, R);
+    const SFX(brow) *const Bdirect = &Bd, *const Bpad = &Bp;
+#else
+    (void)bb;
+    const SFX(brow) *const Bdirect = 0, *const Bpad = 0;
+#endif
     int copied = 0;
     int64_t j0 = 0;
     for (int64_t t = 0; t <= ncells; t++) {
@@ -51,11 +60,14 @@ ALWAYS_INLINE void SFX(back_row_r)(const SFX(consts) *K, const REAL *u, REAL *un
         const int64_t m0 = clamp64(cs->s1, j0, j1), m1 = clamp64(cs->s4, m0, j1);
         if (!copied && (j0 < m0 || m1 < j1)) {
             memcpy(ux, urow, (size_t)nx * sizeof(REAL));
+#if SWEEP_VRZ
+            memcpy(bb + SWEEP_XPAD, brow, (size_t)nx * sizeof(REAL));
+#endif
             copied = 1;
         }
-        if (j0 < m0) SFX(back_span)(K, ux, u, un, wr, srow, i, j0, m0, R);
-        if (m0 < m1) SFX(back_span)(K, urow, u, un, wr, srow, i, m0, m1, R);
-        if (m1 < j1) SFX(back_span)(K, ux, u, un, wr, srow, i, m1, j1, R);
+        if (j0 < m0) SFX(back_span)(K, ux, u, un, wr, srow, Bpad, i, j0, m0, R);
+        if (m0 < m1) SFX(back_span)(K, urow, u, un, wr, srow, Bdirect, i, m0, m1, R);
+        if (m1 < j1) SFX(back_span)(K, ux, u, un, wr, srow, Bpad, i, m1, j1, R);
         j0 = j1 + 1;
     }
 }
@@ -63,15 +75,15 @@ ALWAYS_INLINE void SFX(back_row_r)(const SFX(consts) *K, const REAL *u, REAL *un
 #define DEF(RR)                                                                                            \
     SWEEP_NOINLINE void SFX(back_row##RR)(const SFX(consts) *K, const REAL *u, REAL *un, const REAL *wr,      \
                                           REAL *srow, int64_t i, const int64_t *cells, int64_t ncells,       \
-                                          const segments *cs, REAL *ub) {                                    \
-        SFX(back_row_r)(K, u, un, wr, srow, i, cells, ncells, cs, ub, RR);                                   \
+                                          const segments *cs, REAL *ub, REAL *bb) {                          \
+        SFX(back_row_r)(K, u, un, wr, srow, i, cells, ncells, cs, ub, bb, RR);                               \
     }
 SWEEP_PER_RADIUS(DEF)
 #undef DEF
 
 static void SFX(back_row)(const SFX(consts) *K, int r, const REAL *u, REAL *un, const REAL *wr, REAL *srow,
-                          int64_t i, const int64_t *cells, int64_t ncells, const segments *cs, REAL *ub) {
-#define CALL(R) SFX(back_row##R)(K, u, un, wr, srow, i, cells, ncells, cs, ub)
+                          int64_t i, const int64_t *cells, int64_t ncells, const segments *cs, REAL *ub, REAL *bb) {
+#define CALL(R) SFX(back_row##R)(K, u, un, wr, srow, i, cells, ncells, cs, ub, bb)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
@@ -104,6 +116,11 @@ static void SFX(back_thread)(void *ctx, int me) {
     const unsigned int mxcsr = enter_ftz();
     const sweep_part part = J->S.plan[me];
     REAL *const uold = J->T[me].uold, *const ub = J->T[me].s.ub;
+#if SWEEP_VRZ
+    REAL *const bb = J->T[me].s.bb;
+#else
+    REAL *const bb = 0;
+#endif
     for (int64_t sh = part.s0; sh < part.s1; sh++) {
         const int64_t o = sh * plane;
         for (int64_t n = n1 - 1; n >= n0; n--) {
@@ -111,7 +128,7 @@ static void SFX(back_thread)(void *ctx, int me) {
             const int64_t k = n1 - 1 - n;
             REAL *const un = (k & 1) ? s1 : s0;
             const REAL *const u = (k & 1) ? s0 : s1;
-            REAL *const kp = SFX(slot)(J->keep, imaged_slot(n, n0, P->image_every), fs); /* 0: not imaged */
+            REAL *const kp = SFX(slot)(J->keep, imaged_slot(n, n0, P->image_every), SNAPF * fs); /* 0: not imaged */
             const REAL *const sp = J->strips + (n - n0) * ns * nstrip;
             if (k > 0) wait_neighbours(J->S.prog, &part, (int)k, budget);
             for (int64_t i = part.a; i < part.b; i++) {
@@ -121,13 +138,16 @@ static void SFX(back_thread)(void *ctx, int me) {
                 const REAL *const wr = K->w + (top + i) * NX + left;
                 REAL *const srow = kp ? kp + o + i * nx : J->T[me].srow; /* S of a step not imaged: scratch */
                 if (q0 < q1) memcpy(uold, un + o + i * nx, (size_t)nx * sizeof(REAL));
-                SFX(back_row)(K, r, u + o, un + o, wr, srow, i, cells, ncells, J->cs, ub);
+                SFX(back_row)(K, r, u + o, un + o, wr, srow, i, cells, ncells, J->cs, ub, bb);
+                if (SWEEP_VRZ && kp) /* VRZ's snapshot (S_n, u_n) */
+                    memcpy(kp + fs + o + i * nx, u + o + i * nx, (size_t)nx * sizeof(REAL));
                 if (q0 < q1) {
                     /* Interior sources in the forward's order: S += f / dh^2, then redo u_{n-1}. A strip
                      * cell's S already holds its sources. */
                     for (int64_t t = q0; t < q1; t++) {
                         const int64_t q = P->src_order[t], j = P->src_x[q] - left;
-                        if (!sorted_contains(cells, ncells, i * nx + j)) srow[j] += wav[q * nt + n] * K->inv_dh2;
+                        if (!sorted_contains(cells, ncells, i * nx + j))
+                            srow[j] += SFX(src_term)(K, SWEEP_B(K, i * K->bld + j), wav[q * nt + n]);
                     }
                     for (int64_t t = q0; t < q1; t++) {
                         const int64_t j = P->src_x[P->src_order[t]] - left, c = o + i * nx + j;
@@ -157,7 +177,7 @@ static void SFX(back_thread)(void *ctx, int me) {
  * (u_{n0}, u_{n0-1}) on return. `strips` (n1 - n0, nshots, nstrip) holds each step's u_{n-1} on the
  * strip cells; `keep` (n1 - n0, nshots, nz, nx) gets each step's S_n; `stats`, if not NULL, what the run
  * measured (pool.h). Returns 0, or 1 if out of memory (nothing is then changed). */
-int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL *strips, int64_t n0, int64_t n1,
+int KNAME(retreat)(const sweep_problem *P, REAL *fields, const REAL *strips, int64_t n0, int64_t n1,
                                 REAL *keep, int nthreads, sweep_run_stats *stats) {
     SFX(consts) K;
     SFX(load_consts)(P, &K);
@@ -166,6 +186,15 @@ int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL
     const int64_t nz = P->pnz, nx = P->pnx;
     K.nz = nz;
     K.nx = nx;
+#if SWEEP_VRZ
+    { /* beta and G on the physical window of the padded grid (rows of NX values) */
+        const int64_t off = P->ptop * P->nx + P->pleft;
+        K.b += off;
+        K.g += off;
+        K.gx += off;
+        K.gz += off;
+    }
+#endif
     const int r = (int)P->radius;
     const segments cs = make_segments(nx, r, 0, nx);
     if (n1 <= n0) return 0;
@@ -189,3 +218,5 @@ int SFX(sweep_acoustic_retreat)(const sweep_problem *P, REAL *fields, const REAL
 }
 
 #undef ROWS
+#undef SWEEP_B
+#undef SNAPF

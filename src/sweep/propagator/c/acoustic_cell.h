@@ -1,0 +1,158 @@
+/* Per-cell arithmetic of the 2-D step, included by acoustic_impl.h (same REAL / SFX) for both equations:
+ * SWEEP_VRZ 0, the constant-density acoustic step; SWEEP_VRZ 1, the variable-density one (VRZ, see
+ * sweep/propagator/eager/acoustic_vrz.py). The forward, the rebuild and (for the operator's taps) the adjoint
+ * all go through these functions, so that the rebuild repeats the forward's rounding.
+ *
+ * VRZ's d/da (beta du/da) along an axis, sum_k c_k/dh^2 [(beta_i + beta_{i+k})/2 (u_{i+k} - u_i) + (beta_i +
+ * beta_{i-k})/2 (u_{i-k} - u_i)], is computed as
+ *     beta_i A(u) + A(beta u) - G_i u_i,   A(f) = sum_k e_k (f_{i+k} + f_{i-k}),  e_k = c_k / (2 dh^2),
+ *     G_i = sum_k e_k (beta_{i+k} + beta_{i-k} + 2 beta_i)   (beta edge-replicated past the grid),
+ * the same operator, with G a static coefficient (precomputed: sweep_problem.g holds G = G_x + G_z, G_x and
+ * G_z). That costs two taps per offset (u and beta u), the constant-density stencil's one plus one, instead
+ * of the pair form's four subtractions and two products; the operator stays symmetric for any G (off the
+ * diagonal e_k (beta_i + beta_j)), so the hand-written adjoint is its exact transpose. Past the grid u is
+ * zero, so beta's values there (taps read zeros) never matter.
+ */
+
+#if SWEEP_VRZ
+/* The buoyancy terms of one row: beta for the x taps (the grid's row, or a zero-padded copy of it where the u
+ * taps come from one), beta rows i-R..i+R for the z taps (z[R + k]; a zero row past the grid) and the row's
+ * G, G_x, G_z. */
+typedef struct {
+    const REAL *x, *g, *gx, *gz;
+    const REAL *z[9];
+} SFX(brow);
+
+/* Row i's buoyancy terms (x taps from bx), for the R of the stencil. */
+ALWAYS_INLINE SFX(brow) SFX(make_brow)(const SFX(consts) *K, const REAL *bx, int64_t i, const int R) {
+    SFX(brow) B;
+    const int64_t c = i * K->bld;
+    B.x = bx;
+    B.g = K->g + c;
+    B.gx = K->gx + c;
+    B.gz = K->gz + c;
+    for (int k = -R; k <= R; k++) {
+        const int64_t ii = i + k;
+        B.z[R + k] = (ii >= 0 && ii < K->nz) ? K->b + ii * K->bld : K->zero;
+    }
+    return B;
+}
+#else
+typedef struct { const REAL *unused; } SFX(brow);
+#endif
+
+/* beta_j x under VRZ (bb: the row of beta), x otherwise. */
+ALWAYS_INLINE REAL SFX(beta)(const REAL *bb, int64_t j, REAL x) {
+#if SWEEP_VRZ
+    return bb[j] * x;
+#else
+    (void)bb;
+    (void)j;
+    return x;
+#endif
+}
+
+/* What a source adds to S: f / dh^2, times the buoyancy bsrc of its cell under VRZ. */
+ALWAYS_INLINE REAL SFX(src_term)(const SFX(consts) *K, REAL bsrc, REAL f) {
+#if SWEEP_VRZ
+    return bsrc * (f * K->inv_dh2);
+#else
+    (void)bsrc;
+    return f * K->inv_dh2;
+#endif
+}
+
+/* psi_x' = b_x psi_x + a_x [beta] D1x u on [j0, j1): x taps from the padded row ux; psi_x' over psi_x (the row
+ * px) and into the padded row pxn; bb the row of beta (VRZ). */
+ALWAYS_INLINE void SFX(psi_x_span)(const SFX(consts) *K_, const REAL *restrict ux, REAL *restrict px,
+                                   REAL *restrict pxn, const REAL *restrict bb, int64_t j0, int64_t j1, const int R) {
+    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
+    const SFX(consts) Kl = *K_, *const K = &Kl;
+    const REAL inv_dh = K->inv_dh;
+    const REAL *restrict ax = K->ax, *restrict bx = K->bx;
+    for (int64_t j = j0; j < j1; j++) {
+        REAL d = K->c1[1] * (ux[j + 1] - ux[j - 1]);
+        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (ux[j + k] - ux[j - k]);
+        const REAL p = bx[j] * px[j] + ax[j] * SFX(beta)(bb, j, d * inv_dh);
+        px[j] = p;
+        pxn[j] = p;
+    }
+}
+
+/* psi_z' = b_z psi_z + a_z [beta] D1z u on row i (in place). */
+ALWAYS_INLINE void SFX(psi_z_span)(const SFX(consts) *K_, const REAL *restrict u, REAL *restrict pz, int64_t i,
+                                   int64_t j0, int64_t j1, const int R) {
+    /* A local copy: its coefficients are then loop invariants the compiler keeps in registers. */
+    const SFX(consts) Kl = *K_, *const K = &Kl;
+    const int64_t nx = K->nx;
+    const REAL inv_dh = K->inv_dh, a = K->az[i], b = K->bz[i];
+#if SWEEP_VRZ
+    const REAL *restrict bb = K->b + i * K->bld;
+#else
+    const REAL *bb = 0;
+#endif
+    ROWS(ur, u, i, R);
+    REAL *restrict pr = pz + i * nx;
+    for (int64_t j = j0; j < j1; j++) {
+        REAL d = K->c1[1] * (ur[1][j] - ur[-1][j]);
+        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (ur[k][j] - ur[-k][j]);
+        pr[j] = b * pr[j] + a * SFX(beta)(bb, j, d * inv_dh);
+    }
+}
+
+/* S = L_x + zeta_x' + L_z + zeta_z' at column j: ux is the row of u (x taps), ur its rows i-R..i+R (z taps),
+ * pxn the row of psi_x' and pr the rows of psi_z' (when DOX / DOZ); zeta' into *zxn / *zzn from zxi / zzi;
+ * bz, az are the row's z coefficients; B the row's buoyancy terms (VRZ). */
+ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *ux, const REAL *const *ur, const SFX(brow) *B,
+                            const REAL *pxn, const REAL *const *pr, const REAL *zxi, const REAL *zzi, REAL bz,
+                            REAL az, int64_t j, REAL *zxn, REAL *zzn, const int DOX, const int DOZ, const int R) {
+    const REAL uc = ux[j];
+#if SWEEP_VRZ
+    /* beta_j A(u) + A(beta u) - G_j u_j per axis (see the top of this file); one sum of both axes where no
+     * C-PML term separates them. */
+    const REAL *const bx = B->x, *const *const br = B->z + R, bc = bx[j];
+    REAL ax_ = K->e[1] * (ux[j + 1] + ux[j - 1]), az_ = K->e[1] * (ur[1][j] + ur[-1][j]);
+    REAL vx = K->e[1] * (bx[j + 1] * ux[j + 1] + bx[j - 1] * ux[j - 1]);
+    REAL vz = K->e[1] * (br[1][j] * ur[1][j] + br[-1][j] * ur[-1][j]);
+    for (int k = 2; k <= R; k++) {
+        ax_ = ax_ + K->e[k] * (ux[j + k] + ux[j - k]);
+        az_ = az_ + K->e[k] * (ur[k][j] + ur[-k][j]);
+        vx = vx + K->e[k] * (bx[j + k] * ux[j + k] + bx[j - k] * ux[j - k]);
+        vz = vz + K->e[k] * (br[k][j] * ur[k][j] + br[-k][j] * ur[-k][j]);
+    }
+    if (!DOX && !DOZ) return bc * (ax_ + az_) + (vx + vz) - uc * B->g[j];
+    REAL lx = bc * ax_ + vx - uc * B->gx[j], lz = bc * az_ + vz - uc * B->gz[j];
+#else
+    (void)B;
+    REAL dxx = K->c2[0] * uc, dzz = K->c2[0] * uc;
+    for (int k = 1; k <= R; k++) {
+        dxx = dxx + K->c2[k] * (ux[j + k] + ux[j - k]);
+        dzz = dzz + K->c2[k] * (ur[k][j] + ur[-k][j]);
+    }
+    REAL lx = dxx * K->inv_dh2, lz = dzz * K->inv_dh2;
+#endif
+    REAL s;
+    if (DOX) {
+        REAL d = K->c1[1] * (pxn[j + 1] - pxn[j - 1]);
+        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (pxn[j + k] - pxn[j - k]);
+        lx = lx + d * K->inv_dh;
+        const REAL zn = K->bx[j] * zxi[j] + K->ax[j] * lx;
+        *zxn = zn;
+        s = lx + zn;
+    } else {
+        s = lx;
+    }
+    if (DOZ) {
+        REAL d = K->c1[1] * (pr[1][j] - pr[-1][j]);
+        for (int k = 2; k <= R; k++) d = d + K->c1[k] * (pr[k][j] - pr[-k][j]);
+        lz = lz + d * K->inv_dh;
+        const REAL zn = bz * zzi[j] + az * lz;
+        *zzn = zn;
+        s = s + lz;
+        s = s + zn;
+    } else {
+        s = s + lz;
+    }
+    return s;
+}
+

@@ -31,7 +31,7 @@ class _Problem(ctypes.Structure):
         ("src_ptr", ctypes.c_void_p), ("src_order", ctypes.c_void_p),
         ("rec_ptr", ctypes.c_void_p), ("rec_order", ctypes.c_void_p),
         ("strip_idx", ctypes.c_void_p), ("nstrip", ctypes.c_int64), ("image_every", ctypes.c_int64),
-        ("b", ctypes.c_void_p), ("g", ctypes.c_void_p),  # variable density only (acoustic_vrz2d.py)
+        ("b", ctypes.c_void_p),  # variable density only (acoustic_vrz2d.py)
     ]
 
 

@@ -94,9 +94,8 @@ ALWAYS_INLINE void SFX(adj_a1_span)(const SFX(consts) *K, REAL *restrict a0, con
                                     const REAL *const *pz, const SFX(brow) *B, const REAL sigma, int64_t j0,
                                     int64_t j1, const int DOX, const int DOZ, const int CH, const int R) {
 #if SWEEP_VRZ
-    /* The operator is symmetric (acoustic_cell.h): the forward's form on Lh_x, Lh_z; its diagonal G on one
-     * sum where Lh_x = Lh_z = s (no C-PML term near). */
-    const REAL *restrict bx = B->x, *restrict g = B->g, *restrict gx = B->gx, *restrict gz = B->gz;
+    /* The operator is symmetric (acoustic_cell.h): the forward's pair form on Lh_x and Lh_z. */
+    const REAL *restrict bx = B->x;
     const REAL *br_a[9];
     for (int k = -R; k <= R; k++) br_a[R + k] = B->z[R + k];
     const REAL *const *const br = br_a + R;
@@ -105,17 +104,16 @@ ALWAYS_INLINE void SFX(adj_a1_span)(const SFX(consts) *K, REAL *restrict a0, con
 #endif
     ADJ_FOR(j, j0, j1, CH) {
 #if SWEEP_VRZ
-        REAL tx = K->e[1] * (hx[j + 1] + hx[j - 1]), tz = K->e[1] * (hz[1][j] + hz[-1][j]);
-        REAL vx = K->e[1] * (bx[j + 1] * hx[j + 1] + bx[j - 1] * hx[j - 1]);
-        REAL vz = K->e[1] * (br[1][j] * hz[1][j] + br[-1][j] * hz[-1][j]);
+        const REAL hxc = hx[j], hzc = hz[0][j];
+        REAL eb = K->e[1] * bx[j];
+        REAL tx = (eb + K->e[1] * bx[j + 1]) * (hx[j + 1] - hxc) + (eb + K->e[1] * bx[j - 1]) * (hx[j - 1] - hxc);
+        REAL tz = (eb + K->e[1] * br[1][j]) * (hz[1][j] - hzc) + (eb + K->e[1] * br[-1][j]) * (hz[-1][j] - hzc);
         for (int k = 2; k <= R; k++) {
-            tx = tx + K->e[k] * (hx[j + k] + hx[j - k]);
-            tz = tz + K->e[k] * (hz[k][j] + hz[-k][j]);
-            vx = vx + K->e[k] * (bx[j + k] * hx[j + k] + bx[j - k] * hx[j - k]);
-            vz = vz + K->e[k] * (br[k][j] * hz[k][j] + br[-k][j] * hz[-k][j]);
+            eb = K->e[k] * bx[j];
+            tx = tx + (eb + K->e[k] * bx[j + k]) * (hx[j + k] - hxc) + (eb + K->e[k] * bx[j - k]) * (hx[j - k] - hxc);
+            tz = tz + (eb + K->e[k] * br[k][j]) * (hz[k][j] - hzc) + (eb + K->e[k] * br[-k][j]) * (hz[-k][j] - hzc);
         }
-        const REAL diag = (DOX || DOZ) ? hx[j] * gx[j] + hz[0][j] * gz[j] : hx[j] * g[j];
-        REAL t = sigma * a0[j] + 2 * a1[j] + (bx[j] * (tx + tz) + (vx + vz) - diag);
+        REAL t = sigma * a0[j] + 2 * a1[j] + (tx + tz);
 #else
         REAL tx = K->c2[0] * hx[j], tz = K->c2[0] * hz[0][j];
         for (int k = 1; k <= R; k++) {
@@ -314,7 +312,7 @@ static void SFX(adj_thread)(void *ctx, int me) {
     const SFX(adj_rings) g = {mine, mine + L * stride, mine + 2 * L * stride, zero, L, stride, nz, za, zb};
     REAL *const hx = mine + 3 * L * stride, *const px = hx + stride;
 #if SWEEP_VRZ
-    /* beta's row (padded: the x taps of Lh_x) and mu's (adj_image_b) */
+    /* beta's row (padded with its edge values: the x taps of Lh_x) and mu's (adj_image_b) */
     REAL *const bp = px + stride, *const mu = bp + stride;
     const REAL *const wav = (const REAL *)P->wavelet;
 #endif
@@ -348,6 +346,7 @@ static void SFX(adj_thread)(void *ctx, int me) {
                     const int doz = SFX(adj_tables)(&g, r, i, hz, pz);
 #if SWEEP_VRZ
                     memcpy(bp, Kp->b + c, (size_t)nx * sizeof(REAL));
+                    SFX(pad_beta)(bp, Kp->b + c, nx);
                     const SFX(brow) Bv = SFX(make_brow)(Kp, bp, i, r), *const B = &Bv;
 #else
                     const SFX(brow) *const B = 0;
@@ -434,7 +433,6 @@ int KNAME(adjoint)(const sweep_problem *P, REAL *adj, const REAL *kept, int64_t 
         return 1;
     }
     memset(rows, 0, (size_t)(nthreads * per + stride) * sizeof(REAL));
-    K.zero = rows + nthreads * per + ADJ_V; /* past the grid: beta's rows too (make_brow) */
     const int status = sweep_pool_run(nthreads, SFX(adj_thread), &J, stats);
     sched_free(&J.S);
     free(rows);

@@ -1,41 +1,41 @@
 /* Per-cell arithmetic of the 2-D step, included by acoustic_impl.h (same REAL / SFX) for both equations:
  * SWEEP_VRZ 0, the constant-density acoustic step; SWEEP_VRZ 1, the variable-density one (VRZ, see
- * sweep/propagator/eager/acoustic_vrz.py). The forward, the rebuild and (for the operator's taps) the adjoint
- * all go through these functions, so that the rebuild repeats the forward's rounding.
+ * sweep/propagator/eager/acoustic_vrz.py). The forward and the rebuild both go through `rhs`, so that the
+ * rebuild repeats the forward's rounding; the adjoint applies the same (symmetric) operator.
  *
- * VRZ's d/da (beta du/da) along an axis, sum_k c_k/dh^2 [(beta_i + beta_{i+k})/2 (u_{i+k} - u_i) + (beta_i +
- * beta_{i-k})/2 (u_{i-k} - u_i)], is computed as
- *     beta_i A(u) + A(beta u) - G_i u_i,   A(f) = sum_k e_k (f_{i+k} + f_{i-k}),  e_k = c_k / (2 dh^2),
- *     G_i = sum_k e_k (beta_{i+k} + beta_{i-k} + 2 beta_i)   (beta edge-replicated past the grid),
- * the same operator, with G a static coefficient (precomputed: sweep_problem.g holds G = G_x + G_z, G_x and
- * G_z). That costs two taps per offset (u and beta u), the constant-density stencil's one plus one, instead
- * of the pair form's four subtractions and two products; the operator stays symmetric for any G (off the
- * diagonal e_k (beta_i + beta_j)), so the hand-written adjoint is its exact transpose. Past the grid u is
- * zero, so beta's values there (taps read zeros) never matter.
+ * VRZ's d/da (beta du/da) along an axis is the eager stepper's pair form,
+ *     sum_k (e_k beta_i + e_k beta_{i+-k}) (u_{i+-k} - u_i),   e_k = c_k / (2 dh^2),
+ * three operations per tap (e_k beta_i once per offset). beta past the grid is edge-replicated (u is zero
+ * there, the pair's coefficient is not): a row's x taps come from the grid's row or, near an edge, from a
+ * copy of it padded with its edge values (pad_beta), its z taps from rows clamped to the grid (make_brow).
+ * Measured against the alternative beta A(u) + A(beta u) - G u (A the pair sums of u, G a precomputed
+ * diagonal), which needs the same taps plus a G array: the pair form streams one array less per step and has
+ * no cancellation between large terms.
  */
 
 #if SWEEP_VRZ
-/* The buoyancy terms of one row: beta for the x taps (the grid's row, or a zero-padded copy of it where the u
- * taps come from one), beta rows i-R..i+R for the z taps (z[R + k]; a zero row past the grid) and the row's
- * G, G_x, G_z. */
+/* The buoyancy taps of one row: beta for the x taps (the grid's row, or a padded copy of it) and beta rows
+ * i-R..i+R for the z taps (z[R + k], clamped to the grid). */
 typedef struct {
-    const REAL *x, *g, *gx, *gz;
+    const REAL *x;
     const REAL *z[9];
 } SFX(brow);
 
-/* Row i's buoyancy terms (x taps from bx), for the R of the stencil. */
+/* Row i's buoyancy taps (x taps from bx), for the R of the stencil. */
 ALWAYS_INLINE SFX(brow) SFX(make_brow)(const SFX(consts) *K, const REAL *bx, int64_t i, const int R) {
     SFX(brow) B;
-    const int64_t c = i * K->bld;
     B.x = bx;
-    B.g = K->g + c;
-    B.gx = K->gx + c;
-    B.gz = K->gz + c;
-    for (int k = -R; k <= R; k++) {
-        const int64_t ii = i + k;
-        B.z[R + k] = (ii >= 0 && ii < K->nz) ? K->b + ii * K->bld : K->zero;
-    }
+    for (int k = -R; k <= R; k++) B.z[R + k] = K->b + clamp64(i + k, 0, K->nz - 1) * K->bld;
     return B;
+}
+
+/* bx[-4..-1] and bx[nx..nx+3] = the edge values of brow, the row of beta of nx values whose copy bx is (beta
+ * edge-replicated past the grid). */
+ALWAYS_INLINE void SFX(pad_beta)(REAL *bx, const REAL *brow, int64_t nx) {
+    for (int k = 1; k <= SWEEP_XPAD; k++) {
+        bx[-k] = brow[0];
+        bx[nx - 1 + k] = brow[nx - 1];
+    }
 }
 #else
 typedef struct { const REAL *unused; } SFX(brow);
@@ -108,20 +108,16 @@ ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *ux, const REAL *co
                             REAL az, int64_t j, REAL *zxn, REAL *zzn, const int DOX, const int DOZ, const int R) {
     const REAL uc = ux[j];
 #if SWEEP_VRZ
-    /* beta_j A(u) + A(beta u) - G_j u_j per axis (see the top of this file); one sum of both axes where no
-     * C-PML term separates them. */
+    /* The pair form (see the top of this file), x and z in two sums. */
     const REAL *const bx = B->x, *const *const br = B->z + R, bc = bx[j];
-    REAL ax_ = K->e[1] * (ux[j + 1] + ux[j - 1]), az_ = K->e[1] * (ur[1][j] + ur[-1][j]);
-    REAL vx = K->e[1] * (bx[j + 1] * ux[j + 1] + bx[j - 1] * ux[j - 1]);
-    REAL vz = K->e[1] * (br[1][j] * ur[1][j] + br[-1][j] * ur[-1][j]);
+    REAL eb = K->e[1] * bc;
+    REAL lx = (eb + K->e[1] * bx[j + 1]) * (ux[j + 1] - uc) + (eb + K->e[1] * bx[j - 1]) * (ux[j - 1] - uc);
+    REAL lz = (eb + K->e[1] * br[1][j]) * (ur[1][j] - uc) + (eb + K->e[1] * br[-1][j]) * (ur[-1][j] - uc);
     for (int k = 2; k <= R; k++) {
-        ax_ = ax_ + K->e[k] * (ux[j + k] + ux[j - k]);
-        az_ = az_ + K->e[k] * (ur[k][j] + ur[-k][j]);
-        vx = vx + K->e[k] * (bx[j + k] * ux[j + k] + bx[j - k] * ux[j - k]);
-        vz = vz + K->e[k] * (br[k][j] * ur[k][j] + br[-k][j] * ur[-k][j]);
+        eb = K->e[k] * bc;
+        lx = lx + (eb + K->e[k] * bx[j + k]) * (ux[j + k] - uc) + (eb + K->e[k] * bx[j - k]) * (ux[j - k] - uc);
+        lz = lz + (eb + K->e[k] * br[k][j]) * (ur[k][j] - uc) + (eb + K->e[k] * br[-k][j]) * (ur[-k][j] - uc);
     }
-    if (!DOX && !DOZ) return bc * (ax_ + az_) + (vx + vz) - uc * B->g[j];
-    REAL lx = bc * ax_ + vx - uc * B->gx[j], lz = bc * az_ + vz - uc * B->gz[j];
 #else
     (void)B;
     REAL dxx = K->c2[0] * uc, dzz = K->c2[0] * uc;

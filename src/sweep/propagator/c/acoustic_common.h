@@ -37,7 +37,6 @@ typedef struct {
     int64_t image_every;             /* gradient sampling: snapshots of the steps n % image_every == 0 only */
     /* Variable density (the sweep_acoustic_vrz_* kernels; NULL for the constant-density ones): */
     const void *b;                   /* (NZ, NX) buoyancy beta */
-    const void *g;                   /* (3, NZ, NX) the operator's diagonal G = G_x + G_z, G_x, G_z (acoustic_cell.h) */
 } sweep_problem;
 
 /* One 3-D propagation problem (acoustic3d_*.h), shared by both precisions, laid out as sweep_problem with a

@@ -34,7 +34,7 @@ typedef struct {
     const REAL *zero; /* a row of nx zeros: stands for the rows outside the grid */
 #if SWEEP_VRZ
     REAL e[5];                    /* c2[k] / (2 dh^2), the pair weights (acoustic_cell.h) */
-    const REAL *b, *g, *gx, *gz;  /* buoyancy, G, G_x, G_z: rows of bld values */
+    const REAL *b;                /* buoyancy beta: rows of bld values */
     int64_t bld;
 #endif
 } SFX(consts);
@@ -57,9 +57,6 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
     K->e[0] = 0;
     for (int k = 1; k <= 4; k++) K->e[k] = (REAL)(0.5 * P->c2[k] * P->inv_dh2);
     K->b = (const REAL *)P->b;
-    K->g = (const REAL *)P->g;
-    K->gx = K->g + P->nz * P->nx;
-    K->gz = K->g + 2 * P->nz * P->nx;
     K->bld = P->nx;
 #endif
 }
@@ -125,7 +122,7 @@ typedef struct {
     REAL *pb;  /* psi_x' of the current row at pb[SWEEP_XPAD + j]: the layer columns, zero elsewhere */
     REAL *ou, *ozx, *ozz; /* a block's u_next, zeta_x', zeta_z' */
 #if SWEEP_VRZ
-    REAL *bb;  /* beta of the current row at bb[SWEEP_XPAD + j], zero beyond the grid */
+    REAL *bb;  /* beta of the current row at bb[SWEEP_XPAD + j], edge-replicated beyond the grid */
 #endif
 } SFX(scratch);
 
@@ -207,15 +204,18 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
     const REAL *const urow = u + c;
     REAL *const pxrow = px + c, *const uprow = up + c, *const zxrow = zx + c, *const zzrow = zz + c;
 #if SWEEP_VRZ
-    /* beta's row: the grid's for psi_x and the middle, a zero-padded copy (bx) for the edge blocks' x taps. */
+    /* beta's row: the grid's for psi_x and the middle, a copy padded with its edge values (bx) for the edge
+     * blocks' x taps. */
     const REAL *const brow = K->b + c;
     REAL *const bx = S->bb + SWEEP_XPAD;
 #define SWEEP_SET_B(io_, taps) (io_).B = SFX(make_brow)(K, (taps), i, R)
 #define SWEEP_COPY_B(j0_, n_) memcpy(bx + (j0_), brow + (j0_), (size_t)(n_) * sizeof(REAL))
+#define SWEEP_PAD_B() SFX(pad_beta)(bx, brow, nx)
 #else
     const REAL *const brow = 0;
 #define SWEEP_SET_B(io_, taps) (void)0
 #define SWEEP_COPY_B(j0_, n_) (void)0
+#define SWEEP_PAD_B() (void)0
 #endif
     SFX(rowio) io = {urow, ur, pxn, pr, uprow, zxrow, zzrow, K->w + c, uprow, zxrow, zzrow, srow,
                      K->bz[i], K->az[i], 0};
@@ -225,6 +225,7 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
         memcpy(ux + r0, urow + r0, (size_t)(nx - r0) * sizeof(REAL));
         SWEEP_COPY_B(0, l1);
         SWEEP_COPY_B(r0, nx - r0);
+        SWEEP_PAD_B();
         SFX(psi_x_span)(K, ux, pxrow, pxn, brow, 0, X->pl, R);
         SFX(psi_x_span)(K, ux, pxrow, pxn, brow, X->pr, nx, R);
         /* The blocks first: they read u_prev and zeta of their extra cells before the middle writes them,
@@ -246,6 +247,7 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
     } else {
         memcpy(ux, urow, (size_t)nx * sizeof(REAL));
         SWEEP_COPY_B(0, nx);
+        SWEEP_PAD_B();
         SFX(psi_x_span)(K, ux, pxrow, pxn, brow, 0, X->xa, R);
         SFX(psi_x_span)(K, ux, pxrow, pxn, brow, X->xb, nx, R);
         io.ux = ux;
@@ -257,6 +259,7 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
     }
 #undef SWEEP_SET_B
 #undef SWEEP_COPY_B
+#undef SWEEP_PAD_B
 }
 
 /* One out-of-line function per radius (and KEEP): every inner loop still has compile-time constants, and

@@ -45,7 +45,7 @@ ALWAYS_INLINE void SFX(back_row_r)(const SFX(consts) *K, const REAL *u, REAL *un
     const REAL *const urow = u + i * nx;
     REAL *const ux = ub + SWEEP_XPAD;
 #if SWEEP_VRZ
-    /* beta's row as the forward's: the grid's, or a zero-padded copy where ux is one */
+    /* beta's row as the forward's: the grid's, or a copy padded with its edge values where ux is a copy */
     const REAL *const brow = K->b + i * K->bld;
     const SFX(brow) Bd = SFX(make_brow)(K, brow, i, R), Bp = SFX(make_brow)(K, bb + SWEEP_XPAD, i, R);
     const SFX(brow) *const Bdirect = &Bd, *const Bpad = &Bp;
@@ -62,6 +62,7 @@ ALWAYS_INLINE void SFX(back_row_r)(const SFX(consts) *K, const REAL *u, REAL *un
             memcpy(ux, urow, (size_t)nx * sizeof(REAL));
 #if SWEEP_VRZ
             memcpy(bb + SWEEP_XPAD, brow, (size_t)nx * sizeof(REAL));
+            SFX(pad_beta)(bb + SWEEP_XPAD, brow, nx);
 #endif
             copied = 1;
         }
@@ -187,13 +188,7 @@ int KNAME(retreat)(const sweep_problem *P, REAL *fields, const REAL *strips, int
     K.nz = nz;
     K.nx = nx;
 #if SWEEP_VRZ
-    { /* beta and G on the physical window of the padded grid (rows of NX values) */
-        const int64_t off = P->ptop * P->nx + P->pleft;
-        K.b += off;
-        K.g += off;
-        K.gx += off;
-        K.gz += off;
-    }
+    K.b += P->ptop * P->nx + P->pleft; /* beta on the physical window (rows of NX values) */
 #endif
     const int r = (int)P->radius;
     const segments cs = make_segments(nx, r, 0, nx);

@@ -5,30 +5,10 @@ the 2-D templates (acoustic_impl.h, acoustic_adjoint.h, acoustic_retreat.h) inst
 """
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
-from ...equations.stencils import SECOND_DERIVATIVE
 from ..acoustic_vrz_layout import AcousticVRZLayout
 from .acoustic2d import CAcousticStepper, _Problem
 
-__all__ = ["CAcousticVRZStepper", "diagonal_terms"]
-
-
-def diagonal_terms(beta: torch.Tensor, c2, dh: float, r: int) -> torch.Tensor:
-    """(3, NZ, NX) float64: the diagonal ``G = G_x + G_z``, ``G_x``, ``G_z`` of the kernels' form of
-    ``d/da (beta du/da)`` (acoustic_cell.h), ``G_a = sum_k c_k / (2 dh^2) (beta_{+k} + beta_{-k} + 2 beta)``
-    along axis a, ``beta`` (NZ, NX) edge-replicated past the grid as the eager stepper extends it."""
-    beta = beta.to(torch.float64)
-    wide = F.pad(beta[None, None], (r, r, r, r), mode="replicate")[0, 0]
-    nz, nx = beta.shape
-    gx = torch.zeros_like(beta)
-    gz = torch.zeros_like(beta)
-    for k in range(1, r + 1):
-        e = 0.5 * c2[k] / dh**2
-        gx += e * (wide[r:r + nz, r + k:r + k + nx] + wide[r:r + nz, r - k:r - k + nx] + 2 * beta)
-        gz += e * (wide[r + k:r + k + nz, r:r + nx] + wide[r - k:r - k + nz, r:r + nx] + 2 * beta)
-    return torch.stack((gx + gz, gx, gz))
+__all__ = ["CAcousticVRZStepper"]
 
 
 class CAcousticVRZStepper(AcousticVRZLayout, CAcousticStepper):
@@ -55,10 +35,6 @@ class CAcousticVRZStepper(AcousticVRZLayout, CAcousticStepper):
 
     def _make_struct(self) -> _Problem:
         s = super()._make_struct()
-        p = self.problem
-        # Kept alive for the C side, which only holds their addresses. G from beta as the kernels round it.
-        self._b = self._real(self.b_padded)
-        self._g = self._real(diagonal_terms(self._b, SECOND_DERIVATIVE[p.space_order], p.dh, self.r))
+        self._b = self._real(self.b_padded)  # kept alive for the C side, which only holds its address
         s.b = self._b.data_ptr()
-        s.g = self._g.data_ptr()
         return s

@@ -51,11 +51,13 @@ def marmousi_problem(*, decimate: int = 4, nshots: int = 12, frequency: float = 
     if equation not in ("acoustic", "vrz"):
         raise ValueError(f"equation must be 'acoustic' or 'vrz', got {plain(equation)!r}")
 
-    def load(kind: str, model: str = "vp") -> torch.Tensor:
-        return torch.tensor(load_marmousi(kind, model=model)[::decimate, ::decimate].copy(), dtype=dtype)
+    def load(array) -> torch.Tensor:
+        return torch.tensor(array[::decimate, ::decimate].copy(), dtype=dtype)
 
-    true, start = load("true"), load("smooth")
-    densities = (load("true", "rho"), load("smooth", "rho")) if equation == "vrz" else (None, None)
+    true, start = load(load_marmousi("true")), load(load_marmousi("smooth"))
+    densities = (None, None)
+    if equation == "vrz":
+        densities = (load(load_marmousi("true", model="rho")), load(load_marmousi("smooth", model="rho")))
     nz, nx = true.shape
     if not 0 <= depth < nz:
         raise ValueError(f"depth must be a row index in [0, {nz}), got {depth}")

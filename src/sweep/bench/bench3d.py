@@ -25,9 +25,8 @@ import warnings
 import torch
 from tqdm import tqdm
 
-from ..propagator.registry import impls as registered_impls
 from .cases import display_label, full_storage_case
-from .models import BENCH_EQUATIONS, true_models
+from .models import impl_missing, true_models
 from .cases3d import GRID_KNOBS, grid_cases3d, skipped_case
 from .report3d import write_outputs3d
 from .runner import CasesInterrupted, machine_info, run_cases
@@ -37,19 +36,6 @@ from .vrz import with_gardner_density
 
 #: Back-ends per grid: eager is about 100 times slower than impl='c' in 3-D, so the small grid only.
 GRID_IMPLS = {"large": ("c",), "small": ("c", "eager")}
-
-
-def impl_missing(impl: str, equation: str = "acoustic3d") -> str | None:
-    """Why ``impl`` cannot run ``equation`` (a 3-D ``--equation``) here (None when it can)."""
-    name = BENCH_EQUATIONS[equation].cls.name
-    if impl not in registered_impls(name, 3):
-        return f"impl={impl!r} has no 3-D {name} stepper in this installation"
-    if impl == "c":
-        from ..propagator.torch import _compiled_available, _compiled_unavailable_message
-
-        if not _compiled_available():
-            return _compiled_unavailable_message()
-    return None
 
 
 def _peer_cases3d(disk_dir: str) -> list[dict]:

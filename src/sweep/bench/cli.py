@@ -33,10 +33,9 @@ from tqdm import tqdm
 
 from ..datasets import MARMOUSI_DH
 from ..devices import DeviceUnavailableError, require_device
-from ..propagator.registry import impls as registered_impls
 from .cases import (beyond_notebook_cases, display_label, full_storage_case, inert_reason, knob_cases, notebook_cases,
                     parse_knob, vrz_cases)
-from .models import BENCH_EQUATIONS
+from .models import impl_missing
 from .report import write_outputs
 from .runner import CasesInterrupted, machine_info, reference_label, run_cases, write_setup
 from .shot import NOTEBOOK_DECIMATE, QUICK_DECIMATE, QUICK_FREQ, QUICK_NT, bench_shot, sampling, starting_model
@@ -93,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
                         "(default acoustic)")
     g.add_argument("--impl", default=None, choices=("c", "eager"),
                    help="vrz: the back-end of every row (default 'c' where a compiled 2-D VRZ stepper is registered "
-                        "and --device is the CPU, else 'eager')")
+                        "and runs, on the CPU, else 'eager')")
     g.add_argument("--grids", default="large,small",
                    help="acoustic3d, vrz3d: comma-separated grids, large (160^3, nt=2000, impl='c') and small (64^3, "
                         "nt=600, impl='c' and 'eager'); default both")
@@ -231,17 +230,17 @@ def run(argv: list[str] | None = None) -> dict:
 
 def _vrz_impl(args: argparse.Namespace) -> str:
     """``--equation vrz``'s back-end: ``--impl``, else 'c' where a compiled 2-D VRZ stepper is registered and
-    the device is the CPU (where it runs), else 'eager'; UsageError for the options it does not take or an
-    ``--impl`` with no stepper."""
+    runs (the library built, the device the CPU), else 'eager'; UsageError for the options it does not take
+    or an ``--impl`` that cannot run."""
     if args.command or args.peers:
         raise UsageError("knob sweeps and --peers apply to --equation acoustic only (vrz: --strategies, --impl, "
                          "--quick, --nt, --decimate, --freq)")
-    have = registered_impls(BENCH_EQUATIONS["vrz"].cls.name, 2)
-    impl = args.impl or ("c" if "c" in have and torch.device(args.device).type == "cpu" else "eager")
-    if impl not in have:
-        raise UsageError(f"--impl {impl}: no 2-D AcousticVRZ stepper for it in this installation "
-                         f"(available: {', '.join(have)})")
-    return impl
+    if args.impl is None:
+        return "c" if torch.device(args.device).type == "cpu" and impl_missing("c", "vrz") is None else "eager"
+    why = impl_missing(args.impl, "vrz")
+    if why:
+        raise UsageError(f"--impl {args.impl}: {why}")
+    return args.impl
 
 
 def _run3d(args: argparse.Namespace) -> dict:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..equations import Acoustic, Acoustic3D, AcousticVRZ, AcousticVRZ3D
+from ..propagator.registry import impls as registered_impls
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,20 @@ BENCH_EQUATIONS: dict[str, BenchEquation] = {
 def bench_equation(shot: dict) -> BenchEquation:
     """What ``shot`` propagates (``shot['equation']``, the 2-D acoustic notebook shot when absent)."""
     return BENCH_EQUATIONS[shot.get("equation", "acoustic")]
+
+
+def impl_missing(impl: str, equation: str = "acoustic3d") -> str | None:
+    """Why back-end ``impl`` cannot run ``equation`` (an ``--equation`` value) here, or None when it can:
+    no stepper registered for it, or the compiled library not built or not loading."""
+    spec = BENCH_EQUATIONS[equation]
+    if impl not in registered_impls(spec.cls.name, spec.ndim):
+        return f"impl={impl!r} has no {spec.ndim}-D {spec.cls.name} stepper in this installation"
+    if impl == "c":
+        from ..propagator.torch import _compiled_available, _compiled_unavailable_message
+
+        if not _compiled_available():
+            return _compiled_unavailable_message()
+    return None
 
 
 def true_models(shot: dict) -> list[torch.Tensor]:

@@ -169,8 +169,11 @@ class _Labels:
                     if clash == 0:
                         break
                     edge += way * r / 2
-                if best[0] == 0:
+                if best is not None and best[0] == 0:
                     break
+            if best is None:  # the crowd spans the axes, no column starts inside them: at its own edge then
+                edge = (min if side < 0 else max)(c[i][0] for i in crowd) + side * GAP * r
+                best = (0, side, edge, [_box((edge, y), 0, 0, side, 0, *self.sizes[i]) for i, y in zip(members, ys)])
             _, way, edge, boxes = best
             self.taken += boxes
             for i, y in zip(members, ys):

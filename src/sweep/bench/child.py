@@ -73,7 +73,8 @@ def run_sweep(case: dict, setup: dict, device: torch.device) -> tuple[list[torch
     shot = setup["shot"]
     prop = make_propagator(setup, setup["nt"], device, impl=case["impl"], memory=memory_from_dict(case["memory"]))
     models = [torch.nn.Parameter(m) for m in start_models(setup, device)]
-    loss = (prop(shot["wavelet"], shot["sources"], shot["receivers"], models) - setup["observed"].to(device)).pow(2).mean()
+    data = prop(shot["wavelet"], shot["sources"], shot["receivers"], models)
+    loss = (data - setup["observed"].to(device)).pow(2).mean()
     loss.backward()
     rep = prop.memory_report()
     return [m.grad for m in models], dict(strategy=rep.strategy,

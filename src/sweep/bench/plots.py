@@ -199,7 +199,8 @@ def strategies_figure(result: dict) -> Figure:
     ax = axes[3]
     models = model_names(setup)
     errs = [[r.get(suffixed("err_whole", m, i)) for r in rows] for i, m in enumerate(models)]
-    positive = [e for per in errs for e, f in zip(per, failed) if not f and e is not None and e > 0 and math.isfinite(e)]
+    positive = [e for per in errs for e, f in zip(per, failed)
+                if not f and e is not None and e > 0 and math.isfinite(e)]
     lo = 10.0 ** (math.floor(math.log10(min(positive))) - 1) if positive else 1e-8
     hi = 10.0 ** (math.ceil(math.log10(max(positive))) + 1) if positive else 1.0
     ax.set_xscale("log")

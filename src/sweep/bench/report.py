@@ -103,7 +103,8 @@ def write_outputs(out: str, result: dict, echo: bool = True) -> None:
     say = print if echo else (lambda *_: None)
     setup, machine = result["setup"], result["machine"]
     device, models = setup["device"], tuple(setup.get("models", ("vp",)))
-    title = (f"Marmousi shot{VRZ_SHOT if setup.get('equation') == 'vrz' else ''} {setup['shape'][0]}x{setup['shape'][1]}, nt={setup['nt']}, {setup['freq']:g} Hz Ricker, "
+    shot = "Marmousi shot" + (VRZ_SHOT if setup.get("equation") == "vrz" else "")
+    title = (f"{shot} {setup['shape'][0]}x{setup['shape'][1]}, nt={setup['nt']}, {setup['freq']:g} Hz Ricker, "
              f"device {device}, {setup['threads']} threads, {machine['cpu']}, torch {machine['torch']}, "
              f"sweep {machine['sweep']} ({machine['git'] or 'no git'}), load {machine['load'][0]:.2f}")
     md = [f"# sweep-bench\n\n{title}\n"]

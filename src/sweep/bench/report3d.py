@@ -1,6 +1,7 @@
 """What ``sweep-bench --equation acoustic3d`` (and ``vrz3d``) prints and writes: per grid a table
-(:func:`sweep.bench.report.table`), strategies-GRID.png (:func:`sweep.bench.plots.plot_strategies`) and tradeoff-GRID.png (peak memory against
-time, :func:`sweep.bench.tradeoff.plot_tradeoff`); results.json and results.md; the bench's wall time."""
+(:func:`sweep.bench.report.table`), strategies-GRID.png (:func:`sweep.bench.plots.plot_strategies`) and
+tradeoff-GRID.png (peak memory against time, :func:`sweep.bench.tradeoff.plot_tradeoff`); results.json
+and results.md; the bench's wall time."""
 from __future__ import annotations
 
 import os
@@ -82,7 +83,8 @@ def write_outputs3d(out: str, result: dict, echo: bool = True) -> None:
         part = dict(setup=setup, rows=rows)
         plot_strategies(part, os.path.join(out, f"strategies-{name}.png"))
         plot_tradeoff(part, os.path.join(out, f"tradeoff-{name}.png"))
-        md += [table(rows, markdown=True, device=device, models=models), f"\n![strategies, {name}](strategies-{name}.png)\n",
+        md += [table(rows, markdown=True, device=device, models=models),
+               f"\n![strategies, {name}](strategies-{name}.png)\n",
                f"![trade-off, {name}: peak memory against time](tradeoff-{name}.png)\n"]
     wall = result.get("wall_seconds")
     if wall is not None:

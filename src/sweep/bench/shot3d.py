@@ -72,7 +72,8 @@ def propagator3d(shot: dict, nt: int, device: torch.device | str = "cpu", **opti
     ``options`` (``impl``, ``memory``, ``use_ckpt``, ...) go to :class:`PropTorch`, ``substep`` by default
     the shot's own (``shot['substep']``, see :mod:`sweep.bench.vrz`)."""
     options = {"substep": shot.get("substep"), **options}
-    return PropTorch(bench_equation(shot).cls(device=device), tuple(shot["vp"].shape), shot["dh"], shot["dt"], nt, abcn=ABCN3,
+    equation = bench_equation(shot).cls(device=device)
+    return PropTorch(equation, tuple(shot["vp"].shape), shot["dh"], shot["dt"], nt, abcn=ABCN3,
                      space_order=ORDER3, pml_freq=shot["freq"], **options)
 
 

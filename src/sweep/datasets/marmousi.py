@@ -60,8 +60,9 @@ def _read(path: str | os.PathLike | None, names: tuple[str, ...]) -> dict[str, n
         with np.load(source, allow_pickle=False) as archive:
             missing = [n for n in names if n not in archive]
             if missing:
-                raise ValueError(f"path: {os.fspath(path)!r} has no {missing[0]!r} array (keys: {list(archive.keys())})"
-                                 + ("; model='rho' reads the density (kg/m^3) from 'rho'" if missing[0] == "rho" else ""))
+                hint = "; model='rho' reads the density (kg/m^3) from 'rho'" if missing[0] == "rho" else ""
+                raise ValueError(f"path: {os.fspath(path)!r} has no {missing[0]!r} array "
+                                 f"(keys: {list(archive.keys())}){hint}")
             arrays = {n: archive[n] for n in names}
     for name, a in arrays.items():
         if a.ndim != 2:

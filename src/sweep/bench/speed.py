@@ -37,9 +37,9 @@ import numpy as np
 import torch
 
 from ..datasets import MARMOUSI_DH, load_marmousi
-from ..equations import Acoustic
 from ..propagator.torch import PropTorch
 from ..signal import ricker
+from .models import bench_equation
 
 DT, NT, ABCN, ORDER, FREQ, DELAY, NREC = 0.002, 2000, 20, 4, 5.0, 0.2, 100
 
@@ -57,10 +57,13 @@ def seed_shot(nt: int, decimate: int = 2) -> dict:
 
 
 def seed_propagator(shot: dict, nt: int, device: torch.device | str = "cpu", dt: float = DT, **options) -> PropTorch:
-    """A sweep propagator on the seed shot's grid, absorbing width and space order, with time step ``dt`` (s;
-    the seed's 2 ms by default); ``options`` (``impl``, ``memory``, ``use_ckpt``, ``substep``, ...) go to
-    :class:`PropTorch`."""
-    return PropTorch(Acoustic(device=device), tuple(shot["vp"].shape), shot["dh"], dt, nt, abcn=ABCN,
+    """A sweep propagator of ``shot``'s equation (:func:`~sweep.bench.models.bench_equation`: Acoustic for the
+    seed shot) on the seed shot's grid, absorbing width and space order, with time step ``dt`` (s; the seed's
+    2 ms by default); ``options`` (``impl``, ``memory``, ``use_ckpt``, ``substep``, ...) go to
+    :class:`PropTorch`, ``substep`` by default the shot's own (``shot['substep']``: a VRZ shot whose dt is
+    unstable for its density, see :mod:`sweep.bench.vrz`)."""
+    options = {"substep": shot.get("substep"), **options}
+    return PropTorch(bench_equation(shot).cls(device=device), tuple(shot["vp"].shape), shot["dh"], dt, nt, abcn=ABCN,
                      space_order=ORDER, **options)
 
 

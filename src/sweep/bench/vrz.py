@@ -147,15 +147,18 @@ def deepwave_acoustic_runner(shot: dict, nt: int) -> Callable[[], None]:
 def measure_vrz(nt: int, repeats: int, eager_repeats: int, use_deepwave: bool, decimate: int = 2) -> list[dict]:
     """Rows of the ``vrz`` section: forward of the seed shot with the shipped density through sweep
     :class:`AcousticVRZ` (``'c'`` where registered, else ``'eager'``), sweep ``Acoustic`` (impl='c', and
-    impl='eager' too when VRZ runs eager, so that the VRZ/Acoustic ratio compares one back-end), Deepwave
-    ``acoustic`` and Deepwave ``scalar``; interleaved repeats (eager ones ``eager_repeats``, at least 1),
-    medians, at the seed's dt (stable for all: :func:`common_dt`). Each row has ``ratio_vrz`` (VRZ's time over
-    the row's) where it is a comparison the section states: Acoustic of VRZ's back-end and Deepwave acoustic."""
+    impl='eager' too when VRZ runs eager, so that VRZ / Acoustic compares one back-end), Deepwave ``acoustic``
+    and Deepwave ``scalar``; interleaved repeats (eager ones ``eager_repeats``, at least 1), medians, at the
+    seed's dt (stable for all: :func:`common_dt`). Every row has ``vrz_over_this`` (VRZ's median time over
+    the row's); the VRZ row also ``ratio_to_acoustic`` (against Acoustic of its own back-end),
+    ``ratio_to_acoustic_c`` and ``ratio_to_deepwave_acoustic`` / ``ratio_to_deepwave_scalar`` (None without
+    Deepwave)."""
     shot = vrz_shot(nt, decimate)
     dt, limits = common_dt(shot)
     vrz, impl = vrz_runner(shot, nt, None)
     slow = max(1, eager_repeats)
-    contenders = {f"sweep vrz {impl}": (vrz, repeats if impl == "c" else slow),
+    name = f"sweep vrz {impl}"
+    contenders = {name: (vrz, repeats if impl == "c" else slow),
                   "sweep acoustic c": (sweep_runner("c", shot, nt, False), repeats)}
     if impl == "eager":
         contenders["sweep acoustic eager"] = (sweep_runner("eager", shot, nt, False), slow)
@@ -163,23 +166,34 @@ def measure_vrz(nt: int, repeats: int, eager_repeats: int, use_deepwave: bool, d
         contenders["deepwave acoustic"] = (deepwave_acoustic_runner(shot, nt), repeats)
         contenders["deepwave scalar"] = (deepwave_runner(shot, nt, False), repeats)
     times = measure(contenders, repeats)
+    seconds = {key: statistics.median(ts) for key, ts in times.items()}
     nz, nx = shot["vp"].shape
-    vrz_seconds = statistics.median(times[f"sweep vrz {impl}"])
-    compared = {f"sweep acoustic {impl}", "deepwave acoustic"}
-    rows = []
-    for name, ts in times.items():
-        seconds = statistics.median(ts)
-        rows.append(dict(section="vrz", contender=name, mode="forward", seconds=seconds, repeats=len(ts),
-                         all_seconds=ts, cell_updates_per_s=nz * nx * nt / seconds, vrz_impl=impl, dt=dt,
-                         stable_dt=limits, ratio_vrz=vrz_seconds / seconds if name in compared else None))
+    rows = [dict(section="vrz", contender=key, mode="forward", seconds=seconds[key], repeats=len(ts),
+                 all_seconds=ts, cell_updates_per_s=nz * nx * nt / seconds[key],
+                 vrz_over_this=seconds[name] / seconds[key], shape=[nz, nx], nt=nt, dt=dt, stable_dt=limits, vrz_impl=impl) for key, ts in times.items()]
+    ratio = lambda other: seconds[name] / seconds[other] if other in seconds else None  # noqa: E731
+    rows[0].update(ratio_to_acoustic=ratio(f"sweep acoustic {impl}"), ratio_to_acoustic_c=ratio("sweep acoustic c"),
+                   ratio_to_deepwave_acoustic=ratio("deepwave acoustic"),
+                   ratio_to_deepwave_scalar=ratio("deepwave scalar"))
     return rows
+
+
+def vrz_summary(rows: list[dict]) -> str:
+    """One line: the shot, the dt and why it is stable for all, VRZ's back-end and its two ratios."""
+    vrz = rows[0]
+    limits = ", ".join(f"{key} {1e3 * value:.2f}" for key, value in vrz["stable_dt"].items())
+    fmt = lambda key: "-" if vrz[key] is None else f"{vrz[key]:.2f}"  # noqa: E731
+    return (f"seed shot with the shipped density ({vrz['shape'][0]}x{vrz['shape'][1]}, nt={vrz['nt']}), forward, "
+            f"dt {1e3 * vrz['dt']:g} ms for all (limits in ms: {limits}); AcousticVRZ impl={vrz['vrz_impl']}"
+            + (" (no c kernels registered)" if vrz["vrz_impl"] == "eager" else "")
+            + f": VRZ / Acoustic ({vrz['vrz_impl']}) {fmt('ratio_to_acoustic')}, "
+            f"VRZ / Deepwave acoustic {fmt('ratio_to_deepwave_acoustic')}")
 
 
 def vrz_table(rows: list[dict]) -> str:
     """The ``vrz`` rows as a text table: seconds, cell updates per second, and VRZ's time over the row's."""
     lines = [f"{'contender':<22} {'seconds':>8} {'Mcell/s':>8} {'repeats':>7} {'VRZ / this':>10}"]
     for row in rows:
-        ratio = "-" if row["ratio_vrz"] is None else f"{row['ratio_vrz']:.2f}"
         lines.append(f"{row['contender']:<22} {row['seconds']:>8.3f} {row['cell_updates_per_s'] / 1e6:>8.1f} "
-                     f"{row['repeats']:>7} {ratio:>10}")
+                     f"{row['repeats']:>7} {row['vrz_over_this']:>10.2f}")
     return "\n".join(lines)

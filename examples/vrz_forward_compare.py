@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from importlib import resources
 
 import matplotlib
 
@@ -33,6 +32,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.ndimage import gaussian_filter  # noqa: E402
 
+from sweep.bench.vrz import load_density  # noqa: E402
 from sweep.datasets import MARMOUSI_DH, load_marmousi  # noqa: E402
 from sweep.datasets.marmousi import SMOOTHING_LENGTH_M, water_mask  # noqa: E402
 from sweep.equations import AcousticVRZ  # noqa: E402
@@ -48,10 +48,7 @@ def marmousi_vrz(decimate: int) -> tuple[np.ndarray, ...]:
     """True and starting models, decimated: ``(vp, z, vp_start, z_start)`` (m/s and kg m^-2 s^-1, float32,
     (nz, nx)). The start smooths vp (the shipped ``'smooth'`` model) and the density alike (a 250 m Gaussian,
     the water kept), so its impedance has no sharp contrast either."""
-    with resources.files("sweep.datasets").joinpath("data", "marmousi2_12.5m.npz").open("rb") as fh:
-        with np.load(fh) as archive:
-            rho = archive["rho"].astype(np.float32)
-    vp = load_marmousi("true")
+    rho, vp = load_density(), load_marmousi("true")
     rho_start = gaussian_filter(rho.astype(np.float64), SMOOTHING_LENGTH_M / MARMOUSI_DH, mode="nearest")
     water = water_mask(vp)
     rho_start[water] = rho[water]

@@ -23,10 +23,17 @@ def test_density_is_shipped_and_decimated_like_vp():
 
 
 def test_seed_dt_is_stable_for_every_contender():
-    dt, limits = common_dt(vrz_shot(10))
+    shot = vrz_shot(10)
+    dt, limits = common_dt(shot)
     assert dt == DT and set(limits) == {"vrz", "acoustic", "deepwave"}
     assert limits["vrz"] < limits["acoustic"]  # density contrasts lower VRZ's limit (2.96 against 3.26 ms)
     assert dt <= min(limits.values())
+    if deepwave_available():  # the limit is where Deepwave starts to sub-step
+        from deepwave.discretisation import cfl_condition_n
+
+        vmax = float(shot["vp"].max())
+        ratios = [cfl_condition_n([shot["dh"]] * 2, limits["deepwave"] * f, vmax)[1] for f in (0.999, 1.001)]
+        assert ratios == [1, 2]
 
 
 @pytest.mark.parametrize("peers", [False, True])

@@ -16,13 +16,13 @@ scaling that makes them solve one problem:
   fed ``s = dt cumsum(f) / (rho_s dh^2)`` (:func:`sweep.bench.vrz.deepwave_volume_rate`: the time-integrated
   wavelet over the source cell's density and area) Deepwave records sweep's pressure itself (gain 1, sign +).
 
-Measured (eager, Deepwave 0.1.0, CPU; float64, float32 the same to the digits shown): scalar vs Acoustic correlation 1 - 4e-11, gain 0.999998;
-acoustic vs VRZ correlation 0.99996, gain 0.9982 (staggered first derivatives against sweep's centred
-pair-averaged second derivatives, and different C-PMLs); shifted one step either way 0.9981 / 0.9978 and the
-parabola through the three lags peaks at -0.04 steps: no time shift between the staggered and the
-second-order scheme (both record p at t = n dt; Deepwave's source sample i acts at (i + 1/2) dt, which the
-cumulative sum accounts for). The density matters: Deepwave acoustic against sweep's constant-density
-Acoustic (same vp) correlates 0.983 only.
+Measured (eager, Deepwave 0.1.0, CPU; float64, float32 the same to the digits shown): scalar vs Acoustic
+correlation 1 - 4e-11, gain 0.999998; acoustic vs VRZ correlation 0.99996, gain 0.9982 (staggered first
+derivatives against sweep's centred pair-averaged second derivatives, and different C-PMLs); shifted one step
+either way 0.9981 / 0.9978, and the parabola through the three lags peaks at -0.04 steps: no time shift
+between the staggered and the second-order scheme (both record p at t = n dt; Deepwave's source sample i
+acts at (i + 1/2) dt, which the cumulative sum accounts for). The density matters: Deepwave acoustic against
+sweep's constant-density Acoustic (same vp) correlates 0.983 only.
 """
 from __future__ import annotations
 

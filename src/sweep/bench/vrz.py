@@ -170,7 +170,8 @@ def measure_vrz(nt: int, repeats: int, eager_repeats: int, use_deepwave: bool, d
     nz, nx = shot["vp"].shape
     rows = [dict(section="vrz", contender=key, mode="forward", seconds=seconds[key], repeats=len(ts),
                  all_seconds=ts, cell_updates_per_s=nz * nx * nt / seconds[key],
-                 vrz_over_this=seconds[name] / seconds[key], shape=[nz, nx], nt=nt, dt=dt, stable_dt=limits, vrz_impl=impl) for key, ts in times.items()]
+                 vrz_over_this=seconds[name] / seconds[key], shape=[nz, nx], nt=nt, dt=dt, stable_dt=limits,
+                 vrz_impl=impl) for key, ts in times.items()]
     ratio = lambda other: seconds[name] / seconds[other] if other in seconds else None  # noqa: E731
     rows[0].update(ratio_to_acoustic=ratio(f"sweep acoustic {impl}"), ratio_to_acoustic_c=ratio("sweep acoustic c"),
                    ratio_to_deepwave_acoustic=ratio("deepwave acoustic"),

@@ -103,10 +103,10 @@ def vrz_propagator(shot: dict, nt: int, dt: float = DT, impl: str | None = None,
 
 
 def common_dt(shot: dict) -> tuple[float, dict[str, float]]:
-    """The seed's dt (s) and each contender's stable limit on ``shot`` (s): VRZ's (its stability velocity
-    sqrt(kappa max b) exceeds the peak velocity where a dense cell meets a light one), the constant-density
-    ``Acoustic``'s and the largest dt at which Deepwave does not sub-step (its default Courant number 0.6:
-    ``0.6 dh / (vmax sqrt 2)``, ``deepwave.discretisation.cfl_condition_n``).
+    """The seed's dt (s) and each contender's stable limit on ``shot`` (s): VRZ's (from
+    :meth:`AcousticVRZ.stability_velocity`, above the peak velocity where density contrasts meet stiff cells),
+    the constant-density ``Acoustic``'s and the largest dt at which Deepwave does not sub-step (its default
+    Courant number 0.6: ``0.6 dh / (vmax sqrt 2)``, ``deepwave.discretisation.cfl_condition_n``).
 
     Raises
     ------

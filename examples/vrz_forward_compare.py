@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from sweep.datasets import load_marmousi  # noqa: E402
+from sweep.datasets import MARMOUSI_DH, load_marmousi  # noqa: E402
 from sweep.equations import AcousticVRZ  # noqa: E402
 from sweep.propagator.options import BoundaryOptions, CkptOptions, MemoryOptions  # noqa: E402
 from sweep.propagator.registry import impls  # noqa: E402

@@ -5,9 +5,9 @@ impedance ``z = density x vp`` (kg m^-2 s^-1) added, true and starting, for
 2-D (``vrz``): the notebook shot's Marmousi-II with its shipped density (``load_marmousi(model='rho')``),
 decimated like vp; the starting impedance is the smooth density (250 m Gaussian on density, water kept)
 times the smooth vp. The notebook's dt = 2 ms stays stable: the density contrasts lower the limit on the
-25 m grid from Acoustic's 3.26 ms to 2.96 ms (:meth:`~sweep.equations.AcousticVRZ.stability_velocity`
-5171 m/s against a peak vp of 4700 m/s), so no sub-stepping is needed; the limit is recorded with the
-results, and on a grid where dt is unstable (``--decimate 1``: 1.48 ms) the shot steps at dt / r inside
+25 m grid from Acoustic's 3.26 ms to 3.18 ms (:meth:`~sweep.equations.AcousticVRZ.stability_velocity`
+4815 m/s against a peak vp of 4700 m/s), so no sub-stepping is needed; the limit is recorded with the
+results, and on a grid where dt is unstable (``--decimate 1``: 1.59 ms) the shot steps at dt / r inside
 (``PropTorch(substep=r)``, the data still at dt), which results.md says.
 
 3-D (``vrz3d``): the layered 3-D model with Gardner's density ``rho = 310 vp^0.25`` (kg/m^3, vp in m/s)

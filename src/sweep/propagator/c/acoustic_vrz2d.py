@@ -27,12 +27,6 @@ class CAcousticVRZStepper(AcousticVRZLayout, CAcousticStepper):
 
     KERNELS = "sweep_acoustic_vrz"
 
-    @property
-    def rebuild_shape(self) -> tuple[int, ...]:
-        """(2, nshots, *shape): u_n and u_{n-1} on the physical grid, as the constant-density kernels' (the
-        layout's default, ``(2, *snapshot_shape)``, would double VRZ's two-field snapshot)."""
-        return (2, self.problem.nshots, *self.problem.grid.shape)
-
     def _make_struct(self) -> _Problem:
         s = super()._make_struct()
         self._b = self._real(self.b_padded)  # kept alive for the C side, which only holds its address

@@ -45,7 +45,11 @@
 ALWAYS_INLINE void SFX(adj_s_row_r)(const SFX(consts) *K, const REAL *restrict y, REAL *restrict a5,
                                     REAL *restrict s, REAL *restrict hz, int64_t m, const int Z) {
     const int64_t nx = K->nx;
+#if SWEEP_VRZ
+    const REAL *restrict wr = SFX(crow)(K, K->w, m);
+#else
     const REAL *restrict wr = K->w + m * nx;
+#endif
     const REAL a = Z ? K->az[m] : 0, b = Z ? K->bz[m] : 1;
     for (int64_t j = 0; j < nx; j++) {
         const REAL sj = wr[j] * y[j];
@@ -73,7 +77,7 @@ ALWAYS_INLINE void SFX(adj_pz_row_r)(const SFX(consts) *K_, const REAL *const *h
     const SFX(consts) Kl = *K_, *const K = &Kl;
     const REAL a = K->az[p], b = K->bz[p];
 #if SWEEP_VRZ
-    const REAL *restrict bb = K->b + p * K->bld; /* psi_z' carries beta: a_z beta P_z */
+    const REAL *restrict bb = SFX(crow)(K, K->b, p); /* psi_z' carries beta: a_z beta P_z */
 #else
     const REAL *bb = 0;
 #endif
@@ -345,8 +349,8 @@ static void SFX(adj_thread)(void *ctx, int me) {
                     const int64_t row = sh * nz + i, c = i * nx;
                     const int doz = SFX(adj_tables)(&g, r, i, hz, pz);
 #if SWEEP_VRZ
-                    memcpy(bp, Kp->b + c, (size_t)nx * sizeof(REAL));
-                    SFX(pad_beta)(bp, Kp->b + c, nx);
+                    memcpy(bp, SFX(crow)(Kp, Kp->b, i), (size_t)nx * sizeof(REAL));
+                    SFX(pad_beta)(bp, SFX(crow)(Kp, Kp->b, i), nx);
                     const SFX(brow) Bv = SFX(make_brow)(Kp, bp, i, r), *const B = &Bv;
 #else
                     const SFX(brow) *const B = 0;

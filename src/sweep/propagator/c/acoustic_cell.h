@@ -7,7 +7,7 @@
  *     sum_k (e_k beta_i + e_k beta_{i+-k}) (u_{i+-k} - u_i),   e_k = c_k / (2 dh^2),
  * three operations per tap (e_k beta_i once per offset). beta past the grid is edge-replicated (u is zero
  * there, the pair's coefficient is not): a row's x taps come from the grid's row or, near an edge, from a
- * copy of it padded with its edge values (pad_beta), its z taps from rows clamped to the grid (make_brow).
+ * copy of it padded with its edge values (pad_beta), its z taps from rows clamped to the grid (make_brow, crow).
  * Measured against the alternative beta A(u) + A(beta u) - G u (A the pair sums of u, G a precomputed
  * diagonal), which needs the same taps plus a G array: the pair form streams one array less per step and has
  * no cancellation between large terms.
@@ -25,7 +25,7 @@ typedef struct {
 ALWAYS_INLINE SFX(brow) SFX(make_brow)(const SFX(consts) *K, const REAL *bx, int64_t i, const int R) {
     SFX(brow) B;
     B.x = bx;
-    for (int k = -R; k <= R; k++) B.z[R + k] = K->b + clamp64(i + k, 0, K->nz - 1) * K->bld;
+    for (int k = -R; k <= R; k++) B.z[R + k] = SFX(crow)(K, K->b, i + k);
     return B;
 }
 
@@ -87,7 +87,7 @@ ALWAYS_INLINE void SFX(psi_z_span)(const SFX(consts) *K_, const REAL *restrict u
     const int64_t nx = K->nx;
     const REAL inv_dh = K->inv_dh, a = K->az[i], b = K->bz[i];
 #if SWEEP_VRZ
-    const REAL *restrict bb = K->b + i * K->bld;
+    const REAL *restrict bb = SFX(crow)(K, K->b, i);
 #else
     const REAL *bb = 0;
 #endif

@@ -36,6 +36,7 @@ typedef struct {
     REAL e[5];                    /* c2[k] / (2 dh^2), the pair weights (acoustic_cell.h) */
     const REAL *b;                /* buoyancy beta: rows of bld values */
     int64_t bld;
+    int64_t blo, bhi;             /* beta's and w's distinct rows: those outside copy row blo or bhi */
 #endif
 } SFX(consts);
 
@@ -58,8 +59,19 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
     for (int k = 1; k <= 4; k++) K->e[k] = (REAL)(0.5 * P->c2[k] * P->inv_dh2);
     K->b = (const REAL *)P->b;
     K->bld = P->nx;
+    K->blo = P->ptop;
+    K->bhi = P->ptop + P->pnz - 1;
 #endif
 }
+
+#if SWEEP_VRZ
+/* Row i of a coefficient of the padded grid (beta, or w = K), read from its copy in the physical window: the
+ * layout edge-replicates both into the layers, so a z-layer row reads the edge row (in cache) instead of
+ * streaming its own copy. */
+static inline const REAL *SFX(crow)(const SFX(consts) *K, const REAL *base, int64_t i) {
+    return base + clamp64(i, K->blo, K->bhi) * K->bld;
+}
+#endif
 
 /* Fields per snapshot: S (and u_n under VRZ), each (nshots, pnz, pnx). */
 #define SNAPF (1 + SWEEP_VRZ)
@@ -206,7 +218,7 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
 #if SWEEP_VRZ
     /* beta's row: the grid's for psi_x and the middle, a copy padded with its edge values (bx) for the edge
      * blocks' x taps. */
-    const REAL *const brow = K->b + c;
+    const REAL *const brow = SFX(crow)(K, K->b, i);
     REAL *const bx = S->bb + SWEEP_XPAD;
 #define SWEEP_SET_B(io_, taps) (io_).B = SFX(make_brow)(K, (taps), i, R)
 #define SWEEP_COPY_B(j0_, n_) memcpy(bx + (j0_), brow + (j0_), (size_t)(n_) * sizeof(REAL))
@@ -217,7 +229,12 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
 #define SWEEP_COPY_B(j0_, n_) (void)0
 #define SWEEP_PAD_B() (void)0
 #endif
-    SFX(rowio) io = {urow, ur, pxn, pr, uprow, zxrow, zzrow, K->w + c, uprow, zxrow, zzrow, srow,
+#if SWEEP_VRZ
+    const REAL *const wrow = SFX(crow)(K, K->w, i);
+#else
+    const REAL *const wrow = K->w + c;
+#endif
+    SFX(rowio) io = {urow, ur, pxn, pr, uprow, zxrow, zzrow, wrow, uprow, zxrow, zzrow, srow,
                      K->bz[i], K->az[i], 0};
     if (X->two) {
         const int64_t l1 = X->xl + R < nx ? X->xl + R : nx, r0 = X->xr - R > 0 ? X->xr - R : 0;
@@ -240,7 +257,7 @@ ALWAYS_INLINE void SFX(fwd_row_r)(const SFX(consts) *K, const REAL *u, REAL *up,
         io.o = X->xr;
         SFX(fwd_span_any)(K, &io, X->xr, nx, X->dox_r, doz, KEEP, R);
         SFX(put_block)(S, uprow, zxrow, zzrow, X->xr, X->er, nx, X->dox_r, doz);
-        io = (SFX(rowio)){urow, ur, pxn, pr, uprow, zxrow, zzrow, K->w + c, uprow, zxrow, zzrow, srow,
+        io = (SFX(rowio)){urow, ur, pxn, pr, uprow, zxrow, zzrow, wrow, uprow, zxrow, zzrow, srow,
                           K->bz[i], K->az[i], 0};
         SWEEP_SET_B(io, brow);
         SFX(fwd_span_any)(K, &io, X->el, X->er, 0, doz, KEEP, R);

@@ -46,7 +46,7 @@ ALWAYS_INLINE void SFX(back_row_r)(const SFX(consts) *K, const REAL *u, REAL *un
     REAL *const ux = ub + SWEEP_XPAD;
 #if SWEEP_VRZ
     /* beta's row as the forward's: the grid's, or a copy padded with its edge values where ux is a copy */
-    const REAL *const brow = K->b + i * K->bld;
+    const REAL *const brow = SFX(crow)(K, K->b, i);
     const SFX(brow) Bd = SFX(make_brow)(K, brow, i, R), Bp = SFX(make_brow)(K, bb + SWEEP_XPAD, i, R);
     const SFX(brow) *const Bdirect = &Bd, *const Bpad = &Bp;
 #else
@@ -189,6 +189,8 @@ int KNAME(retreat)(const sweep_problem *P, REAL *fields, const REAL *strips, int
     K.nx = nx;
 #if SWEEP_VRZ
     K.b += P->ptop * P->nx + P->pleft; /* beta on the physical window (rows of NX values) */
+    K.blo = 0;
+    K.bhi = nz - 1;
 #endif
     const int r = (int)P->radius;
     const segments cs = make_segments(nx, r, 0, nx);

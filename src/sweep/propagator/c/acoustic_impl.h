@@ -64,24 +64,6 @@ static void SFX(load_consts)(const sweep_problem *P, SFX(consts) *K) {
 #endif
 }
 
-#if SWEEP_VRZ
-/* Row i of a coefficient of the padded grid (beta, or w = K), read from its copy in the physical window: the
- * layout edge-replicates both into the layers, so a z-layer row reads the edge row (in cache) instead of
- * streaming its own copy. */
-static inline const REAL *SFX(crow)(const SFX(consts) *K, const REAL *base, int64_t i) {
-    return base + clamp64(i, K->blo, K->bhi) * K->bld;
-}
-#endif
-
-/* Fields per snapshot: S (and u_n under VRZ), each (nshots, pnz, pnx). */
-#define SNAPF (1 + SWEEP_VRZ)
-
-/* beta at flat index c of the consts' grid (VRZ; the source term ignores it otherwise). */
-#if SWEEP_VRZ
-#define SWEEP_B(K, c) ((K)->b[(c)])
-#else
-#define SWEEP_B(K, c) ((REAL)0)
-#endif
 
 /* rows[R + k] = row i + k of field f (k = -R..R), or the zero row outside the grid: stencils along z
  * then need no bounds checks, so that the top and bottom rows vectorise like the others. */

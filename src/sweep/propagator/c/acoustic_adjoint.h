@@ -261,26 +261,60 @@ static int SFX(adj_tables)(const SFX(adj_rings) *g, int r, int64_t m, const REAL
 
 #if SWEEP_VRZ
 /* VRZ's d/dbeta terms of an imaged step on physical row pi, into gb (that row of g_beta): with mu = lambda K
- * (y: lambda, the adjoint of u_{n+1}, of this shot on the padded grid; ku: u_n of the snapshot, physical
- * grid), sum over the axes, k and the physical partners i = m +- k of e_k (mu_m - mu_i)(u_i - u_m). Pairs
- * reaching past the physical grid are held fixed (no term). Each cell sums its own pairs in a fixed order, so
- * no two threads add to one row. mu: a scratch row of pnx. */
-SWEEP_NOINLINE void SFX(adj_image_b)(const sweep_problem *P, const SFX(consts) *K, REAL *restrict gb,
-                                     const REAL *y, const REAL *ku, REAL *restrict mu, int64_t pi) {
-    const int64_t nx = P->nx, pnz = P->pnz, pnx = P->pnx, c = (P->ptop + pi) * nx + P->pleft;
-    const REAL *restrict w = K->w, *restrict u = ku + pi * pnx;
-    for (int64_t j = 0; j < pnx; j++) mu[j] = y[c + j] * w[c + j];
-    for (int k = 1; k <= (int)P->radius; k++) {
-        const REAL e = K->e[k];
-        for (int64_t j = k; j < pnx; j++) gb[j] += e * (mu[j] - mu[j - k]) * (u[j - k] - u[j]);
-        for (int64_t j = 0; j + k < pnx; j++) gb[j] += e * (mu[j] - mu[j + k]) * (u[j + k] - u[j]);
-        for (int side = -1; side <= 1; side += 2) {
-            if (pi + side * k < 0 || pi + side * k >= pnz) continue;
-            const int64_t cq = c + side * k * nx;
-            const REAL *restrict uq = u + side * k * pnx;
-            for (int64_t j = 0; j < pnx; j++) gb[j] += e * (mu[j] - y[cq + j] * w[cq + j]) * (uq[j] - u[j]);
+ * (lambda the adjoint of u_{n+1}), sum over the axes, k and the physical partners i = m +- k of
+ * e_k (mu_m - mu_i)(u_i - u_m). Pairs reaching past the physical grid are held fixed (no term): a missing z
+ * partner row is the row itself (its term is exactly zero), x partners are checked on the R edge columns
+ * (XCHK). Each cell sums its own pairs in one pass, in a fixed order, so no two threads add to one row.
+ * yq, wq, uq: lambda, K and u_n of rows pi-R..pi+R (index R + k), mu: the row's mu. */
+ALWAYS_INLINE void SFX(image_b_span)(const SFX(consts) *K, REAL *restrict gb, const REAL *restrict mu,
+                                     const REAL *const *yq, const REAL *const *wq, const REAL *const *uq, int64_t j0,
+                                     int64_t j1, int64_t pnx, const int XCHK, const int R) {
+    const REAL *restrict u = uq[R];
+    for (int64_t j = j0; j < j1; j++) {
+        const REAL m = mu[j], uc = u[j];
+        REAL acc = gb[j];
+        for (int k = 1; k <= R; k++) {
+            const REAL e = K->e[k];
+            if (!XCHK || j - k >= 0) acc = acc + e * (m - mu[j - k]) * (u[j - k] - uc);
+            if (!XCHK || j + k < pnx) acc = acc + e * (m - mu[j + k]) * (u[j + k] - uc);
+            acc = acc + e * (m - yq[R - k][j] * wq[R - k][j]) * (uq[R - k][j] - uc);
+            acc = acc + e * (m - yq[R + k][j] * wq[R + k][j]) * (uq[R + k][j] - uc);
         }
+        gb[j] = acc;
     }
+}
+
+/* image_b_span over row pi (y: lambda of this shot on the padded grid; ku: u_n of the snapshot's shot). */
+ALWAYS_INLINE void SFX(image_b_row)(const sweep_problem *P, const SFX(consts) *K, REAL *gb, const REAL *y,
+                                    const REAL *ku, REAL *restrict mu, int64_t pi, const int R) {
+    const int64_t nx = P->nx, pnz = P->pnz, pnx = P->pnx, c = (P->ptop + pi) * nx + P->pleft;
+    const REAL *yq[9], *wq[9], *uq[9];
+    for (int k = -R; k <= R; k++) {
+        const int64_t q = pi + k >= 0 && pi + k < pnz ? k : 0; /* a missing partner: the row itself */
+        yq[R + k] = y + c + q * nx;
+        wq[R + k] = K->w + c + q * nx;
+        uq[R + k] = ku + (pi + q) * pnx;
+    }
+    for (int64_t j = 0; j < pnx; j++) mu[j] = yq[R][j] * wq[R][j];
+    const int64_t e0 = R < pnx ? R : pnx, e1 = pnx - R > e0 ? pnx - R : e0;
+    SFX(image_b_span)(K, gb, mu, yq, wq, uq, 0, e0, pnx, 1, R);
+    SFX(image_b_span)(K, gb, mu, yq, wq, uq, e0, e1, pnx, 0, R);
+    SFX(image_b_span)(K, gb, mu, yq, wq, uq, e1, pnx, pnx, 1, R);
+}
+
+#define DEF(RR)                                                                                            \
+    SWEEP_NOINLINE void SFX(image_b_row##RR)(const sweep_problem *P, const SFX(consts) *K, REAL *gb,          \
+                                             const REAL *y, const REAL *ku, REAL *mu, int64_t pi) {          \
+        SFX(image_b_row)(P, K, gb, y, ku, mu, pi, RR);                                                       \
+    }
+SWEEP_PER_RADIUS(DEF)
+#undef DEF
+
+static void SFX(adj_image_b)(const sweep_problem *P, const SFX(consts) *K, REAL *gb, const REAL *y, const REAL *ku,
+                             REAL *mu, int64_t pi) {
+#define CALL(R) SFX(image_b_row##R)(P, K, gb, y, ku, mu, pi)
+    SWEEP_RADIUS_DISPATCH((int)P->radius, CALL)
+#undef CALL
 }
 #endif
 

@@ -33,6 +33,18 @@ static inline const REAL *SFX(crow)(const SFX(consts) *K, const REAL *base, int6
 #endif
 
 #if SWEEP_VRZ
+/* a b + c, fused (one rounding) where the code path has FMA, else two roundings: either way one fixed
+ * rounding, whatever the compiler would contract. */
+ALWAYS_INLINE REAL SFX(fmadd)(REAL a, REAL b, REAL c) {
+#if defined(__FMA__)
+    return sizeof(REAL) == sizeof(float) ? (REAL)__builtin_fmaf((float)a, (float)b, (float)c) : (REAL)__builtin_fma(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+#endif
+
+#if SWEEP_VRZ
 /* The buoyancy taps of one row: beta for the x taps (the grid's row, or a padded copy of it) and beta rows
  * i-R..i+R for the z taps (z[R + k], clamped to the grid). */
 typedef struct {
@@ -127,15 +139,17 @@ ALWAYS_INLINE REAL SFX(rhs)(const SFX(consts) *K, const REAL *ux, const REAL *co
                             REAL az, int64_t j, REAL *zxn, REAL *zzn, const int DOX, const int DOZ, const int R) {
     const REAL uc = ux[j];
 #if SWEEP_VRZ
-    /* The pair form (see the top of this file), x and z in two sums. */
+    /* The pair form (see the top of this file), x and z in two sums, every product in an explicit fma (fmadd):
+     * where gcc may contract a sum of two products either way, the forward and the rebuild (different loops,
+     * vector bodies and remainders) would round differently. */
     const REAL *const bx = B->x, *const *const br = B->z + R, bc = bx[j];
-    REAL eb = K->e[1] * bc;
-    REAL lx = (eb + K->e[1] * bx[j + 1]) * (ux[j + 1] - uc) + (eb + K->e[1] * bx[j - 1]) * (ux[j - 1] - uc);
-    REAL lz = (eb + K->e[1] * br[1][j]) * (ur[1][j] - uc) + (eb + K->e[1] * br[-1][j]) * (ur[-1][j] - uc);
-    for (int k = 2; k <= R; k++) {
-        eb = K->e[k] * bc;
-        lx = lx + (eb + K->e[k] * bx[j + k]) * (ux[j + k] - uc) + (eb + K->e[k] * bx[j - k]) * (ux[j - k] - uc);
-        lz = lz + (eb + K->e[k] * br[k][j]) * (ur[k][j] - uc) + (eb + K->e[k] * br[-k][j]) * (ur[-k][j] - uc);
+    REAL lx = 0, lz = 0;
+    for (int k = 1; k <= R; k++) {
+        const REAL e = K->e[k], eb = e * bc;
+        lx = SFX(fmadd)(SFX(fmadd)(e, bx[j + k], eb), ux[j + k] - uc, lx);
+        lx = SFX(fmadd)(SFX(fmadd)(e, bx[j - k], eb), ux[j - k] - uc, lx);
+        lz = SFX(fmadd)(SFX(fmadd)(e, br[k][j], eb), ur[k][j] - uc, lz);
+        lz = SFX(fmadd)(SFX(fmadd)(e, br[-k][j], eb), ur[-k][j] - uc, lz);
     }
 #else
     (void)B;

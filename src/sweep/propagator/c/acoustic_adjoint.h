@@ -8,6 +8,9 @@
  *   A1' = A0 + 2 A1 + D2x Lh_x + D2z Lh_z - D1x(a_x P_x) - D1z(a_z P_z),  A1'[rec] += grad_rec
  *   A2' = b_x P_x,  A4' = b_x (A4 + s)                   (likewise z)
  *   grad_w += A1 S,  grad_f[src] += A1[src] w[src] / dh^2
+ * VRZ (SWEEP_VRZ 1): D2 Lh becomes the (symmetric) d/da (beta dLh/da), a P becomes beta a P, grad_f carries
+ * beta[src], and the model gradient is (g_K, g_beta) per shot: g_K += A1 S_n and, with mu = K A1, the pair
+ * terms of adj_image_b plus mu f[n] / dh^2 at the sources.
  * It is the adjoint of the step restricted to the subspace where psi/zeta vanish outside the absorbing
  * layers (see acoustic_impl.h): its psi/zeta outputs there are left untouched (zero for every state the
  * schedules produce). It needs no forward state. Within a block the two wavefield adjoints are not

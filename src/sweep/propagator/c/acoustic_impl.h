@@ -14,6 +14,12 @@
  * The auxiliaries psi/zeta vanish wherever a = 0 and b = 1 (they start at zero and stay there), so the
  * kernels only touch them in the absorbing layers (and write zeta = 0 on the r cells next to them).
  *
+ * With SWEEP_VRZ 1 (acoustic_instance.h, kernels sweep_acoustic_vrz_*) the same template runs the
+ * variable-density step (sweep/propagator/eager/acoustic_vrz.py): D2 u becomes d/da (beta du/da) (the pair
+ * form, acoustic_cell.h), psi' carries beta, the sources add beta f / dh^2, w is K = z vp dt^2, and the
+ * snapshot is (S_n, u_n), two fields (SNAPF). Everything else (rows, edge blocks, layers, bands, strips,
+ * sources and receivers by row) is shared.
+ *
  * Parallelism: the pool's threads (pool.h) over (shot, row), the same split in every pass, so each
  * thread owns the same rows throughout; sources and receivers are handled by the owner of their row in
  * a fixed order, and the model gradient is accumulated per shot. No sum depends on the thread count.

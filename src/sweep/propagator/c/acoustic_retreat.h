@@ -9,7 +9,8 @@
  * An interior cell's stencil reads physical cells only, or the zero halo beyond an edge without a layer
  * (the strip covers every cell within r of an absorbing edge), and the forward gives it no C-PML terms
  * (see segments); S_n comes from the forward's own `rhs`, C-PML terms off, so given the forward's u_n it
- * is the forward's S_n bit for bit (same operations, same contractions into FMAs).
+ * is the forward's S_n bit for bit (same operations, same contractions into FMAs). VRZ: S_n from the pair
+ * form with the forward's beta taps (acoustic_cell.h), the snapshot (S_n, u_n).
  *
  * Parallelism as in the forward: the pool's threads over (shot, row), every cell written by the
  * owner of its row from values of the previous step only, so results do not depend on the thread count.

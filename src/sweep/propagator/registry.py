@@ -52,3 +52,4 @@ for _ndim in (2, 3):
     register("acoustic_vrz", _ndim, "eager", "sweep.propagator.eager.acoustic_vrz:EagerAcousticVRZStepper")
 register("acoustic", 2, "c", "sweep.propagator.c.acoustic2d:CAcousticStepper")
 register("acoustic", 3, "c", "sweep.propagator.c.acoustic3d:CAcoustic3DStepper")
+register("acoustic_vrz", 3, "c", "sweep.propagator.c.acoustic_vrz3d:CAcousticVRZ3DStepper")

@@ -1,40 +1,43 @@
 /* One instance of every kernel, 2-D and 3-D, in float32 and float64, with the names ISA(name_f32) /
- * ISA(name_f64); included by acoustic.c once per code path (see "Code paths" there). */
+ * ISA(name_f64); included by acoustic.c once per code path (see "Code paths" there). The 3-D kernels come twice:
+ * constant density (sweep_acoustic3d_*) and variable density (sweep_acoustic3d_vrz_*, SWEEP_VRZ). */
 #define REAL float
 #define SFX(name) ISA(name##_f32)
 #include "acoustic_impl.h"
 #include "acoustic_adjoint.h"
 #include "acoustic_retreat.h"
-/* The 3-D kernels without FMA contraction (see c3_x in acoustic3d_impl.h) and with 256-bit vectors (measured a
- * little faster than 512-bit ones on Zen 4, and the C-PML spans are rounded to fewer cells). */
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
-#pragma GCC target("prefer-vector-width=256")
-#include "acoustic3d_common.h"
-#include "acoustic3d_impl.h"
-#include "acoustic3d_adjoint.h"
-#include "acoustic3d_retreat.h"
-#pragma GCC pop_options
-#undef REAL
+#define SWEEP3_NAME(op) ISA(sweep_acoustic3d_##op##_f32)
+#include "acoustic3d_instance.h"
+#undef SWEEP3_NAME
 #undef SFX
+/* The variable-density 3-D kernels (static helpers named name_vrz_f32). */
+#define SWEEP_VRZ
+#define SFX(name) ISA(name##_vrz_f32)
+#define SWEEP3_NAME(op) ISA(sweep_acoustic3d_vrz_##op##_f32)
+#include "acoustic3d_instance.h"
+#undef SWEEP3_NAME
+#undef SFX
+#undef SWEEP_VRZ
+#undef REAL
 
 #define REAL double
 #define SFX(name) ISA(name##_f64)
 #include "acoustic_impl.h"
 #include "acoustic_adjoint.h"
 #include "acoustic_retreat.h"
-/* The 3-D kernels without FMA contraction (see c3_x in acoustic3d_impl.h) and with 256-bit vectors (measured a
- * little faster than 512-bit ones on Zen 4, and the C-PML spans are rounded to fewer cells). */
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
-#pragma GCC target("prefer-vector-width=256")
-#include "acoustic3d_common.h"
-#include "acoustic3d_impl.h"
-#include "acoustic3d_adjoint.h"
-#include "acoustic3d_retreat.h"
-#pragma GCC pop_options
-#undef REAL
+#define SWEEP3_NAME(op) ISA(sweep_acoustic3d_##op##_f64)
+#include "acoustic3d_instance.h"
+#undef SWEEP3_NAME
 #undef SFX
+/* The variable-density 3-D kernels (static helpers named name_vrz_f64). */
+#define SWEEP_VRZ
+#define SFX(name) ISA(name##_vrz_f64)
+#define SWEEP3_NAME(op) ISA(sweep_acoustic3d_vrz_##op##_f64)
+#include "acoustic3d_instance.h"
+#undef SWEEP3_NAME
+#undef SFX
+#undef SWEEP_VRZ
+#undef REAL
 
 /* Peak single-precision FMA throughput of this code path: `nthreads` threads each run `iters` rounds of
  * 12 independent vector FMA chains (enough to cover the FMA latency on two pipes). Returns flop/s. */

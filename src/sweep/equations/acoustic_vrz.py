@@ -6,11 +6,10 @@ import warnings
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .acoustic import Acoustic
 from .specs import ModelSpec
-from .stencils import stencil_radius
+from .stencils import SECOND_DERIVATIVE
 
 #: Densities (kg/m^3) a model's ``z / vp`` is expected within: water is 1000, rocks reach ~3000 and metal ores
 #: ~8000; outside this range the models are more likely swapped or in other units (density passed as
@@ -51,17 +50,26 @@ class AcousticVRZ(Acoustic):
     """The equation's key in the stepper registry (shared by its 2-D and 3-D forms)."""
 
     def stability_velocity(self, models: Sequence[torch.Tensor], space_order: int) -> float:
-        """The velocity (m/s) whose constant-density stability limit bounds this model's: the peak over cells
-        of ``sqrt(kappa_i max b)``, the max over the cells within the stencil's reach of cell i (every axis),
-        so that a density contrast counts where it meets the stiffest cell. Equal to the peak velocity for a
-        constant density."""
+        """The velocity (m/s) whose constant-density stability limit is this model's: the peak over cells of
+        ``sqrt(kappa_i bbar_i)``, ``bbar_i`` the mean of cell i's pair coefficients ``(b_i + b_j) / 2`` over
+        its stencil, weighted by ``|c_k|``. Equal to the peak velocity for a constant density; for order 2 it
+        bounds the step operator's spectral radius (Gershgorin: the row sums of ``kappa div(b grad)``); for
+        higher orders measured, not proven (tests/test_vrz_physics.py)."""
         vp, z = (m.detach().to(torch.float64) for m in models[:2])
-        buoyancy = (vp / z).unsqueeze(0).unsqueeze(0)
-        r = stencil_radius(space_order)
-        pool = F.max_pool2d if vp.ndim == 2 else F.max_pool3d
-        padded = F.pad(buoyancy, (r, r) * vp.ndim, mode="replicate")
-        local = pool(padded, kernel_size=2 * r + 1, stride=1)[0, 0]
-        return float((z * vp * local).max().sqrt())
+        buoyancy = vp / z
+        weights = [abs(c) for c in SECOND_DERIVATIVE[space_order][1:]]
+        total = torch.zeros_like(buoyancy)
+        for axis in range(buoyancy.ndim):
+            n = buoyancy.shape[axis]
+            r = len(weights)
+            wide = torch.cat([buoyancy.narrow(axis, 0, 1).expand(*buoyancy.shape[:axis], r, *buoyancy.shape[axis + 1:]),
+                              buoyancy,
+                              buoyancy.narrow(axis, n - 1, 1).expand(*buoyancy.shape[:axis], r, *buoyancy.shape[axis + 1:])],
+                             dim=axis)  # edge-replicated, as the step extends b
+            for k, w in enumerate(weights, 1):
+                total += w * (buoyancy + 0.5 * (wide.narrow(axis, r + k, n) + wide.narrow(axis, r - k, n)))
+        mean = total / (2 * buoyancy.ndim * sum(weights))
+        return float((z * vp * mean).max().sqrt())
 
     def check_model_values(self, models: Sequence[torch.Tensor]) -> None:
         """Warn when the implied density ``z / vp`` leaves :data:`DENSITY_RANGE` (kg/m^3), naming the models."""

@@ -25,6 +25,7 @@ from .distributed import ShotGroup, launch_rank
 from .inversion import Band, Inversion
 from .layered3d import DEFAULT_DH, DEFAULT_SHAPE, figure_cuts, layered3d_problem
 from .marmousi import marmousi_problem
+from .parameters import velocity_and_impedance, velocity_at_density
 from .plots import model_error, plot_inversion
 from .plots3d import plot_inversion_3d
 from .problem import Problem
@@ -50,8 +51,16 @@ DEFAULTS = {
 }
 """Each model's defaults of the options whose argparse default is None."""
 
-ONLY = {"decimate": "marmousi", "shape": "layered3d", "dh": "layered3d"}
+ONLY = {"decimate": "marmousi", "shape": "layered3d", "dh": "layered3d", "equation": "marmousi"}
 """Options that apply to one model only (giving them with another is an error)."""
+
+DENSITY_BOUNDS = (1000.0, 3000.0)
+"""kg/m^3: with the velocity bounds, the impedance bounds of ``--invert vp+z`` (z from the lowest density at the
+lowest velocity to the highest at the highest)."""
+
+VRZ_CONTRAST_HEADROOM = 1.1
+"""The default upper velocity bound of a variable-density run is the constant-density one divided by this: a
+density contrast raises the stability limit's velocity above the peak vp (by 2.4% on Marmousi-II at 25 m)."""
 
 
 def _default(option: str) -> str:
@@ -118,6 +127,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--dt", type=float, default=None,
                    help=f"sample interval of the wavelet and the data, s ({_default('dt')}); one above the "
                         "stability limit is sub-stepped (--substep)")
+    g.add_argument("--equation", choices=("acoustic", "vrz"), default=None,
+                   help="marmousi: 'acoustic' (constant density, default) or 'vrz' (variable density: Marmousi-II's "
+                        "shipped density is the truth, its smoothed density the start)")
     g.add_argument("--substep", type=_substep, default="auto", metavar="{auto,off,R}",
                    help="internal time steps per data sample: 'auto' (default) the fewest that are stable for the "
                         "true model's peak velocity (1 when --dt is stable), fixed for the whole run; R: that many; "
@@ -126,6 +138,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--bands", type=_bands, default=None,
                    help="frequency continuation, CUTOFF_HZ:ITERATIONS,... ('all' = no low-pass; "
                         f"{_default('bands')})")
+    g.add_argument("--invert", choices=("vp", "vp+z"), default=None,
+                   help="--equation vrz: what is inverted: 'vp+z' (default) velocity and impedance together, or 'vp' "
+                        "the velocity at the starting density")
+    g.add_argument("--lr-z", type=float, default=None,
+                   help="--invert vp+z: Adam step of the impedance, kg/(m^2 s) per iteration (default 2000 x --lr: the "
+                        "impedance step of a --lr velocity step at 2000 kg/m^3)")
     g.add_argument("--misfit", choices=("l2", "normalized_l2"), default="l2")
     g.add_argument("--lr", type=float, default=None, help=f"Adam step, m/s ({_default('lr')})")
     g.add_argument("--batch-size", type=int, default=None, help=f"shots per propagation call ({_default('batch_size')})")
@@ -231,6 +249,15 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
     for option, value in DEFAULTS[args.model].items():
         if getattr(args, option) is None:
             setattr(args, option, _bands(value) if option == "bands" else value)
+    vrz = args.equation == "vrz"
+    if not vrz and (args.invert is not None or args.lr_z is not None):
+        raise ValueError("--invert and --lr-z apply to --equation vrz")
+    if args.invert == "vp" and args.lr_z is not None:
+        raise ValueError("--lr-z applies to --invert vp+z")
+    if vrz and args.invert is None:
+        args.invert = "vp+z"
+    if args.invert == "vp+z" and args.lr_z is None:
+        args.lr_z = 2000.0 * args.lr
     return args
 
 
@@ -240,7 +267,8 @@ def build_problem(args: argparse.Namespace, **propagator_options) -> Problem:
     if args.model == "layered3d":
         return layered3d_problem(shape=tuple(args.shape or DEFAULT_SHAPE), dh=DEFAULT_DH if args.dh is None else args.dh,
                                  **common)
-    return marmousi_problem(decimate=4 if args.decimate is None else args.decimate, **common)
+    return marmousi_problem(decimate=4 if args.decimate is None else args.decimate, equation=args.equation or "acoustic",
+                            **common)
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -262,30 +290,52 @@ def invert(args: argparse.Namespace) -> dict:
                                 eager_options=EagerOptions(use_compile=args.compile))
         prop, start = problem.propagator, problem.start
         lower, upper = default_bounds(prop, problem.survey.wavelet, start)
-        constraints = VelocityConstraints(start.shape, lower if args.vmin is None else args.vmin,
-                                          upper if args.vmax is None else args.vmax, _mask(args.mask, start))
+        if problem.true_density is not None:
+            upper /= VRZ_CONTRAST_HEADROOM
+        mask = _mask(args.mask, start)
+        constraints = [VelocityConstraints(start.shape, lower if args.vmin is None else args.vmin,
+                                           upper if args.vmax is None else args.vmax, mask)]
+        parameters, starts, lrs = None, [start], [args.lr]
+        if args.invert == "vp":
+            parameters = velocity_at_density(problem.start_density)
+        elif args.invert == "vp+z":
+            parameters, lrs = velocity_and_impedance(), [args.lr, args.lr_z]
+            starts.append(start * problem.start_density)
+            vel = constraints[0]
+            constraints.append(VelocityConstraints(start.shape, DENSITY_BOUNDS[0] * vel.lower,
+                                                   DENSITY_BOUNDS[1] * vel.upper, mask, quantity="impedance",
+                                                   unit="kg/(m^2 s)"))
         batches = ShotBatches(args.shots, args.batch_size, redraw=args.redraw, per_iteration=args.batches_per_iteration,
                               seed=args.seed)
-        inversion = Inversion(prop, problem.survey, start, misfit=args.misfit, batches=batches, encoding=args.encoding,
-                              constraints=constraints, bands=args.bands, lr=args.lr, seed=args.seed, group=group,
-                              state_path=state)
+        inversion = Inversion(prop, problem.survey, starts, parameters=parameters, misfit=args.misfit, batches=batches,
+                              encoding=args.encoding, constraints=constraints, bands=args.bands, lr=lrs,
+                              seed=args.seed, group=group, state_path=state)
+        constraints = constraints[0]
         if group.is_main:
             args.out.mkdir(parents=True, exist_ok=True)
             first = inversion.calls(0, 0)[0]
-            per_call = prop.estimate_memory(first.wavelet, first.sources, first.receivers, [start.clone().requires_grad_()])
+            per_call = prop.estimate_memory(first.wavelet, first.sources, first.receivers,
+                                            inversion.parameters.to_models([s.clone().requires_grad_() for s in starts]))
             print(f"sweep-fwi: {problem.survey.nshots} shots on {' x '.join(map(str, prop.shape))} cells at {prop.dh:g} m, "
                   f"{time_steps(prop)}, impl={prop.impl}, {group.world} process(es) x {group.threads} thread(s); bounds "
                   f"{constraints.lower:.0f}-{constraints.upper:.0f} m/s; state {state}\n"
                   f"memory per propagation call ({first.nshots} shot(s)): {per_call.strategy}, predicted peak "
                   f"{per_call.peak_memory_bytes / 2**20:.1f} MiB in memory (stored {per_call.stored_bytes / 2**20:.1f} MiB; "
                   "an upper bound for data-dependent codecs)", flush=True)
-        # errors[0]: the start's; errors[i + 1]: after iteration i (NaN for those an earlier, resumed run made).
+        # errors[0]: the start's; errors[i + 1]: after iteration i (NaN for those an earlier, resumed run made);
+        # likewise density_errors for --invert vp+z.
         errors = [model_error(start, problem.true)]
+        density_errors = [model_error(problem.start_density, problem.true_density)] if len(starts) > 1 else []
 
-        def track(iteration: int, model: torch.Tensor, loss: float) -> None:
+        def track(iteration: int, model, loss: float) -> None:
             if group.is_main:
-                errors.extend([float("nan")] * (iteration + 1 - len(errors)))
-                errors.append(model_error(model, problem.true))
+                vp = model[0] if isinstance(model, list) else model
+                for found, value in ((errors, model_error(vp, problem.true)),
+                                     (density_errors, model_error(model[1] / vp, problem.true_density)
+                                      if density_errors else None)):
+                    if value is not None:
+                        found.extend([float("nan")] * (iteration + 1 - len(found)))
+                        found.append(value)
 
         began = time.perf_counter()
         result = inversion.run(progress=not args.no_progress, callback=track)
@@ -295,6 +345,13 @@ def invert(args: argparse.Namespace) -> dict:
         summary = {"model": args.model, "iterations": len(result.losses), "resumed_from": result.resumed_from,
                    "seconds": seconds, "losses": result.losses, "start_error": errors[0], "final_error": errors[-1],
                    "errors": errors, "figure": str(args.out / "fwi.png"), "state": str(state)}
+        inverted_density = None
+        if density_errors:
+            inverted_density = result.parameters[1] / result.model
+            density_errors.extend([float("nan")] * (len(result.losses) + 1 - len(density_errors)))
+            density_errors[-1] = model_error(inverted_density, problem.true_density)
+            summary.update(density_start_error=density_errors[0], density_final_error=density_errors[-1],
+                           density_errors=density_errors)
         if group.is_main:
             if problem.ndim == 3:
                 plot_inversion_3d(problem.true, start, result.model, result.losses, prop.dh, summary["figure"],
@@ -302,17 +359,28 @@ def invert(args: argparse.Namespace) -> dict:
                                   title=f"sweep-fwi --model {args.model}: {problem.survey.nshots} shots, "
                                         f"{len(result.losses)} iterations")
             else:
+                density = None if inverted_density is None else (problem.true_density, problem.start_density,
+                                                                   inverted_density)
+                what = f" of {args.invert} ({args.equation})" if args.invert else ""
                 plot_inversion(problem.true, start, result.model, result.losses, prop.dh, summary["figure"],
-                               band_edges=result.band_starts[1:], title=f"sweep-fwi: {len(result.losses)} iterations")
+                               band_edges=result.band_starts[1:], density=density,
+                               title=f"sweep-fwi: {len(result.losses)} iterations{what}")
+            arrays = dict(inverted=result.model.cpu().numpy(), start=start.numpy(), true=problem.true.numpy(),
+                          losses=np.array(result.losses), band_starts=np.array(result.band_starts),
+                          errors=np.array(errors))
+            if inverted_density is not None:
+                arrays.update(inverted_density=inverted_density.cpu().numpy(),
+                              start_density=problem.start_density.numpy(), true_density=problem.true_density.numpy(),
+                              density_errors=np.array(density_errors))
             with replacing(args.out / "fwi.npz") as f:
-                np.savez(f, inverted=result.model.cpu().numpy(), start=start.numpy(), true=problem.true.numpy(),
-                         losses=np.array(result.losses), band_starts=np.array(result.band_starts),
-                         errors=np.array(errors))
+                np.savez(f, **arrays)
             resumed = f" (resumed at iteration {result.resumed_from})" if result.resumed_from else ""
+            density_line = (f"; density error start {density_errors[0]:.4f} -> inverted {density_errors[-1]:.4f}"
+                            if density_errors else "")
             print(f"model error (relative L2 vs the true model): start {summary['start_error']:.4f} -> inverted "
-                  f"{summary['final_error']:.4f}; misfit {result.losses[0]:.4g} -> {result.losses[-1]:.4g}; "
-                  f"this run {seconds:.1f} s{resumed}; wrote {summary['figure']} and {args.out / 'fwi.npz'}",
-                  flush=True)
+                  f"{summary['final_error']:.4f}{density_line}; misfit {result.losses[0]:.4g} -> "
+                  f"{result.losses[-1]:.4g}; this run {seconds:.1f} s{resumed}; wrote {summary['figure']} and "
+                  f"{args.out / 'fwi.npz'}", flush=True)
         # The other ranks wait for rank 0's figure and files, so that every rank tears the process group down
         # together: a rank that destroyed it while rank 0 still held its connections was seen to abort.
         group.barrier()

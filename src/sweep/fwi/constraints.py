@@ -72,15 +72,19 @@ class VelocityConstraints:
     ----------
     shape : (nz, nx) or (nz, ny, nx)
     lower, upper : float
-        Bounds (m/s) enforced on updated cells by projection after each step.
+        Bounds (in ``unit``) enforced on updated cells by projection after each step.
     mask : bool array of ``shape``, optional
         True where the model may change; default everywhere. The gradient is zeroed where False, and
         those cells are restored after the step, so no optimiser (momentum, weight decay) moves them.
+    quantity, unit : str
+        What is bounded, for messages (default the velocity in m/s; e.g. ``'impedance'``, ``'kg/(m^2 s)'``).
     """
 
-    def __init__(self, shape: tuple[int, int], lower: float, upper: float, mask: np.ndarray | None = None) -> None:
+    def __init__(self, shape: tuple[int, int], lower: float, upper: float, mask: np.ndarray | None = None, *,
+                 quantity: str = "velocity", unit: str = "m/s") -> None:
+        self.quantity, self.unit = quantity, unit
         if not (0 < lower < upper < float("inf")):
-            raise ValueError(f"velocity bounds must satisfy 0 < lower < upper < inf, got lower={lower}, upper={upper}")
+            raise ValueError(f"{quantity} bounds must satisfy 0 < lower < upper < inf, got lower={lower}, upper={upper}")
         if mask is None:
             mask = np.ones(shape, dtype=bool)
         mask = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask)
@@ -97,8 +101,8 @@ class VelocityConstraints:
         free = model.detach()[torch.as_tensor(self.mask, device=model.device)]
         lo, hi = float(free.min()), float(free.max())
         if lo < self.lower or hi > self.upper:
-            raise ValueError(f"the starting model spans {lo:g}-{hi:g} m/s on the updated cells, outside the "
-                             f"velocity bounds [{self.lower:g}, {self.upper:g}] m/s")
+            raise ValueError(f"the starting {self.quantity} spans {lo:g}-{hi:g} {self.unit} on the updated cells, "
+                             f"outside the bounds [{self.lower:g}, {self.upper:g}] {self.unit}")
 
     def mask_gradient(self, grad: torch.Tensor) -> None:
         """Zero ``grad`` (the model's shape) in place where the model is held fixed."""

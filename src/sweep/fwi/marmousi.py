@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..datasets import MARMOUSI_DH, load_marmousi
-from ..equations import Acoustic
+from ..equations import Acoustic, AcousticVRZ
 from ..messages import plain
 from ..propagator.torch import PropTorch
 from .problem import Problem, delayed_ricker, observe
@@ -17,7 +17,7 @@ MarmousiProblem = Problem
 
 def marmousi_problem(*, decimate: int = 4, nshots: int = 12, frequency: float = 1.5, duration: float = 5.0,
                      dt: float = 0.005, depth: int = 1, dtype: torch.dtype = torch.float32,
-                     data_batch: int = 4, **propagator_options) -> Problem:
+                     data_batch: int = 4, equation: str = "acoustic", **propagator_options) -> Problem:
     """Build the Marmousi inversion.
 
     Parameters
@@ -39,13 +39,25 @@ def marmousi_problem(*, decimate: int = 4, nshots: int = 12, frequency: float = 
     dtype : torch.dtype
     data_batch : int
         Shots per call while making the observed data (bounds memory).
+    equation : {'acoustic', 'vrz'}
+        ``'acoustic'``: constant density (models ``[vp]``). ``'vrz'``: :class:`~sweep.equations.AcousticVRZ`
+        with Marmousi-II's shipped density as the truth (models ``[vp, z = density x vp]``) and its smoothed
+        density as the start (``true_density``, ``start_density``).
     **propagator_options
         Passed to :class:`PropTorch` (``impl``, ``memory``, ``eager_options``, ...). The absorbing layer is
         fixed (``pml_vmax`` the true model's peak, ``pml_freq`` the wavelet's), so it does not change
         between iterations.
     """
-    true = torch.tensor(load_marmousi("true")[::decimate, ::decimate].copy(), dtype=dtype)
-    start = torch.tensor(load_marmousi("smooth")[::decimate, ::decimate].copy(), dtype=dtype)
+    if equation not in ("acoustic", "vrz"):
+        raise ValueError(f"equation must be 'acoustic' or 'vrz', got {plain(equation)!r}")
+
+    def load(array) -> torch.Tensor:
+        return torch.tensor(array[::decimate, ::decimate].copy(), dtype=dtype)
+
+    true, start = load(load_marmousi("true")), load(load_marmousi("smooth"))
+    densities = (None, None)
+    if equation == "vrz":
+        densities = (load(load_marmousi("true", model="rho")), load(load_marmousi("smooth", model="rho")))
     nz, nx = true.shape
     if not 0 <= depth < nz:
         raise ValueError(f"depth must be a row index in [0, {nz}), got {depth}")
@@ -54,10 +66,12 @@ def marmousi_problem(*, decimate: int = 4, nshots: int = 12, frequency: float = 
     nt = int(round(duration / dt))
     propagator_options.setdefault("pml_vmax", float(true.max()))
     propagator_options.setdefault("pml_freq", frequency)
-    prop = PropTorch(Acoustic(), (nz, nx), decimate * MARMOUSI_DH, dt, nt, **propagator_options)
+    physics = AcousticVRZ() if equation == "vrz" else Acoustic()
+    prop = PropTorch(physics, (nz, nx), decimate * MARMOUSI_DH, dt, nt, **propagator_options)
     columns = np.linspace(1, nx - 2, nshots).round().astype(np.int64)
     sources = np.stack([columns, np.full(nshots, depth)], axis=-1)[:, None, :]
     spread = np.stack([np.arange(nx), np.full(nx, depth)], axis=-1)
     receivers = np.broadcast_to(spread, (nshots, nx, 2)).copy()
     wavelet = delayed_ricker(nt, dt, frequency, dtype)
-    return Problem(true, start, observe(prop, wavelet, sources, receivers, true, data_batch), prop)
+    models = [true] if densities[0] is None else [true, true * densities[0]]
+    return Problem(true, start, observe(prop, wavelet, sources, receivers, models, data_batch), prop, *densities)

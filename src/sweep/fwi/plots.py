@@ -65,10 +65,21 @@ def model_error(model: ArrayLike, true: ArrayLike) -> float:
     return float(np.linalg.norm(m - t) / norm)
 
 
+def _model_rows(prefix: str, true: ArrayLike | None, start: ArrayLike,
+                inverted: ArrayLike) -> list[tuple[str, np.ndarray]]:
+    """[(title, model), ...] of one parameter: true (when known), start, inverted."""
+    rows = [(prefix + "start", _as_model(prefix + "start", start)),
+            (prefix + "inverted", _as_model(prefix + "inverted", inverted))]
+    if true is not None:
+        rows.insert(0, (prefix + "true", _as_model(prefix + "true", true)))
+    return rows
+
+
 def plot_inversion(true: ArrayLike | None, start: ArrayLike, inverted: ArrayLike, losses: Sequence[float],
                    dh: float, path: str | os.PathLike, band_edges: Sequence[int] | None = None,
-                   title: str | None = None) -> Path:
-    """Write a figure of the true, starting and inverted velocity models and the loss curve.
+                   title: str | None = None, density: Sequence[ArrayLike | None] | None = None) -> Path:
+    """Write a figure of the true, starting and inverted velocity models and the loss curve (and of the
+    densities, when a variable-density inversion gives them).
 
     The models share one colour scale (one colorbar, "vp (m/s)") and are drawn on km axes; the loss is
     drawn against iteration on a log axis (non-positive values are left out), with a dashed vertical
@@ -91,6 +102,9 @@ def plot_inversion(true: ArrayLike | None, start: ArrayLike, inverted: ArrayLike
         Iteration indices (into ``losses``) at which a new frequency band starts.
     title : str, optional
         Figure title.
+    density : (true, start, inverted), optional
+        Densities (kg/m^3) of the same shape (true may be None), drawn below the velocities on their own
+        colour scale, each inverted model's title giving its relative error when the truth is known.
 
     Returns
     -------
@@ -99,9 +113,12 @@ def plot_inversion(true: ArrayLike | None, start: ArrayLike, inverted: ArrayLike
     """
     if not isinstance(dh, numbers.Real) or isinstance(dh, bool) or not np.isfinite(dh) or dh <= 0:
         raise ValueError(f"dh must be a positive grid spacing in m, got {plain(dh)!r}")
-    models = [("start", _as_model("start", start)), ("inverted", _as_model("inverted", inverted))]
-    if true is not None:
-        models.insert(0, ("true", _as_model("true", true)))
+    groups = [_model_rows("", true, start, inverted)]
+    if density is not None:
+        if len(density) != 3:
+            raise ValueError(f"density must be (true, start, inverted), got {len(density)} items")
+        groups.append(_model_rows("density ", *density))
+    models = [row for group in groups for row in group]
     shape = models[0][1].shape
     for name, m in models:
         if m.shape != shape:
@@ -115,21 +132,27 @@ def plot_inversion(true: ArrayLike | None, start: ArrayLike, inverted: ArrayLike
     km = dh / 1000.0
     # Cell-centred extent: sample i sits at i * dh.
     extent = (-0.5 * km, (nx - 0.5) * km, (nz - 0.5) * km, -0.5 * km)
-    vmin = min(float(np.nanmin(m)) for _, m in models)
-    vmax = max(float(np.nanmax(m)) for _, m in models)
     # One row per model at the model's aspect ratio (clamped so thin or tall models stay readable).
     width = 8.0
     row = float(np.clip(0.8 * width * nz / nx, 1.5, 5.0))
     fig = Figure(figsize=(width, row * len(models) + 2.8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(models) + 1, 1, height_ratios=[row] * len(models) + [2.3])
-    for ax, (name, m) in zip(axes, models):
-        image = ax.imshow(m, extent=extent, vmin=vmin, vmax=vmax, cmap="viridis", aspect="equal",
-                          interpolation="nearest")
-        ax.set_title(name)
-        ax.set_xlabel("x (km)")
-        ax.set_ylabel("depth (km)")
-    fig.colorbar(image, ax=list(axes[:-1]), label="vp (m/s)", shrink=0.9)
+    first = 0
+    for group, label, cmap in zip(groups, ("vp (m/s)", "density (kg/m^3)"), ("viridis", "cividis")):
+        vmin = min(float(np.nanmin(m)) for _, m in group)
+        vmax = max(float(np.nanmax(m)) for _, m in group)
+        truth = group[0][1] if group[0][0].endswith("true") else None
+        group_axes = axes[first:first + len(group)]
+        for ax, (name, m) in zip(group_axes, group):
+            image = ax.imshow(m, extent=extent, vmin=vmin, vmax=vmax, cmap=cmap, aspect="equal",
+                              interpolation="nearest")
+            error = "" if truth is None or name.endswith("true") else f" (error {model_error(m, truth):.4f})"
+            ax.set_title(name + error)
+            ax.set_xlabel("x (km)")
+            ax.set_ylabel("depth (km)")
+        fig.colorbar(image, ax=list(group_axes), label=label, shrink=0.9)
+        first += len(group)
 
     plot_losses(axes[-1], losses, edges)
     axes[-1].set_title("loss")

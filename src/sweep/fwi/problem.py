@@ -15,12 +15,15 @@ from .survey import Survey
 @dataclass
 class Problem:
     """true, start: velocities (m/s) of the propagator's shape, (nz, nx) or (nz, ny, nx); survey: shots
-    with observed data; propagator: the one that made the data and that inverts them."""
+    with observed data; propagator: the one that made the data and that inverts them; true_density,
+    start_density: densities (kg/m^3) of a variable-density equation (None for a constant density)."""
 
     true: torch.Tensor
     start: torch.Tensor
     survey: Survey
     propagator: PropTorch
+    true_density: torch.Tensor | None = None
+    start_density: torch.Tensor | None = None
 
     @property
     def ndim(self) -> int:
@@ -33,12 +36,13 @@ def delayed_ricker(nt: int, dt: float, frequency: float, dtype: torch.dtype = to
     return ricker(torch.arange(nt, dtype=dtype) * dt - 1.5 / frequency, frequency)
 
 
-def observe(prop: PropTorch, wavelet: torch.Tensor, sources: np.ndarray, receivers: np.ndarray, true: torch.Tensor,
-            data_batch: int) -> Survey:
-    """The survey whose observed data ``prop`` computes from ``true``, ``data_batch`` shots per call (bounds
-    memory)."""
+def observe(prop: PropTorch, wavelet: torch.Tensor, sources: np.ndarray, receivers: np.ndarray,
+            true: torch.Tensor | list[torch.Tensor], data_batch: int) -> Survey:
+    """The survey whose observed data ``prop`` computes from ``true`` (the velocity, or the list of the
+    propagator's models), ``data_batch`` shots per call (bounds memory)."""
+    models = true if isinstance(true, list) else [true]
     with torch.no_grad():
-        observed = torch.cat([prop(wavelet, sources[i:i + data_batch], receivers[i:i + data_batch], [true])
+        observed = torch.cat([prop(wavelet, sources[i:i + data_batch], receivers[i:i + data_batch], models)
                               for i in range(0, len(sources), data_batch)])
     return Survey(sources, receivers, wavelet, observed)
 

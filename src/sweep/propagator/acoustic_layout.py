@@ -98,7 +98,7 @@ class AcousticLayout:
     @property
     def rebuild_shape(self) -> tuple[int, ...]:
         """(2, nshots, *shape): u_n and u_{n-1} on the physical grid."""
-        return (2, *self.snapshot_shape)
+        return (2, self.problem.nshots, *self.problem.grid.shape)
 
     def initial(self) -> torch.Tensor:
         """A new state at step 0 (zeros)."""

@@ -84,7 +84,7 @@ ALWAYS_INLINE void SFX(fw3_psi_x)(const SFX(k3) *K_, const REAL *restrict ux, RE
 typedef struct {
     const REAL *ux, *pxn, *w;
     const REAL *const *uy, *const *uz, *const *py, *const *pz;
-    const SFX(c3_beta) *B;
+    const REAL *bx, *ly, *lz; /* VRZ: the buoyancy's padded row; Bdiv_y u / dh^2, Bdiv_z u / dh^2 (c3_bdiv_yz) */
     REAL *up, *zx, *zy, *zz, *srow;
     REAL by, ay, bz, az;
 } SFX(c3_io);
@@ -96,23 +96,20 @@ ALWAYS_INLINE void SFX(fw3_span_r)(const SFX(k3) *K, const SFX(c3_io) *io, int64
     REAL *restrict up = io->up, *restrict zx = io->zx, *restrict zy = io->zy, *restrict zz = io->zz;
     REAL *restrict srow = io->srow;
     const REAL by = io->by, ay = io->ay, bz = io->bz, az = io->az;
-    const REAL *uy_a[9], *uz_a[9], *py_a[9], *pz_a[9], *bty_a[9], *btz_a[9];
+    const REAL *uy_a[9], *uz_a[9], *py_a[9], *pz_a[9];
     for (int q = -R; q <= R; q++) {
         uy_a[R + q] = io->uy[q];
         uz_a[R + q] = io->uz[q];
         py_a[R + q] = DOY ? io->py[q] : io->uy[q];
         pz_a[R + q] = DOZ ? io->pz[q] : io->uz[q];
-        bty_a[R + q] = C3_VRZ ? io->B->ya[4 + q] : 0;
-        btz_a[R + q] = C3_VRZ ? io->B->za[4 + q] : 0;
     }
     const REAL *const *const uy = uy_a + R, *const *const uz = uz_a + R;
     const REAL *const *const py = py_a + R, *const *const pz = pz_a + R;
-    const REAL *const *const bty = bty_a + R, *const *const btz = btz_a + R;
-    const REAL *restrict bx = C3_VRZ ? io->B->x : 0;
+    const REAL *restrict bx = io->bx, *restrict ly = io->ly, *restrict lz = io->lz;
 #pragma GCC ivdep
     for (int64_t j = j0; j < j1; j++) {
         REAL zxn = 0, zyn = 0, zzn = 0;
-        const REAL s = SFX(c3_rhs)(K, ux, uy, uz, bx, bty, btz, pxn, py, pz, zx, zy, zz, by, ay, bz, az, j, &zxn,
+        const REAL s = SFX(c3_rhs)(K, ux, uy, uz, bx, ly, lz, pxn, py, pz, zx, zy, zz, by, ay, bz, az, j, &zxn,
                                    &zyn, &zzn, DOX, DOY, DOZ, R);
         if (DOX) zx[j] = zxn;
         if (DOY) zy[j] = zyn;
@@ -161,11 +158,14 @@ ALWAYS_INLINE void SFX(fw3_row_r)(const SFX(k3) *K_, const SFX(c3_fields) *F, in
     REAL *const ux = S->ub + SWEEP_XPAD, *const pxn = S->pb + SWEEP_XPAD;
     memcpy(ux, F->u + c, (size_t)nx * sizeof(REAL));
     SFX(c3_beta) B;
-    if (C3_VRZ) SFX(c3_beta_taps)(K, i, k, S->bb, &B, R);
+    if (C3_VRZ) {
+        SFX(c3_beta_taps)(K, i, k, S->bb, &B, R);
+        SFX(c3_bdiv_yz)(K, uy, uz, &B, S->ly, S->lz, R);
+    }
     const REAL *const beta = C3_VRZ ? K->b + c : 0;
     SFX(fw3_psi_x)(K, ux, F->px + c, pxn, beta, 0, X.pl, R);
     SFX(fw3_psi_x)(K, ux, F->px + c, pxn, beta, X.pr, nx, R);
-    const SFX(c3_io) io = {ux, pxn, K->w + c, uy, uz, py, pz, &B, F->up + c, F->zx + c, F->zy + c, F->zz + c,
+    const SFX(c3_io) io = {ux, pxn, K->w + c, uy, uz, py, pz, C3_VRZ ? B.x : 0, S->ly, S->lz, F->up + c, F->zx + c, F->zy + c, F->zz + c,
                            S->srow, K->by[k], K->ay[k], K->bz[i], K->az[i]};
     SFX(fw3_span_r)(K, &io, 0, X.a, 1, DOY, DOZ, R);
     SFX(fw3_span_r)(K, &io, X.a, X.b, 0, DOY, DOZ, R);

@@ -20,23 +20,21 @@
 /* S of a row on [j0, j1) into srow[j]; u_{n-1} over u_{n+1} (the row un). ux: the row of u (the grid's or a
  * zero-padded copy: x taps), uy / uz: the rows across it. */
 ALWAYS_INLINE void SFX(bk3_span)(const SFX(k3) *K_, const REAL *restrict ux, const REAL *const *uy_,
-                                 const REAL *const *uz_, const SFX(c3_beta) *B, REAL *restrict un,
+                                 const REAL *const *uz_, const SFX(c3_beta) *B, const REAL *restrict ly,
+                                 const REAL *restrict lz, REAL *restrict un,
                                  const REAL *restrict wr, REAL *restrict srow, int64_t j0, int64_t j1, const int R) {
     const SFX(k3) Kl = *K_, *const K = &Kl;
-    const REAL *uy_a[9], *uz_a[9], *bty_a[9], *btz_a[9];
+    const REAL *uy_a[9], *uz_a[9];
     for (int q = -R; q <= R; q++) {
         uy_a[R + q] = uy_[q];
         uz_a[R + q] = uz_[q];
-        bty_a[R + q] = C3_VRZ ? B->ya[4 + q] : 0;
-        btz_a[R + q] = C3_VRZ ? B->za[4 + q] : 0;
     }
     const REAL *const *const uy = uy_a + R, *const *const uz = uz_a + R;
-    const REAL *const *const bty = bty_a + R, *const *const btz = btz_a + R;
     const REAL *restrict bx = C3_VRZ ? B->x : 0;
 #pragma GCC ivdep
     for (int64_t j = j0; j < j1; j++) {
         REAL unused;
-        const REAL s = SFX(c3_rhs)(K, ux, uy, uz, bx, bty, btz, 0, uy, uz, 0, 0, 0, 0, 0, 0, 0, j, &unused, &unused,
+        const REAL s = SFX(c3_rhs)(K, ux, uy, uz, bx, ly, lz, 0, uy, uz, 0, 0, 0, 0, 0, 0, 0, j, &unused, &unused,
                                    &unused, 0, 0, 0, R);
         srow[j] = s;
         un[j] = SFX(c3_leapfrog)(ux[j], un[j], wr[j], s);
@@ -45,17 +43,19 @@ ALWAYS_INLINE void SFX(bk3_span)(const SFX(k3) *K_, const REAL *restrict ux, con
 
 #define DEF(RR)                                                                                            \
     SWEEP_NOINLINE void SFX(bk3_span##RR)(const SFX(k3) *K, const REAL *ux, const REAL *const *uy,            \
-                                          const REAL *const *uz, const SFX(c3_beta) *B, REAL *un,            \
-                                          const REAL *wr, REAL *srow, int64_t j0, int64_t j1) {              \
-        SFX(bk3_span)(K, ux, uy, uz, B, un, wr, srow, j0, j1, RR);                                           \
+                                          const REAL *const *uz, const SFX(c3_beta) *B, const REAL *ly,      \
+                                          const REAL *lz, REAL *un, const REAL *wr, REAL *srow, int64_t j0,  \
+                                          int64_t j1) {                                                      \
+        SFX(bk3_span)(K, ux, uy, uz, B, ly, lz, un, wr, srow, j0, j1, RR);                                   \
     }
 SWEEP_PER_RADIUS(DEF)
 #undef DEF
 
 static void SFX(bk3_spans)(const SFX(k3) *K, int r, const REAL *ux, const REAL *const *uy, const REAL *const *uz,
-                           const SFX(c3_beta) *B, REAL *un, const REAL *wr, REAL *srow, int64_t j0, int64_t j1) {
+                           const SFX(c3_beta) *B, const REAL *ly, const REAL *lz, REAL *un, const REAL *wr,
+                           REAL *srow, int64_t j0, int64_t j1) {
     if (j0 >= j1) return;
-#define CALL(RR) SFX(bk3_span##RR)(K, ux, uy, uz, B, un, wr, srow, j0, j1)
+#define CALL(RR) SFX(bk3_span##RR)(K, ux, uy, uz, B, ly, lz, un, wr, srow, j0, j1)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
@@ -64,13 +64,19 @@ static void SFX(bk3_spans)(const SFX(k3) *K, int r, const REAL *ux, const REAL *
  * cells[0..ncells)). Those within r of the left or right edge (only on a side without a layer) read their x
  * taps from a zero-padded copy of the row (ub), as the forward's edge blocks do. */
 static void SFX(bk3_row)(const SFX(k3) *K, int r, const REAL *u, REAL *un, const REAL *wr, REAL *srow, int64_t i,
-                         int64_t k, const int64_t *cells, int64_t ncells, const segments *cs, REAL *ub, REAL *bb) {
+                         int64_t k, const int64_t *cells, int64_t ncells, const segments *cs, const SFX(c3_scratch) *T) {
     const int64_t nx = K->nx, c = i * K->plane + k * nx, first = (i * K->ny + k) * nx;
     const REAL *uy_a[9], *uz_a[9], **uy = uy_a + 4, **uz = uz_a + 4;
     SFX(c3_taps_y)(K, u, i, k, uy, r);
     SFX(c3_taps_z)(K, u, i, k, uz, r);
+    REAL *const ub = T->ub, *const ly = T->ly, *const lz = T->lz;
     SFX(c3_beta) B;
-    if (C3_VRZ) SFX(c3_beta_taps)(K, i, k, bb, &B, r);
+#ifdef SWEEP_VRZ
+    if (ncells < K->nx) { /* a row with interior cells */
+        SFX(c3_beta_taps)(K, i, k, T->bb, &B, r);
+        SFX(c3_bdiv_yz_any)(K, r, uy, uz, &B, ly, lz);
+    }
+#endif
     const REAL *const urow = u + c;
     REAL *const unr = un + c;
     REAL *const ux = ub + SWEEP_XPAD;
@@ -83,9 +89,9 @@ static void SFX(bk3_row)(const SFX(k3) *K, int r, const REAL *u, REAL *un, const
             memcpy(ux, urow, (size_t)nx * sizeof(REAL));
             copied = 1;
         }
-        SFX(bk3_spans)(K, r, ux, uy, uz, &B, unr, wr, srow, j0, m0);
-        SFX(bk3_spans)(K, r, urow, uy, uz, &B, unr, wr, srow, m0, m1);
-        SFX(bk3_spans)(K, r, ux, uy, uz, &B, unr, wr, srow, m1, j1);
+        SFX(bk3_spans)(K, r, ux, uy, uz, &B, ly, lz, unr, wr, srow, j0, m0);
+        SFX(bk3_spans)(K, r, urow, uy, uz, &B, ly, lz, unr, wr, srow, m0, m1);
+        SFX(bk3_spans)(K, r, ux, uy, uz, &B, ly, lz, unr, wr, srow, m1, j1);
         j0 = j1 + 1;
     }
 }
@@ -118,7 +124,7 @@ static void SFX(bk3_thread)(void *ctx, int me) {
     REAL *const s0 = J->fields, *const s1 = J->fields + fs;
     const unsigned int mxcsr = enter_ftz();
     const sweep_part part = J->S.plan[me];
-    REAL *const uold = J->T[me].uold, *const ub = J->T[me].ub, *const bb = J->T[me].bb;
+    REAL *const uold = J->T[me].uold;
     for (int64_t sh = part.s0; sh < part.s1; sh++) {
         const int64_t o = sh * vol;
         for (int64_t n = n1 - 1; n >= n0; n--) {
@@ -138,7 +144,7 @@ static void SFX(bk3_thread)(void *ctx, int me) {
                     const REAL *const wr = K->w + ((top + i) * NY + front + y) * NX + left;
                     REAL *const srow = kp ? kp + o + prow * nx : J->T[me].srow; /* not imaged: scratch */
                     if (q0 < q1) memcpy(uold, un + c, (size_t)nx * sizeof(REAL));
-                    SFX(bk3_row)(K, r, u + o, un + o, wr, srow, i, y, cells, ncells, J->cs, ub, bb);
+                    SFX(bk3_row)(K, r, u + o, un + o, wr, srow, i, y, cells, ncells, J->cs, J->T + me);
                     if (q0 < q1) {
                         /* Interior sources in the forward's order: S += f / dh^3 (VRZ: beta f / dh^3), then redo
                          * u_{n-1}. A strip cell's S already holds its sources. */

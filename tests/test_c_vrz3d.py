@@ -50,7 +50,7 @@ def wavelets(dtype: torch.dtype) -> torch.Tensor:
 
 def run(impl: str, dtype: torch.dtype, free_surface: bool = False, space_order: int = 4, nshots: int = 2, **kw):
     """(data, grad vp, grad z, grad wavelet) of a quadratic misfit against a fixed random target."""
-    prop = PropTorch(AcousticVRZ3D(), SHAPE, DH, DT, NT, abcn=ABCN, free_surface=free_surface,
+    prop = PropTorch(AcousticVRZ3D(), SHAPE, DH, DT, NT, abcn=kw.pop("abcn", ABCN), free_surface=free_surface,
                      space_order=space_order, impl=impl, pml_freq=PML_FREQ, **kw)
     vp, z = (m.requires_grad_(True) for m in models(dtype))
     wav = wavelets(dtype)[:nshots].requires_grad_(True)
@@ -89,6 +89,18 @@ def test_c_matches_eager(space_order, free_surface, dtype, tol_data, tol_grad):
     assert rel(c[0], e[0]) < tol_data
     for a, b in zip(c[1:], e[1:]):
         assert a.dtype == dtype and rel(a, b) < tol_grad
+
+
+@pytest.mark.parametrize("abcn, space_order, interval", [(0, 6, 1), (1, 4, 1), (3, 4, 3)])
+def test_layer_widths_and_gradient_sampling_match_eager(abcn, space_order, interval):
+    """No layer, a layer thinner than the stencil, and gradient sampling (every third step imaged, boundary
+    saving): data and gradients against eager, float64."""
+    kw = dict(abcn=abcn, memory=MemoryOptions(strategy="boundary" if interval > 1 else "full",
+                                              gradient_interval=interval))
+    c = run("c", torch.float64, True, space_order, **kw)
+    e = run("eager", torch.float64, True, space_order, **kw)
+    for a, b in zip(c, e):
+        assert rel(a, b) < 1e-12
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-6), (torch.float64, 1e-14)])

@@ -199,3 +199,30 @@ def test_refused_rows_at_one_level_share_it_and_a_disk_refusal_draws_none():
     assert refusals == ["deepwave device 8-bit, c full: does not fit, predicted up to 30.8 GiB",
                         "deepwave device: does not fit, predicted 79.4 GiB"], refusals
     assert not any("deepwave disk" in t for t in texts)
+
+
+# (label, seconds, peak MiB, err_whole) of an eager VRZ quick run whose rows all lie within 3x in time: a
+# crowd so wide that no label column started inside the axes, which raised a TypeError.
+WIDE_CROWD = [
+    ("full", 6.39, 168.7, 0.0), ("bdy device · fp32", 8.99, 81.3, 6.7e-05),
+    ("bdy device · fp16", 6.29, 79.9, 3.9e-04), ("bdy device · bf16", 7.15, 81.3, 3.3e-03),
+    ("bdy device · int8", 9.14, 79.8, 1.4e-02), ("bdy cpu · fp32", 8.53, 83.3, 6.7e-05),
+    ("bdy cpu · fp16", 8.41, 80.9, 3.9e-04), ("bdy cpu · bf16", 7.55, 80.4, 3.3e-03),
+    ("bdy cpu · int8", 8.55, 78.7, 1.4e-02), ("bdy disk · fp32", 9.86, 78.0, 6.7e-05),
+    ("bdy disk · fp16", 9.88, 77.6, 3.9e-04), ("bdy disk · bf16", 11.25, 78.5, 3.3e-03),
+    ("bdy disk · int8", 7.82, 80.0, 1.4e-02), ("chunk-ckpt", 10.29, 103.5, 0.0),
+    ("recursive-ckpt", 16.83, 87.0, 0.0), ("multistage(4 + 16 disk)", 11.01, 82.7, 0.0),
+    ("bdy device · zfp 1e-4", 6.85, 108.6, 8.0e-05), ("bdy device · zfp rate 16", 7.98, 80.7, 6.7e-05),
+    ("bdy device · fp32 · skip zeros", 9.72, 52.4, 6.7e-05), ("chunk-ckpt · zfp 1e-6", 10.65, 98.8, 7.5e-05),
+    ("auto 64 MiB", 11.01, 80.8, 6.7e-05), ("auto 8 MiB + disk", 11.13, 81.8, 6.7e-05)]
+
+
+def test_tradeoff_labels_a_crowd_wider_than_its_columns(tmp_path):
+    rows = [_row(f"eager · {label}", seconds=s, peak_rss_mib=peak, err_whole=err)
+            for label, s, peak, err in WIDE_CROWD]
+    result = dict(setup=dict(shape=[71, 341], nt=500, device="cpu", threads=1, peak_kind="rss"), rows=rows)
+    fig = tradeoff_figure(result)
+    labels = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert all(any(f"eager {label.replace(' · ', ' ')}" == t for t in labels) for label, *_ in WIDE_CROWD)
+    plot_tradeoff(result, str(tmp_path / "t.png"))
+    assert _is_png(tmp_path / "t.png")

@@ -130,6 +130,72 @@ def test_bad_kind(kind):
         load_marmousi(kind)
 
 
+@pytest.fixture(scope="module")
+def true_rho() -> np.ndarray:
+    return load_marmousi("true", model="rho")
+
+
+def test_true_density(true_rho, true_vp):
+    assert true_rho.shape == true_vp.shape == (281, 1361) and true_rho.dtype == np.float32
+    assert true_rho.min() == 1010.0 and true_rho.max() == 2626.0
+    water = marmousi.water_mask(true_vp)
+    assert 1010.0 <= true_rho[water].min() and true_rho[water].max() <= 1030.0
+    assert true_rho[~water].min() > 1030.0                  # sediments are denser than the sea
+    assert load_marmousi(model="vp").shape == (281, 1361)   # model defaults to vp, kind to 'true'
+    np.testing.assert_array_equal(load_marmousi("true", model="vp"), true_vp)
+
+
+def test_smooth_density(true_rho, true_vp):
+    smooth = load_marmousi("smooth", model="rho")
+    assert smooth.shape == true_rho.shape and smooth.dtype == np.float32
+    assert np.all(smooth[:37] == true_rho[:37])             # water kept at 1010 kg/m^3
+    assert smooth.min() >= true_rho.min() and smooth.max() <= true_rho.max()
+    assert total_variation(smooth[37:]) < 0.3 * total_variation(true_rho[37:])
+    # an arithmetic average: a deep, wide mean of density barely moves
+    assert abs(smooth[150:250, 300:1000].mean() - true_rho[150:250, 300:1000].mean()) < 0.01 * true_rho.mean()
+
+
+def test_density_sha256_checked(monkeypatch):
+    raw = marmousi._bundled_bytes()
+    monkeypatch.setattr(marmousi, "_bundled_bytes", lambda: raw[:-10])
+    for kind in ("true", "smooth"):
+        with pytest.raises(OSError, match="sha256"):
+            load_marmousi(kind, model="rho")
+
+
+def test_user_density_file(tmp_path):
+    vp = np.full((6, 9), 2500.0)
+    vp[:2] = 1500.0
+    rho = np.linspace(1000, 2400, 54).reshape(6, 9)
+    both = tmp_path / "both.npz"
+    np.savez(both, vp=vp, rho=rho)
+    np.testing.assert_allclose(load_marmousi("true", path=both, model="rho"), rho.astype(np.float32))
+    smooth = load_marmousi("smooth", path=both, model="rho")
+    np.testing.assert_array_equal(smooth[:2], rho[:2].astype(np.float32))  # the water rows of vp
+    vp_only = tmp_path / "vp_only.npz"
+    np.savez(vp_only, vp=vp)
+    with pytest.raises(ValueError, match=r"has no 'rho' array.*model='rho'"):
+        load_marmousi("true", path=vp_only, model="rho")
+    npy = tmp_path / "vp.npy"
+    np.save(npy, vp)
+    with pytest.raises(ValueError, match=r"\.npy.*model='rho' needs an \.npz"):
+        load_marmousi("true", path=npy, model="rho")
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, vp=vp, rho=-rho)
+    with pytest.raises(ValueError, match="rho must be finite and positive"):
+        load_marmousi("true", path=bad, model="rho")
+    mismatch = tmp_path / "mismatch.npz"
+    np.savez(mismatch, vp=vp, rho=rho[:5])
+    with pytest.raises(ValueError, match="differ in shape"):
+        load_marmousi("smooth", path=mismatch, model="rho")
+
+
+@pytest.mark.parametrize("model", ["density", "RHO", "z", "", None])
+def test_bad_model(model):
+    with pytest.raises(ValueError, match="model must be one of"):
+        load_marmousi("true", model=model)
+
+
 def test_ricker():
     assert ricker(np.array([0.0]), f=5.0)[0] == 1.0
     assert float(ricker(torch.tensor([0.0]), f=5.0)[0]) == 1.0

@@ -21,7 +21,7 @@ from sweep.propagator.options import BoundaryOptions, CkptOptions, MemoryOptions
 from sweep.propagator.torch import PropTorch
 from sweep.resampling import downsample, upsample
 from sweep.signal import ricker
-from test_conformance import DH, DT, EQUATIONS, F0, KEYS, assert_matches, case, geometry, model, solver
+from test_conformance import DH, DT, EQUATIONS, F0, KEYS, assert_matches, case, geometry, models, solver
 from test_planning import summary
 
 pytestmark = pytest.mark.filterwarnings("ignore:only .* grid points per shortest wavelength")
@@ -49,25 +49,26 @@ def sub_solver(key, memory=FULL, substep=R, dt=DT * R, **kw) -> PropTorch:
 
 
 def misfit_run(key, memory, dtype=torch.float32):
-    """(data, grad vp, grad wavelet) of 0.5 |d(vp) - d(vp + bump)|^2 with sub-stepping, and the report."""
+    """(data, (grad of each model), grad wavelet) of 0.5 |d(m) - d(m + bump)|^2 with sub-stepping, and the
+    report."""
     src, rec = geometry(key)
     with torch.no_grad():
-        target = sub_solver(key)(data_wavelet(key, dtype), src, rec, [model(key, dtype, 150.0)])
+        target = sub_solver(key)(data_wavelet(key, dtype), src, rec, models(key, dtype, 150.0))
     prop = sub_solver(key, memory)
-    vp = model(key, dtype).requires_grad_(True)
+    ms = [m.requires_grad_(True) for m in models(key, dtype)]
     wav = data_wavelet(key, dtype).requires_grad_(True)
-    data = prop(wav, src, rec, [vp])
+    data = prop(wav, src, rec, ms)
     (0.5 * (data - target).pow(2).sum()).backward()
-    return (data.detach(), vp.grad, wav.grad), prop.memory_report()
+    return (data.detach(), tuple(m.grad for m in ms), wav.grad), prop.memory_report()
 
 
 @pytest.mark.parametrize("key", KEYS)
 def test_the_call_is_the_internal_run_resampled(key):
     src, rec = geometry(key)
-    wav, vp = data_wavelet(key, torch.float32), model(key, torch.float32)
+    wav, ms = data_wavelet(key, torch.float32), models(key, torch.float32)
     with torch.no_grad():
-        got = sub_solver(key)(wav, src, rec, [vp])
-        internal = solver(key, FULL)(upsample(wav, R), src, rec, [vp])  # steps of DT, nt = R * data nt
+        got = sub_solver(key)(wav, src, rec, ms)
+        internal = solver(key, FULL)(upsample(wav, R), src, rec, ms)  # steps of DT, nt = R * data nt
     expected = downsample(internal[..., 0].transpose(1, 2), R).transpose(1, 2)
     assert got.shape == (2, data_nt(key), rec.shape[1], 1)
     assert torch.equal(got[..., 0], expected)
@@ -84,18 +85,19 @@ STRATEGIES = {
 @pytest.mark.parametrize("key", KEYS)
 def test_strategies_match_full_storage_at_the_same_ratio(key, name):
     memory, bound = STRATEGIES[name]
-    (data, vp, wav), report = misfit_run(key, memory)
-    (ref_data, ref_vp, ref_wav), ref_report = misfit_run(key, FULL)
+    (data, grads, wav), report = misfit_run(key, memory)
+    (ref_data, ref_grads, ref_wav), ref_report = misfit_run(key, FULL)
     assert report.forward_steps == ref_report.forward_steps == case(key)["nt"]  # internal steps
     assert torch.equal(data, ref_data) and torch.equal(wav, ref_wav)
-    assert_matches(vp, ref_vp, bound)
+    for g, ref in zip(grads, ref_grads):
+        assert_matches(g, ref, bound)
 
 
 def test_multistage_on_disk_matches_full_storage(tmp_path):
     key = KEYS[0].values[0]
     memory = MemoryOptions("ckpt", ckpt=CkptOptions("recursive", count=2, disk_count=3, disk_dir=tmp_path))
-    got, ref = misfit_run(key, memory)[0], misfit_run(key, FULL)[0]
-    assert all(torch.equal(a, b) for a, b in zip(got, ref))
+    (data, grads, wav), (ref_data, ref_grads, ref_wav) = misfit_run(key, memory)[0], misfit_run(key, FULL)[0]
+    assert all(torch.equal(a, b) for a, b in zip((data, *grads, wav), (ref_data, *ref_grads, ref_wav)))
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -108,7 +110,7 @@ def test_wavelet_to_data_dot_product(key):
     delays = 0.015 + 0.01 * torch.rand(2, 2, 3, 1, generator=gen, dtype=torch.float64)
     amplitudes = torch.randn(2, 2, 3, 1, generator=gen, dtype=torch.float64)
     f = (amplitudes * ricker(t - delays, F0)).sum(2).requires_grad_(True)  # random, yet band-limited
-    data = sub_solver(key)(f, src, rec, [model(key)])
+    data = sub_solver(key)(f, src, rec, models(key))
     d = torch.randn(data.shape, generator=gen, dtype=torch.float64)
     (data * d).sum().backward()
     lhs, rhs = float((data.detach() * d).sum()), float((f.detach() * f.grad).sum())
@@ -117,16 +119,18 @@ def test_wavelet_to_data_dot_product(key):
 
 @pytest.mark.parametrize("key", [k for k in KEYS if k.values[0][1] == 2])
 def test_gradients_pass_finite_differences(key):
-    """Central differences of the misfit (float64) at an interior cell and at one wavelet sample."""
+    """Central differences of the misfit (float64) at an interior cell of the velocity and at one wavelet
+    sample."""
     src, rec = geometry(key)
     prop = sub_solver(key, pml_vmax=2400.0)
     with torch.no_grad():
-        target = prop(data_wavelet(key), src, rec, [model(key, torch.float64, 150.0)])
+        target = prop(data_wavelet(key), src, rec, models(key, torch.float64, 150.0))
+    others = models(key)[1:]  # held fixed
 
     def misfit(vp, wav):
-        return 0.5 * (prop(wav, src, rec, [vp]) - target).pow(2).sum()
+        return 0.5 * (prop(wav, src, rec, [vp, *others]) - target).pow(2).sum()
 
-    vp, wav = model(key).requires_grad_(True), data_wavelet(key).requires_grad_(True)
+    vp, wav = models(key)[0].requires_grad_(True), data_wavelet(key).requires_grad_(True)
     misfit(vp, wav).backward()
     cell, sample, h = (5, 8), (1, 0, 9), 1e-3
     for tensor, where, grad in ((vp, cell, vp.grad), (wav, sample, wav.grad)):
@@ -142,7 +146,7 @@ def test_gradients_pass_finite_differences(key):
 def test_auto_fixes_the_ratio_once():
     key = KEYS[0].values[0]
     src, rec = geometry(key)
-    vp = model(key)
+    vp = models(key)[0]
     limit = PropTorch(EQUATIONS["acoustic", 2](), case(key)["shape"], DH, DT, 4).max_stable_dt(float(vp.max()))
     dt = 1.5 * limit  # needs r = 2
     prop = sub_solver(key, substep="auto", dt=dt)
@@ -161,7 +165,7 @@ def test_auto_fixes_the_ratio_once():
 def test_unstable_dt_names_the_option():
     key = KEYS[0].values[0]
     src, rec = geometry(key)
-    vp = model(key)
+    vp = models(key)[0]
     dt = 1.5 * PropTorch(EQUATIONS["acoustic", 2](), case(key)["shape"], DH, DT, 4).max_stable_dt(float(vp.max()))
     with pytest.raises(ValueError, match=r"is unstable.*substep='auto'.*dt/2"):
         sub_solver(key, substep=None, dt=dt)(data_wavelet(key), src, rec, [vp])
@@ -183,7 +187,7 @@ def test_aliased_wavelet_is_an_error():
     src, rec = geometry(key)
     noise = torch.randn(2, 2, data_nt(key), dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     with pytest.raises(ValueError, match="wavelet"):
-        sub_solver(key)(noise, src, rec, [model(key)])
+        sub_solver(key)(noise, src, rec, models(key))
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -191,9 +195,9 @@ def test_estimate_memory_predicts_the_sub_stepped_call(key):
     src, rec = geometry(key)
     memory = MemoryOptions("ckpt", ckpt=CkptOptions("chunk", chunks=7))
     prop = sub_solver(key, memory)
-    vp = model(key, torch.float32).requires_grad_(True)
+    ms = [m.requires_grad_(True) for m in models(key, torch.float32)]
     wav = data_wavelet(key, torch.float32).requires_grad_(True)
-    predicted = prop.estimate_memory(wav, src, rec, [vp])
-    prop(wav, src, rec, [vp]).sum().backward()
+    predicted = prop.estimate_memory(wav, src, rec, ms)
+    prop(wav, src, rec, ms).sum().backward()
     assert summary(predicted) == summary(prop.memory_report())
     assert any(f"{R} internal steps" in n for n in predicted.notes)

@@ -1,4 +1,6 @@
-"""``sweep-bench --equation acoustic3d``: the memory strategies on 3-D shots (:mod:`sweep.bench.shot3d`).
+"""``sweep-bench --equation acoustic3d`` and ``vrz3d``: the memory strategies on 3-D shots
+(:mod:`sweep.bench.shot3d`; ``vrz3d``: AcousticVRZ3D with Gardner's density, :mod:`sweep.bench.vrz`, both
+the vp and the z gradient compared with full storage).
 
 Two grids (``--grids``, default both): ``large`` (160^3, nt=2000) runs impl='c' only: full storage where
 the memory guard says it fits ("does not fit" with its prediction where not, so that the table means the
@@ -23,28 +25,17 @@ import warnings
 import torch
 from tqdm import tqdm
 
-from ..propagator.registry import impls as registered_impls
 from .cases import display_label, full_storage_case
+from .models import impl_missing, true_models
 from .cases3d import GRID_KNOBS, grid_cases3d, skipped_case
 from .report3d import write_outputs3d
 from .runner import CasesInterrupted, machine_info, run_cases
 from .shot import DISPERSION_WARNING
 from .shot3d import ABCN3, FREQ3, GRIDS, ORDER3, propagator3d, sampling3d, shot3d
+from .vrz import with_gardner_density
 
 #: Back-ends per grid: eager is about 100 times slower than impl='c' in 3-D, so the small grid only.
 GRID_IMPLS = {"large": ("c",), "small": ("c", "eager")}
-
-
-def impl_missing(impl: str) -> str | None:
-    """Why ``impl`` cannot run the 3-D acoustic equation here (None when it can)."""
-    if impl not in registered_impls("acoustic", 3):
-        return f"impl={impl!r} has no 3-D acoustic stepper in this installation"
-    if impl == "c":
-        from ..propagator.torch import _compiled_available, _compiled_unavailable_message
-
-        if not _compiled_available():
-            return _compiled_unavailable_message()
-    return None
 
 
 def _peer_cases3d(disk_dir: str) -> list[dict]:
@@ -62,15 +53,16 @@ def _matches(case: dict, patterns: list[str], device: str) -> bool:
                for p in patterns)
 
 
-def grid_cases(grid: str, patterns: list[str], peers: bool, disk_dir: str, device: str) -> list[dict]:
+def grid_cases(grid: str, patterns: list[str], peers: bool, disk_dir: str, device: str,
+               equation: str = "acoustic3d") -> list[dict]:
     """The cases of ``grid`` that ``patterns`` select, each back-end's full storage in front (the reference),
-    rows of a back-end that cannot run here marked skipped with why; Deepwave's with ``peers``."""
+    rows of a back-end that cannot run ``equation`` here marked skipped with why; Deepwave's with ``peers``."""
     cases = []
     for impl in GRID_IMPLS.get(grid, ("c", "eager")):
         mine = [c for c in grid_cases3d(grid, [impl], disk_dir) if _matches(c, patterns, device)]
         if mine and mine[0]["label"] != f"{impl} · full":
             mine.insert(0, dict(full_storage_case(impl), grid=grid))
-        why = impl_missing(impl)
+        why = impl_missing(impl, equation)
         cases += [dict(skipped_case(c["label"], why, impl=impl), grid=grid) for c in mine] if why else mine
     if peers:
         found = _peer_cases3d(disk_dir)
@@ -90,26 +82,30 @@ def grid_setup(grid: str, args: argparse.Namespace) -> tuple[dict, torch.Tensor,
     if args.nt:
         spec["nt"] = args.nt
     shot, vp_start = shot3d(spec["n"], spec["nt"], spec["rec_step"], freq=args.freq or FREQ3)
-    setup = dict(grid=grid, equation="acoustic3d", shape=list(vp_start.shape),
+    more = {}
+    if args.equation == "vrz3d":
+        shot = with_gardner_density(shot, vp_start)
+        more = dict(models=["vp", "z"], max_stable_dt=shot["max_stable_dt"], substep=shot["substep"])
+    setup = dict(grid=grid, equation=args.equation, shape=list(vp_start.shape),
                  padded_shape=[n + 2 * ABCN3 for n in vp_start.shape], nt=spec["nt"], dt=shot["dt"],
                  freq=shot["freq"], space_order=ORDER3, abcn=ABCN3, nshots=1, nrec=int(shot["receivers"].shape[1]),
                  source=shot["sources"][0].tolist(), device=args.device, threads=args.threads, repeat=args.repeat,
                  peak_kind="cuda" if args.device.startswith("cuda") else "rss", knobs=GRID_KNOBS.get(grid),
-                 **sampling3d(shot, vp_start))
+                 **sampling3d(shot, vp_start), **more)
     return shot, vp_start, setup
 
 
 def write_setup3d(path: str, shot: dict, vp_start: torch.Tensor, setup: dict, peers: bool) -> None:
     """The set-up file every case's process loads: the shot, the starting model, sweep's observed data of
-    the true model (impl='c' where it runs, else eager) and, with ``peers``, Deepwave's."""
+    the true models (impl='c' where it runs, else eager) and, with ``peers``, Deepwave's."""
     dev = torch.device(setup["device"])
-    impl = "c" if dev.type == "cpu" and impl_missing("c") is None else "eager"
+    impl = "c" if dev.type == "cpu" and impl_missing("c", shot["equation"]) is None else "eager"
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=DISPERSION_WARNING)
         observed = propagator3d(shot, setup["nt"], dev, impl=impl)(
-            shot["wavelet"], shot["sources"], shot["receivers"], [shot["vp"].to(dev)]).cpu()
+            shot["wavelet"], shot["sources"], shot["receivers"], [m.to(dev) for m in true_models(shot)]).cpu()
     saved = dict(shot=shot, vp_start=vp_start, observed=observed, nt=setup["nt"], device=setup["device"],
-                 threads=setup["threads"], equation="acoustic3d")
+                 threads=setup["threads"], equation=shot["equation"])
     if peers:
         from .peers3d import deepwave_observed3d
 
@@ -132,11 +128,11 @@ def run3d(args: argparse.Namespace) -> dict:
     disk_dir = args.disk_dir or tempfile.mkdtemp(prefix="sweep-bench-disk-")
     started = time.perf_counter()
     try:
-        groups = [(g, grid_cases(g, args.strategies, args.peers, disk_dir, args.device)) for g in grids]
+        groups = [(g, grid_cases(g, args.strategies, args.peers, disk_dir, args.device, args.equation)) for g in grids]
         if not any(cases for _, cases in groups):
             raise UsageError(f"no strategy matches {args.strategies}")
         out, create = _output_dir(args.out, args.force)
-        result = dict(machine=machine_info(args.device, args.threads), equation="acoustic3d", grids=[],
+        result = dict(machine=machine_info(args.device, args.threads), equation=args.equation, grids=[],
                       wall_seconds=None)
         runs = dict(done=0, of=sum(len(c) for _, c in groups) * args.repeat)
         if create:

@@ -87,6 +87,23 @@ def beyond_notebook_cases(disk_dir: str) -> list[dict]:
             sweep_case("c · auto 8 MiB + disk", "c", auto("8MiB", "1GiB"))]
 
 
+#: multistage Revolve's (count in memory, disk_count) in the VRZ bench's rows (the 3-D bench's small grid's).
+VRZ_MULTISTAGE = (4, 16)
+
+
+def vrz_cases(impl: str, disk_dir: str) -> list[dict]:
+    """``--equation vrz``'s rows, on back-end ``impl``: every strategy of the compiled back-end's notebook and
+    beyond-notebook rows (full, chunk, Revolve, boundary saving on device/host/disk with every codec, ZFP,
+    auto) and multistage Revolve after Revolve, labelled ``'{impl} · ...'``."""
+    count, disk_count = VRZ_MULTISTAGE
+    multistage = sweep_case(f"c · multistage({count} + {disk_count} disk)", "c", MemoryOptions(
+        "ckpt", ckpt=CkptOptions("recursive", count=count, disk_count=disk_count, disk_dir=disk_dir)))
+    rows = [c for c in notebook_cases(disk_dir) + beyond_notebook_cases(disk_dir) if c["impl"] == "c"]
+    after = next(i for i, c in enumerate(rows) if c["label"] == "c · recursive-ckpt") + 1
+    rows.insert(after, multistage)
+    return [dict(c, label=impl + c["label"].removeprefix("c"), impl=impl) for c in rows]
+
+
 def full_storage_case(impl: str) -> dict:
     return sweep_case(f"{impl} · full", impl, MemoryOptions("full"))
 

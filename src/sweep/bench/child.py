@@ -2,7 +2,8 @@
 
 Loads the shared set-up (shot, starting model, observed data) written once by the parent, resets the
 process's memory high-water mark, runs one forward + MSE backward, and writes its measurements (JSON)
-and its velocity gradient (``torch.save``). Peak memory: on CUDA ``torch.cuda.max_memory_allocated``;
+and its model gradients (``torch.save``: vp's alone, or ``{name: gradient}`` for an equation of several
+models, :func:`~sweep.bench.models.pack_gradients`). Peak memory: on CUDA ``torch.cuda.max_memory_allocated``;
 on Linux the peak resident set (VmHWM) above the case's own baseline, after ``5 > /proc/self/clear_refs``
 resets it once imports and data are loaded; elsewhere ``ru_maxrss`` above the baseline RSS (which
 includes what loading used: said in ``peak_kind``).
@@ -17,6 +18,7 @@ import warnings
 
 import torch
 
+from .models import bench_equation, gradient_rms, pack_gradients, start_models
 from .shot import DISPERSION_WARNING
 
 MIB = 2**20
@@ -52,9 +54,9 @@ def peak_since(kind: str, baseline: int) -> int:
 
 
 def make_propagator(setup: dict, nt: int, device: torch.device, **options):
-    """The set-up's propagator: the seed shot's 2-D one, or :func:`~sweep.bench.shot3d.propagator3d` for a
-    3-D set-up (``setup['equation'] == 'acoustic3d'``)."""
-    if setup.get("equation") == "acoustic3d":
+    """The set-up's propagator: the seed shot's 2-D one (:func:`~sweep.bench.speed.seed_propagator`), or
+    :func:`~sweep.bench.shot3d.propagator3d` for a 3-D shot; of the shot's equation either way."""
+    if bench_equation(setup["shot"]).ndim == 3:
         from .shot3d import propagator3d
 
         return propagator3d(setup["shot"], nt, device, **options)
@@ -63,16 +65,19 @@ def make_propagator(setup: dict, nt: int, device: torch.device, **options):
     return seed_propagator(setup["shot"], nt, device, **options)
 
 
-def run_sweep(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tensor, dict]:
+def run_sweep(case: dict, setup: dict, device: torch.device) -> tuple[list[torch.Tensor], dict]:
+    """(the gradient of every model, in the equation's order; the memory report's numbers) of one forward
+    and MSE backward."""
     from .cases import memory_from_dict
 
     shot = setup["shot"]
     prop = make_propagator(setup, setup["nt"], device, impl=case["impl"], memory=memory_from_dict(case["memory"]))
-    vp = torch.nn.Parameter(setup["vp_start"].to(device))
-    loss = (prop(shot["wavelet"], shot["sources"], shot["receivers"], [vp]) - setup["observed"].to(device)).pow(2).mean()
+    models = [torch.nn.Parameter(m) for m in start_models(setup, device)]
+    data = prop(shot["wavelet"], shot["sources"], shot["receivers"], models)
+    loss = (data - setup["observed"].to(device)).pow(2).mean()
     loss.backward()
     rep = prop.memory_report()
-    return vp.grad, dict(strategy=rep.strategy,
+    return [m.grad for m in models], dict(strategy=rep.strategy,
                          stored_mib={k: v / MIB for k, v in rep.bytes_by_location("stored").items()},
                          staging_mib=rep.staging_bytes / MIB, tracked_peak_mib=rep.peak_memory_bytes / MIB,
                          steps=dict(forward=rep.forward_steps, replayed=rep.replayed_steps,
@@ -86,8 +91,8 @@ def predict_sweep(case: dict, setup: dict, device: torch.device) -> dict:
 
     shot = setup["shot"]
     prop = make_propagator(setup, setup["nt"], device, impl=case["impl"], memory=memory_from_dict(case["memory"]))
-    vp = setup["vp_start"].to(device).requires_grad_(True)
-    predicted = prop.estimate_memory(shot["wavelet"], shot["sources"], shot["receivers"], [vp])
+    models = [m.requires_grad_(True) for m in start_models(setup, device)]
+    predicted = prop.estimate_memory(shot["wavelet"], shot["sources"], shot["receivers"], models)
     return dict(stored_mib={k: v / MIB for k, v in predicted.bytes_by_location("stored").items()},
                 tracked_peak_mib=predicted.peak_memory_bytes / MIB, process_mib=predicted.process_bytes_estimate / MIB)
 
@@ -97,13 +102,13 @@ def run_peer(case: dict, setup: dict, device: torch.device) -> tuple[torch.Tenso
         from .peers3d import run_deepwave3d
 
         grad = run_deepwave3d(case["peer"], setup, device, case["disk_dir"])
-        return grad, dict(strategy=case["label"], stored_mib=None, staging_mib=None, tracked_peak_mib=None,
+        return [grad], dict(strategy=case["label"], stored_mib=None, staging_mib=None, tracked_peak_mib=None,
                           steps=None, files=None)
     from .peers import run_deepwave
 
     grad = run_deepwave(case["peer"], setup["shot"], setup["vp_start"].to(device), setup["observed"].to(device),
                         case["disk_dir"])
-    return grad, dict(strategy=case["label"], stored_mib=None, staging_mib=None, tracked_peak_mib=None, steps=None,
+    return [grad], dict(strategy=case["label"], stored_mib=None, staging_mib=None, tracked_peak_mib=None, steps=None,
                       files=None)
 
 
@@ -123,7 +128,7 @@ def warm_up(case: dict, setup: dict, device: torch.device) -> None:
         return
     with torch.no_grad():
         make_propagator(setup, 2, device, impl=case["impl"])(shot["wavelet"][:2], shot["sources"], shot["receivers"],
-                                                             [setup["vp_start"].to(device)])
+                                                             start_models(setup, device))
 
 
 def does_not_fit(predicted: dict | None, needed: dict[str, int], available: dict[str, int], why: str) -> dict:
@@ -165,9 +170,10 @@ def main(argv: list[str]) -> None:
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
         torch.cuda.synchronize(device)
+    names = bench_equation(setup["shot"]).models
     t0 = time.perf_counter()
     try:
-        grad, info = (run_peer if case["contender"] == "deepwave" else run_sweep)(case, setup, device)
+        grads, info = (run_peer if case["contender"] == "deepwave" else run_sweep)(case, setup, device)
     except InsufficientMemoryError as exc:  # the memory guard refused the call before it allocated
         info = does_not_fit(predicted, exc.needed, {p: a.nbytes for p, a in exc.available.items()},
                             "the memory guard refused the call")
@@ -180,13 +186,12 @@ def main(argv: list[str]) -> None:
     seconds = time.perf_counter() - t0
     info.update(seconds=seconds, predicted=predicted, peak_kind="cuda" if cuda else kind,
                 cuda_peak_mib=torch.cuda.max_memory_allocated(device) / MIB if cuda else None,
-                peak_rss_mib=peak_since(kind, baseline) / MIB,
-                grad_rms=float(grad.detach().pow(2).mean().sqrt()))
+                peak_rss_mib=peak_since(kind, baseline) / MIB, **gradient_rms(grads, names))
     if peer3d:
         from .peers3d import peer_prediction
 
         info["predicted"] = peer_prediction(case, setup, device)
-    torch.save(grad.detach().cpu(), grad_path)
+    torch.save(pack_gradients(grads, names), grad_path)
     with open(out_path, "w") as fh:
         json.dump(info, fh)
 

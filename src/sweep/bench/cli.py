@@ -5,12 +5,17 @@
     sweep-bench --peers                          # add Deepwave's storage options (when installed)
     sweep-bench sweep chunks=25,50,100,200 transfer_interval=1,8,64
     sweep-bench --equation acoustic3d --peers    # 3-D: 160^3 and 64^3 shots (sweep.bench.bench3d)
+    sweep-bench --equation vrz                   # the notebook shot, variable density: gradients of vp and z
+    sweep-bench --equation vrz3d --grids small   # 3-D variable density (Gardner's density), vp and z
 
 Each case runs in a fresh process (one forward + MSE backward from the smooth Marmousi model against
 data of the true one); the results go to a new folder: results.json (every number and the machine),
 results.md (tables and figures), strategies.png, tradeoff.png (peak memory against time) and one
-sweep-KNOB.png per knob sweep. Ctrl-C stops the running case, keeps the finished ones' results and
-removes the folder if nothing finished. Exit status: 0, 2 for bad usage (arguments, --out, a --device
+sweep-KNOB.png per knob sweep. --equation vrz and vrz3d propagate the variable-density AcousticVRZ
+(models vp and z = density x vp, sweep.bench.vrz) and report both gradients' differences from full
+storage; vrz's rows are every strategy of the notebook and beyond (and multistage Revolve) on one
+back-end (--impl). Ctrl-C stops the running case, keeps the finished ones' results and removes the
+folder if nothing finished. Exit status: 0, 2 for bad usage (arguments, --out, a --device
 this torch cannot use), 130 when interrupted.
 """
 from __future__ import annotations
@@ -29,16 +34,23 @@ from tqdm import tqdm
 from ..datasets import MARMOUSI_DH
 from ..devices import DeviceUnavailableError, require_device
 from .cases import (beyond_notebook_cases, display_label, full_storage_case, inert_reason, knob_cases, notebook_cases,
-                    parse_knob)
+                    parse_knob, vrz_cases)
+from .models import impl_missing
 from .report import write_outputs
 from .runner import CasesInterrupted, machine_info, reference_label, run_cases, write_setup
 from .shot import NOTEBOOK_DECIMATE, QUICK_DECIMATE, QUICK_FREQ, QUICK_NT, bench_shot, sampling, starting_model
-from .speed import FREQ, NT
+from .speed import DT, FREQ, NT
+from .vrz import with_marmousi_density
 
 
 #: --equation values and what each compares.
 EQUATIONS = {"acoustic": "the 2-D seed notebook shot (Marmousi)",
-             "acoustic3d": "3-D shots of the layered 3-D model (sweep.bench.bench3d)"}
+             "acoustic3d": "3-D shots of the layered 3-D model (sweep.bench.bench3d)",
+             "vrz": "the notebook shot with Marmousi-II's density, AcousticVRZ, gradients of vp and z",
+             "vrz3d": "acoustic3d's shots with Gardner's density, AcousticVRZ3D, gradients of vp and z"}
+
+#: The 3-D comparisons (sweep.bench.bench3d).
+EQUATIONS_3D = ("acoustic3d", "vrz3d")
 
 
 class UsageError(Exception):
@@ -78,11 +90,14 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--equation", default="acoustic", metavar="NAME",
                    help=f"one of {', '.join(EQUATIONS)}: {'; '.join(f'{k}: {v}' for k, v in EQUATIONS.items())} "
                         "(default acoustic)")
+    g.add_argument("--impl", default=None, choices=("c", "eager"),
+                   help="vrz: the back-end of every row (default 'c' where a compiled 2-D VRZ stepper is registered "
+                        "and runs, on the CPU, else 'eager')")
     g.add_argument("--grids", default="large,small",
-                   help="acoustic3d: comma-separated grids, large (160^3, nt=2000, impl='c') and small (64^3, "
+                   help="acoustic3d, vrz3d: comma-separated grids, large (160^3, nt=2000, impl='c') and small (64^3, "
                         "nt=600, impl='c' and 'eager'); default both")
     g.add_argument("--size", type=int, default=None,
-                   help="acoustic3d: cells per axis of every grid instead of its own (a quick check)")
+                   help="acoustic3d, vrz3d: cells per axis of every grid instead of its own (a quick check)")
     return p
 
 
@@ -167,18 +182,22 @@ def run(argv: list[str] | None = None) -> dict:
     args = _parser().parse_args(argv)
     if args.equation not in EQUATIONS:
         raise UsageError(f"--equation must be one of {', '.join(EQUATIONS)}, got {args.equation!r}")
-    if args.equation == "acoustic3d":
+    if args.equation in EQUATIONS_3D:
         return _run3d(args)
     if args.grids != "large,small" or args.size is not None:
-        raise UsageError("--grids and --size apply to --equation acoustic3d only")
+        raise UsageError("--grids and --size apply to --equation vrz3d and acoustic3d only")
     nt, decimate, freq, knobs = _settings(args)
+    if args.impl is not None and args.equation != "vrz":
+        raise UsageError("--impl applies to --equation vrz only (acoustic's strategy labels name their back-end)")
+    impl = _vrz_impl(args) if args.equation == "vrz" else None
     work = tempfile.mkdtemp(prefix="sweep-bench-work-")
     disk_dir = args.disk_dir or tempfile.mkdtemp(prefix="sweep-bench-disk-")
     try:
         if knobs:
             groups = [(name, values, _with_references(knob_cases(name, values, disk_dir))) for name, values in knobs]
         else:
-            cases = [c for c in notebook_cases(disk_dir) + beyond_notebook_cases(disk_dir)
+            listed = vrz_cases(impl, disk_dir) if impl else notebook_cases(disk_dir) + beyond_notebook_cases(disk_dir)
+            cases = [c for c in listed
                      if any(fnmatch.fnmatch(c["label"], p) or fnmatch.fnmatch(display_label(c["label"], args.device), p)
                             for p in args.strategies)]
             if not cases:
@@ -189,6 +208,10 @@ def run(argv: list[str] | None = None) -> dict:
         setup = dict(shape=list(vp_start.shape), nt=nt, decimate=decimate, freq=freq, device=args.device,
                      threads=args.threads, repeat=args.repeat, quick=args.quick,
                      peak_kind="cuda" if args.device.startswith("cuda") else "rss", **sampling(shot, vp_start))
+        if impl:
+            shot = with_marmousi_density(shot, vp_start, decimate)
+            setup.update(equation="vrz", models=["vp", "z"], impl=impl, dt=DT, max_stable_dt=shot["max_stable_dt"],
+                         substep=shot["substep"])
         result = dict(machine=machine_info(args.device, args.threads), setup=setup, rows=[], sweeps=[])
         runs = dict(done=0, of=sum(len(cases) for _, _, cases in groups) * args.repeat)
         if create:
@@ -205,13 +228,31 @@ def run(argv: list[str] | None = None) -> dict:
             shutil.rmtree(disk_dir, ignore_errors=True)
 
 
+def _vrz_impl(args: argparse.Namespace) -> str:
+    """``--equation vrz``'s back-end: ``--impl``, else 'c' where a compiled 2-D VRZ stepper is registered and
+    runs (the library built, the device the CPU), else 'eager'; UsageError for the options it does not take
+    or an ``--impl`` that cannot run."""
+    if args.command or args.peers:
+        raise UsageError("knob sweeps and --peers apply to --equation acoustic only (vrz: --strategies, --impl, "
+                         "--quick, --nt, --decimate, --freq)")
+    if args.impl is None:
+        return "c" if torch.device(args.device).type == "cpu" and impl_missing("c", "vrz") is None else "eager"
+    why = impl_missing(args.impl, "vrz")
+    if why:
+        raise UsageError(f"--impl {args.impl}: {why}")
+    return args.impl
+
+
 def _run3d(args: argparse.Namespace) -> dict:
-    """``--equation acoustic3d``: the 2-D-only options refused, then :func:`sweep.bench.bench3d.run3d`."""
+    """``--equation acoustic3d`` or ``vrz3d``: the 2-D-only options refused, then
+    :func:`sweep.bench.bench3d.run3d`."""
     from .bench3d import run3d
 
-    if args.command or args.quick or args.decimate is not None:
-        raise UsageError("knob sweeps, --quick and --decimate apply to --equation acoustic only "
-                         "(acoustic3d: --grids, --size, --nt, --freq)")
+    if args.command or args.quick or args.decimate is not None or args.impl is not None:
+        raise UsageError(f"knob sweeps, --quick, --decimate and --impl apply to the 2-D equations only "
+                         f"({args.equation}: --grids, --size, --nt, --freq)")
+    if args.peers and args.equation != "acoustic3d":
+        raise UsageError(f"--peers: Deepwave has no variable-density counterpart of --equation {args.equation}")
     if args.repeat < 1 or args.threads < 1 or (args.nt is not None and args.nt < 1) or \
             (args.freq is not None and not args.freq > 0):
         raise UsageError("--repeat, --threads, --nt and --freq must be positive")

@@ -15,8 +15,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from .cases import display_label
+from .models import suffixed
 
 LOCATION_COLOURS = {"device": "tab:blue", "host": "tab:orange", "disk": "tab:green"}
+#: Panel (d)'s bar colour of each model's gradient difference, in the equation's model order.
+ERROR_COLOURS = ("tab:purple", "tab:orange")
 PEAK_TITLES = {"cuda": "peak GPU memory (torch.cuda.max_memory_allocated)",
                "rss": "peak process memory above baseline (VmHWM)"}
 
@@ -25,6 +28,11 @@ def _peak(row: dict) -> float | None:
     """The row's measured peak in MiB: CUDA's when there is one, else the process's."""
     value = row.get("cuda_peak_mib")
     return row.get("peak_rss_mib") if value is None else value
+
+
+def model_names(setup: dict) -> tuple[str, ...]:
+    """The names of the models whose gradients the rows compare (``setup['models']``; vp alone by default)."""
+    return tuple(setup.get("models") or ("vp",))
 
 
 def _failed(row: dict) -> bool:
@@ -111,7 +119,9 @@ def plot_strategies(result: dict, path: str) -> str:
         ``threads`` (figure title) and ``peak_kind`` ('cuda' or 'rss', panel (a)'s title). Each row
         uses ``label``, ``status`` ('failed' marks a failed run, with ``error``), ``cuda_peak_mib`` /
         ``peak_rss_mib``, ``stored_mib`` (MiB by 'device'/'host'/'disk', or None), ``seconds`` and
-        ``err_whole`` (relative L2 gradient difference from full storage, or None). Labels are shown
+        ``err_whole`` (relative L2 gradient difference from full storage, or None), and with
+        ``setup['models']`` (e.g. ``['vp', 'z']``) each further model's ``err_whole_NAME``, drawn beside
+        vp's in panel (d). Labels are shown
         as :func:`~sweep.bench.cases.display_label` gives them for ``setup['device']``.
     path : str
         Where to write the PNG.
@@ -185,25 +195,45 @@ def strategies_figure(result: dict) -> Figure:
     axes[2].set_title("(c) wall time, forward + backward", loc="left")
     axes[2].set_xlabel("s")
 
-    # (d) gradient difference on a log axis
+    # (d) gradient difference on a log axis, a bar per model (vp alone for the acoustic bench)
     ax = axes[3]
-    errs = [r.get("err_whole") for r in rows]
-    positive = [e for e, f in zip(errs, failed) if not f and e is not None and e > 0 and math.isfinite(e)]
+    models = model_names(setup)
+    errs = [[r.get(suffixed("err_whole", m, i)) for r in rows] for i, m in enumerate(models)]
+    positive = [e for per in errs for e, f in zip(per, failed)
+                if not f and e is not None and e > 0 and math.isfinite(e)]
     lo = 10.0 ** (math.floor(math.log10(min(positive))) - 1) if positive else 1e-8
     hi = 10.0 ** (math.ceil(math.log10(max(positive))) + 1) if positive else 1.0
     ax.set_xscale("log")
-    for y, e in enumerate(errs):
+    height = 0.7 / len(models)
+    for y in range(len(rows)):
+        values = [per[y] for per in errs]
         if failed[y]:
             continue
-        if e is None:
+        if all(e is None for e in values):
             _note(ax, y, "n/a")
-        elif e == 0.0:
+            continue
+        if all(e == 0.0 for e in values):
             _note(ax, y, "0 (bit-identical)", "tab:green")
-        else:
-            ax.barh(y, e - lo, left=lo, color="tab:purple", height=0.7)
-            ax.text(e * 1.15, y, f"{e:.1e}", va="center", fontsize=8)
+            continue
+        for j, (name, e) in enumerate(zip(models, values)):
+            at = y + (j - (len(models) - 1) / 2) * height
+            if e is None or e == 0.0:  # one model's, beside another's bar
+                _note(ax, at, f"{name}: {'n/a' if e is None else '0 (bit-identical)'}",
+                      "dimgray" if e is None else "tab:green")
+                continue
+            ax.barh(at, e - lo, left=lo, color=ERROR_COLOURS[j % len(ERROR_COLOURS)], height=height,
+                    label=name if len(models) > 1 else None)
+            ax.text(e * 1.15, at, f"{e:.1e}", va="center", fontsize=8)
     ax.set_xlim(lo, hi)
-    ax.set_title("(d) velocity-gradient difference from full storage (relative L2, whole grid)", loc="left")
+    if len(models) == 1:
+        ax.set_title("(d) velocity-gradient difference from full storage (relative L2, whole grid)", loc="left")
+    else:
+        ax.set_title(f"(d) gradient differences from full storage, {' and '.join(models)} (relative L2, whole grid)",
+                     loc="left")
+        handles, names = ax.get_legend_handles_labels()
+        unique = dict(zip(names, handles))
+        if unique:
+            ax.legend(unique.values(), [f"{n} gradient" for n in unique], loc="best", fontsize=8)
     ax.set_xlabel("relative L2 difference")
 
     title = _title(setup)

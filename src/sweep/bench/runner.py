@@ -2,8 +2,8 @@
 
 The observed data are computed once and handed to every case through a set-up file; repeats are
 interleaved (round r runs every case once before round r + 1); each row keeps the median time, the
-largest peak, the load average before and after, and the gradient's difference from the full-storage
-gradient of the same contender (sweep back-end, or Deepwave's own device storage).
+largest peak, the load average before and after, and each model gradient's difference from the
+full-storage gradient of the same contender (sweep back-end, or Deepwave's own device storage).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from .models import suffixed, true_models, unpack_gradients
 from .shot import DISPERSION_WARNING
 from .speed import seed_propagator
 
@@ -29,14 +30,14 @@ STOP_GRACE_S = 10.0
 
 
 def write_setup(path: str, shot: dict, vp_start: torch.Tensor, nt: int, device: str, threads: int) -> None:
-    """Save the shot, the starting model and the observed data (of the true model, computed once here)."""
+    """Save the shot, the starting model and the observed data (of the true models, computed once here)."""
     dev = torch.device(device)
     # Where the grid is under 5 points per wavelength the caller has said so once (shot.sampling_note).
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=DISPERSION_WARNING)
         impl = "eager" if dev.type != "cpu" else None  # the compiled back-end runs on the CPU
         observed = seed_propagator(shot, nt, dev, impl=impl)(
-            shot["wavelet"], shot["sources"], shot["receivers"], [shot["vp"].to(dev)]).cpu()
+            shot["wavelet"], shot["sources"], shot["receivers"], [m.to(dev) for m in true_models(shot)]).cpu()
     torch.save(dict(shot=shot, vp_start=vp_start, observed=observed, nt=nt, device=device, threads=threads), path)
 
 
@@ -135,6 +136,22 @@ def gradient_errors(g: torch.Tensor, ref: torch.Tensor) -> dict[str, float | Non
                 err_pointwise=float(d.abs().max()) / peak if peak > 0 else None)
 
 
+def model_errors(saved: torch.Tensor | dict, ref: torch.Tensor | dict) -> dict[str, float | None]:
+    """:func:`gradient_errors` of every model's gradient in ``saved`` against ``ref`` (both as
+    :func:`~sweep.bench.models.pack_gradients` saved them): the first model's under the plain keys, each
+    further one's with its name appended (``err_whole_z``, ...); a lone vp gradient's as the acoustic
+    bench always computed them, several models' in float64."""
+    grads, refs = unpack_gradients(saved), unpack_gradients(ref)
+    if len(grads) == 1:
+        return gradient_errors(grads["vp"], refs["vp"])
+    out: dict[str, float | None] = {}
+    for i, (name, g) in enumerate(grads.items()):
+        # In float64: a z gradient is ~1e-4 of vp's (z ~ 1e6-1e7 kg m^-2 s^-1), and float32 squares of its
+        # differences underflow to a norm of 0 on small shots.
+        out.update({suffixed(k, name, i): v for k, v in gradient_errors(g.double(), refs[name].double()).items()})
+    return out
+
+
 def reference_label(case: dict) -> str:
     return "deepwave · device" if case["contender"] == "deepwave" else f"{case['impl']} · full"
 
@@ -193,7 +210,7 @@ def _rows(cases: list[dict], runs: list[list[dict]], grads: dict[int, str]) -> l
             if ref is not None and ref in grads and i in grads:
                 if ref not in references:
                     references[ref] = torch.load(grads[ref])
-                row.update(gradient_errors(torch.load(grads[i]), references[ref]))
+                row.update(model_errors(torch.load(grads[i]), references[ref]))
         rows.append(row)
     return rows
 

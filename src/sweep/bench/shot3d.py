@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from ..datasets import layered_3d
-from ..equations import Acoustic3D
 from ..propagator.torch import PropTorch
 from ..signal import max_frequency, ricker
+from .models import bench_equation
 
 DH3, DT3, FREQ3, ORDER3, ABCN3 = 25.0, 0.002, 4.0, 4, 20
 SRC_DEPTH, REC_DEPTH = 2, 4
@@ -67,9 +67,13 @@ def shot3d(n: int, nt: int, rec_step: int, freq: float = FREQ3, dh: float = DH3,
 
 
 def propagator3d(shot: dict, nt: int, device: torch.device | str = "cpu", **options) -> PropTorch:
-    """A sweep propagator on ``shot``'s grid, time step, space order 4 and 20 absorbing cells;
-    ``options`` (``impl``, ``memory``, ``use_ckpt``, ...) go to :class:`PropTorch`."""
-    return PropTorch(Acoustic3D(device=device), tuple(shot["vp"].shape), shot["dh"], shot["dt"], nt, abcn=ABCN3,
+    """A sweep propagator of ``shot``'s equation (:func:`~sweep.bench.models.bench_equation`: Acoustic3D, or
+    AcousticVRZ3D for a ``vrz3d`` shot) on its grid, time step, space order 4 and 20 absorbing cells;
+    ``options`` (``impl``, ``memory``, ``use_ckpt``, ...) go to :class:`PropTorch`, ``substep`` by default
+    the shot's own (``shot['substep']``, see :mod:`sweep.bench.vrz`)."""
+    options = {"substep": shot.get("substep"), **options}
+    equation = bench_equation(shot).cls(device=device)
+    return PropTorch(equation, tuple(shot["vp"].shape), shot["dh"], shot["dt"], nt, abcn=ABCN3,
                      space_order=ORDER3, pml_freq=shot["freq"], **options)
 
 

@@ -17,7 +17,9 @@ Further sections (``--sections``): ``loaded`` times every memory strategy's forw
 process runs sweep forwards of the same shot, against one thread beside it and against quiet
 (:mod:`sweep.bench.loaded`); ``shots`` reports forward shots
 per second at several shot counts and forward+backward with chunk checkpointing, against Deepwave; ``3d``
-(opt-in) a 100^3 3-D shot, impl='c' against Deepwave (:mod:`sweep.bench.speed3d`). The
+(opt-in) a 100^3 3-D shot, impl='c' against Deepwave (:mod:`sweep.bench.speed3d`); ``vrz`` the seed shot with
+the shipped Marmousi-II density, forward through the variable-density ``AcousticVRZ`` against ``Acoustic``,
+Deepwave's ``acoustic`` (v, rho) and ``scalar`` (:mod:`sweep.bench.vrz_peers`). The
 sweep forward is also reported in GFLOP/s (a nominal ``6 r + 9`` flops per padded cell and step, the
 interior stencil's) against the peak of a short FMA microbenchmark on the same threads.
 """
@@ -37,9 +39,9 @@ import numpy as np
 import torch
 
 from ..datasets import MARMOUSI_DH, load_marmousi
-from ..equations import Acoustic
 from ..propagator.torch import PropTorch
 from ..signal import ricker
+from .models import bench_equation
 
 DT, NT, ABCN, ORDER, FREQ, DELAY, NREC = 0.002, 2000, 20, 4, 5.0, 0.2, 100
 
@@ -57,10 +59,13 @@ def seed_shot(nt: int, decimate: int = 2) -> dict:
 
 
 def seed_propagator(shot: dict, nt: int, device: torch.device | str = "cpu", dt: float = DT, **options) -> PropTorch:
-    """A sweep propagator on the seed shot's grid, absorbing width and space order, with time step ``dt`` (s;
-    the seed's 2 ms by default); ``options`` (``impl``, ``memory``, ``use_ckpt``, ``substep``, ...) go to
-    :class:`PropTorch`."""
-    return PropTorch(Acoustic(device=device), tuple(shot["vp"].shape), shot["dh"], dt, nt, abcn=ABCN,
+    """A sweep propagator of ``shot``'s equation (:func:`~sweep.bench.models.bench_equation`: Acoustic for the
+    seed shot) on the seed shot's grid, absorbing width and space order, with time step ``dt`` (s; the seed's
+    2 ms by default); ``options`` (``impl``, ``memory``, ``use_ckpt``, ``substep``, ...) go to
+    :class:`PropTorch`, ``substep`` by default the shot's own (``shot['substep']``: a VRZ shot whose dt is
+    unstable for its density, see :mod:`sweep.bench.vrz`)."""
+    options = {"substep": shot.get("substep"), **options}
+    return PropTorch(bench_equation(shot).cls(device=device), tuple(shot["vp"].shape), shot["dh"], dt, nt, abcn=ABCN,
                      space_order=ORDER, **options)
 
 
@@ -265,7 +270,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="comma-separated: quiet (seed shot forward and forward+backward), loaded (every "
                              "strategy's forward+backward beside another sweep process, against 1 thread and quiet: "
                              "several minutes), shots (throughput), 3d (a 100^3 shot, c against Deepwave, ns per "
-                             "cell-step beside 2-D, a loaded row: a few minutes, opt-in); default quiet")
+                             "cell-step beside 2-D, a loaded row: a few minutes, opt-in), vrz (variable-density "
+                             "AcousticVRZ against Acoustic and Deepwave's acoustic and scalar, forward; VRZ runs "
+                             "eager where its c kernels are not registered: --eager-repeats); default quiet")
     parser.add_argument("--shots", default="1,8,32", help="shot counts of the shots section (default 1,8,32)")
     parser.add_argument("--n3d", type=int, default=None, help="3d section: cells per axis (default 100)")
     parser.add_argument("--nt3d", type=int, default=None, help="3d section: time steps (default 500)")
@@ -273,7 +280,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="only .* grid points per shortest wavelength")
     sections = {x.strip() for x in args.sections.split(",") if x.strip()}
-    unknown = sections - {"quiet", "loaded", "shots", "3d"}
+    unknown = sections - {"quiet", "loaded", "shots", "3d", "vrz"}
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
     from ..propagator.c import code_path, fma_peak
@@ -354,12 +361,17 @@ def main(argv: list[str] | None = None) -> dict:
         rows += measure_3d(args.repeats, peak, use_deepwave, devito_reason,
                            **({"nt": args.nt3d} if args.nt3d else {}), **({"n": args.n3d} if args.n3d else {}))
 
+    if "vrz" in sections:
+        from .vrz_peers import measure_vrz
+
+        rows += measure_vrz(args.nt, args.repeats, args.eager_repeats, use_deepwave)
+
     print(f"seed shot: {nz}x{nx} physical cells, nt={args.nt}, space order {ORDER}, abcn={ABCN}, "
           f"{threads} threads, {args.repeats} repeats (median); sweep c code path: {extra['code_path']}; "
           f"FMA peak {peak / 1e9:.1f} GFLOP/s")
     print(f"{'section':<7} {'contender':<12} {'mode':<34} {'seconds':>8} {'x deepwave':>10} {'x devito':>9} "
           f"{'other':>28}")
-    for row in (r for r in rows if r["section"] not in ("loaded", "3d")):
+    for row in (r for r in rows if r["section"] not in ("loaded", "3d", "vrz")):
         ratio = lambda key: "-" if row.get(key) is None else f"{row[key]:.2f}"  # noqa: E731
         other = ""
         if "kernel_seconds" in row:
@@ -379,6 +391,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"\n3d: layered 3-D model {args.n3d or 100}^3 (+{ABCN} absorbing cells per face), nt={args.nt3d or 500}, "
               "1 shot; c forward and fwd+bwd (boundary fp32) against Deepwave's forward and fwd+bwd (full storage)")
         print(table_3d([r for r in rows if r["section"] == "3d"], peak))
+    if "vrz" in sections:
+        from .vrz_peers import vrz_summary, vrz_table
+
+        vrz_rows = [r for r in rows if r["section"] == "vrz"]
+        print(f"\nvrz: {vrz_summary(vrz_rows)}")
+        print(vrz_table(vrz_rows))
     result = save_result(rows, (nz, nx), args.nt, None)
     result.update(extra)
     if args.json:

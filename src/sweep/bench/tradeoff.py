@@ -1,10 +1,11 @@
 """The trade-off figure: each strategy's peak memory against its forward + backward time, on log axes.
 
-One point per strategy, coloured by its gradient's difference from full storage (exact ones, difference
-0, are black-edged stars), with the Pareto front (the strategies no other one beats in both memory and
-time) drawn as a staircase and its labels in bold. Labels sit next to their points where they overlap
-nothing, in columns with leader lines beside a crowd of points; a large crowd (the compiled back-end's
-boundary-saving variants, within a factor 1.5 in time) is drawn again, zoomed, in a second panel.
+One point per strategy, coloured by its gradient's difference from full storage (the larger of vp's and
+z's for the variable-density bench; exact ones, difference 0, are black-edged stars), with the Pareto
+front (the strategies no other one beats in both memory and time) drawn as a staircase and its labels
+in bold. Labels sit next to their points where they overlap nothing, in columns with leader lines beside
+a crowd of points; a large crowd (the compiled back-end's boundary-saving variants, within a factor 1.5
+in time) is drawn again, zoomed, in a second panel.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.transforms import Bbox
 
 from .cases import display_label
-from .plots import _failed, _peak, _save, _title, plain_log_ticks
+from .models import suffixed
+from .plots import _failed, _peak, _save, _title, model_names, plain_log_ticks
 
 PEAK_AXIS = {"cuda": "peak GPU memory, MiB (torch.cuda.max_memory_allocated)",
              "rss": "peak process memory above baseline, MiB (VmHWM)"}
@@ -167,8 +169,11 @@ class _Labels:
                     if clash == 0:
                         break
                     edge += way * r / 2
-                if best[0] == 0:
+                if best is not None and best[0] == 0:
                     break
+            if best is None:  # the crowd spans the axes, no column starts inside them: at its own edge then
+                edge = (min if side < 0 else max)(c[i][0] for i in crowd) + side * GAP * r
+                best = (0, side, edge, [_box((edge, y), 0, 0, side, 0, *self.sizes[i]) for i, y in zip(members, ys)])
             _, way, edge, boxes = best
             self.taken += boxes
             for i, y in zip(members, ys):
@@ -314,6 +319,12 @@ def _label(fig: Figure, ax, xy: list[tuple[float, float]], texts: list[str], fro
             {k for k, i in enumerate(shown) if i in front}, avoid).place()
 
 
+def _worst(errors: list[float | None]) -> float | None:
+    """The largest of a row's model-gradient errors (None when none has a reference)."""
+    known = [e for e in errors if e is not None]
+    return max(known) if known else None
+
+
 def tradeoff_figure(result: dict) -> Figure:
     """The trade-off figure of ``result`` (see :func:`plot_tradeoff`)."""
     setup = result.get("setup") or {}
@@ -321,7 +332,8 @@ def tradeoff_figure(result: dict) -> Figure:
     rows = [r for r in result.get("rows", []) if not _failed(r) and (r.get("seconds") or 0) > 0
             and (_peak(r) or 0) > 0]
     xy = [(r["seconds"], _peak(r)) for r in rows]
-    errs = [r.get("err_whole") for r in rows]
+    models = model_names(setup)
+    errs = [_worst([r.get(suffixed("err_whole", m, i)) for i, m in enumerate(models)]) for r in rows]
     texts = [_short(r["label"], device) for r in rows]
     front = pareto_front(xy)
     limits = _limits(xy, (0.2, 0.08)) if xy else ((0.1, 10.0), (1.0, 100.0))
@@ -349,7 +361,9 @@ def tradeoff_figure(result: dict) -> Figure:
             axes[0].annotate(f"available when refused: {_size(have)}", (0.99, have), va="bottom", ha="right",
                              xycoords=("axes fraction", "data"), fontsize=8, color="0.4")
     if positive:
-        fig.colorbar(ScalarMappable(norm, CMAP), ax=axes, label="gradient difference from full storage (relative L2)")
+        which = "" if len(models) == 1 else f", the larger of {' and '.join(models)}'s"
+        fig.colorbar(ScalarMappable(norm, CMAP), ax=axes,
+                     label=f"gradient difference from full storage (relative L2{which})")
     axes[0].set_ylabel(PEAK_AXIS.get(setup.get("peak_kind"), "peak memory, MiB"))
     title = _title(setup)
     axes[0].set_title("peak memory against time, one point per strategy" + (f": {title}" if title else ""), loc="left")
@@ -379,7 +393,8 @@ def plot_tradeoff(result: dict, path: str) -> str:
     ----------
     result : dict
         ``{"setup": {...}, "rows": [...]}`` as for :func:`sweep.bench.plots.plot_strategies`: rows use
-        ``label``, ``status``, ``seconds``, ``cuda_peak_mib`` / ``peak_rss_mib`` and ``err_whole``; failed
+        ``label``, ``status``, ``seconds``, ``cuda_peak_mib`` / ``peak_rss_mib`` and ``err_whole`` (with
+        ``setup['models']``, a point is coloured by the largest of its models' ``err_whole[_NAME]``); failed
         rows and rows without a positive time or peak are left out. ``setup['device']`` decides the
         labels ('bdy device' rather than 'bdy gpu' off a GPU).
     path : str

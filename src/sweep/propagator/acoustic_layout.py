@@ -97,7 +97,8 @@ class AcousticLayout:
 
     @property
     def rebuild_shape(self) -> tuple[int, ...]:
-        """(2, nshots, *shape): u_n and u_{n-1} on the physical grid."""
+        """(2, nshots, *shape): u_n and u_{n-1} on the physical grid (not derived from ``snapshot_shape``,
+        which an equation may widen: VRZ's snapshot holds two fields)."""
         return (2, self.problem.nshots, *self.problem.grid.shape)
 
     def initial(self) -> torch.Tensor:

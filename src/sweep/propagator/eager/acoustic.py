@@ -225,10 +225,18 @@ class EagerAcousticStepper(AcousticLayout):
             out = out + c * (up.narrow(dim, r + k, n) + up.narrow(dim, r - k, n))
         return out * self.inv_dh2
 
+    def _flux(self, u: torch.Tensor, dim: int) -> torch.Tensor:
+        """What the C-PML memory psi of axis ``dim`` convolves: du/da."""
+        return self._d1(u, dim)
+
+    def _second(self, u: torch.Tensor, dim: int, axis: int) -> torch.Tensor:
+        """The second-derivative term of the ``axis``-th visited axis (tensor dim ``dim``) on the padded grid."""
+        return self._d2(u, dim)
+
     def step(self, state: torch.Tensor, w: torch.Tensor,
              f_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One leapfrog step: (state after it, receivers (nshots, nrec) at its start, ``S`` = du_next/dw
-        on the padded grid)."""
+        """One leapfrog step: (state after it, receivers (nshots, nrec) at its start, the snapshot on the
+        padded grid: ``S`` = du_next/dw)."""
         nd = self.grid_ndim
         fields = state.unbind(0)
         u_prev, u = fields[U_PREV], fields[U]
@@ -236,11 +244,11 @@ class EagerAcousticStepper(AcousticLayout):
         rec = u[self._rec_at]
         total = None
         for i, (dim, (a, b)) in enumerate(zip(self.dims, self.profiles)):
-            psis[i] = b * psis[i] + a * self._d1(u, dim)
+            psis[i] = b * psis[i] + a * self._flux(u, dim)
         for i, (dim, (a, b)) in enumerate(zip(self.dims, self.profiles)):
-            lap = self._d2(u, dim) + self._d1(psis[i], dim)
+            lap = self._second(u, dim, i) + self._d1(psis[i], dim)
             zetas[i] = b * zetas[i] + a * lap
             total = lap + zetas[i] if total is None else total + lap + zetas[i]
         sensitivity = total.index_put(self._src_at, self._source(f_n), accumulate=True)
         u_next = 2 * u - u_prev + w * sensitivity
-        return torch.stack((u, u_next, *psis, *zetas)), rec, sensitivity
+        return torch.stack((u, u_next, *psis, *zetas)), rec, self._snapshot(sensitivity, u)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..acoustic_layout import U, U_PREV
 from ..acoustic_vrz_layout import SNAP_S, SNAP_U, AcousticVRZLayout
 from .acoustic import EagerAcousticStepper
 
@@ -111,23 +110,11 @@ class EagerAcousticVRZStepper(AcousticVRZLayout, EagerAcousticStepper):
         grad_b.index_put_(self._src_phys[1:], mu[self._src_phys] * self.problem.wavelet[:, :, n] * self.inv_source,
                           accumulate=True)
 
-    # -- one time step ------------------------------------------------------------------------
-    def step(self, state: torch.Tensor, k: torch.Tensor,
-             f_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One leapfrog step: (state after it, receivers (nshots, nrec) at its start, the snapshot ``(S, u)``
-        on the padded grid, S = du_next/dK)."""
-        nd = self.grid_ndim
-        fields = state.unbind(0)
-        u_prev, u = fields[U_PREV], fields[U]
-        psis, zetas = list(fields[2:2 + nd]), list(fields[2 + nd:])
-        rec = u[self._rec_at]
-        total = None
-        for i, (dim, (pml_a, pml_b)) in enumerate(zip(self.dims, self.profiles)):
-            psis[i] = pml_b * psis[i] + pml_a * (self.buoyancy * self._d1(u, dim))
-        for i, (dim, (pml_a, pml_b)) in enumerate(zip(self.dims, self.profiles)):
-            lap = self._div_b(u, dim, self._pairs[i]) + self._d1(psis[i], dim)
-            zetas[i] = pml_b * zetas[i] + pml_a * lap
-            total = lap + zetas[i] if total is None else total + lap + zetas[i]
-        sensitivity = total.index_put(self._src_at, self._source(f_n), accumulate=True)
-        u_next = 2 * u - u_prev + k * sensitivity
-        return torch.stack((u, u_next, *psis, *zetas)), rec, torch.stack((sensitivity, u))
+    # -- one time step (EagerAcousticStepper.step with these terms) -----------------------------------
+    def _flux(self, u: torch.Tensor, dim: int) -> torch.Tensor:
+        """What psi of axis ``dim`` convolves: beta du/da."""
+        return self.buoyancy * self._d1(u, dim)
+
+    def _second(self, u: torch.Tensor, dim: int, axis: int) -> torch.Tensor:
+        """d/da (beta du/da) of the ``axis``-th visited axis on the padded grid."""
+        return self._div_b(u, dim, self._pairs[axis])

@@ -308,9 +308,11 @@ typedef struct {
 
 /* VRZ: imaged step n's g_beta terms of the physical cells of row k of plane i (padded indices) of shot sh, from
  * A1 = Y and the snapshot kp (S_n, u_n): the pairs (m, m +- q) of physical cells along each axis, c_q / (2 dh^2)
- * (mu_m - mu_i) (u_i - u_m) with mu = w A1, then mu f[n] / dh^3 at the row's sources. */
+ * (mu_m - mu_i) (u_i - u_m) with mu = w A1, then mu f[n] / dh^3 at the row's sources. mu of the row goes to the
+ * scratch row mu first; a partner row beyond the physical grid is replaced by the row itself, whose term is then
+ * exactly zero (mu_m - mu_m = 0), so that the loops over the y and z partners have no branch. */
 static void SFX(a3_image_beta)(const SFX(a3_job) *J, const REAL *Y, int64_t sh, int64_t i, int64_t k, int64_t n,
-                               const REAL *kp) {
+                               const REAL *kp, REAL *restrict mu) {
     const sweep_problem3d *P = J->P;
     const SFX(k3) *K = J->K;
     const int64_t ns = P->nshots, NY = P->ny, NX = P->nx, plane = NY * NX, top = P->ptop, front = P->pfront;
@@ -319,28 +321,28 @@ static void SFX(a3_image_beta)(const SFX(a3_job) *J, const REAL *Y, int64_t sh, 
     const int r = (int)P->radius;
     REAL *restrict gb = J->grad_w + (ns + sh) * pvol + prow * pnx;
     const REAL *restrict um = kp + (ns + sh) * pvol + prow * pnx, *restrict ym = Y + c, *restrict wm = K->w + c;
+    for (int64_t j = 0; j < pnx; j++) mu[j] = ym[j] * wm[j];
     for (int q = 1; q <= r; q++) {
         const REAL h = (REAL)(0.5 * P->c2[q] * P->inv_dh2);
         /* x: partners j + q and j - q within the row. */
-        for (int64_t j = 0; j + q < pnx; j++)
-            gb[j] += h * ((ym[j] * wm[j] - ym[j + q] * wm[j + q]) * (um[j + q] - um[j]));
-        for (int64_t j = q; j < pnx; j++)
-            gb[j] += h * ((ym[j] * wm[j] - ym[j - q] * wm[j - q]) * (um[j - q] - um[j]));
-        /* y and z: the rows q away (physical ones only). */
-        const int64_t dy[2] = {q, -q};
-        for (int e = 0; e < 4; e++) {
-            const int64_t d = dy[e & 1], along = e < 2 ? pk + d : pi + d, n_along = e < 2 ? pny : pnz;
-            if (along < 0 || along >= n_along) continue;
-            const int64_t pad = e < 2 ? d * NX : d * plane, phys = e < 2 ? d * pnx : d * pny * pnx;
-            const REAL *restrict yi = ym + pad, *restrict wi = wm + pad, *restrict ui = um + phys;
-            for (int64_t j = 0; j < pnx; j++) gb[j] += h * ((ym[j] * wm[j] - yi[j] * wi[j]) * (ui[j] - um[j]));
+        for (int64_t j = 0; j + q < pnx; j++) gb[j] += h * ((mu[j] - mu[j + q]) * (um[j + q] - um[j]));
+        for (int64_t j = q; j < pnx; j++) gb[j] += h * ((mu[j] - mu[j - q]) * (um[j - q] - um[j]));
+        /* y, then z: the rows q away on either side (the row itself beyond the physical grid). */
+        for (int axis = 0; axis < 2; axis++) {
+            const int64_t at = axis ? pi : pk, len = axis ? pnz : pny;
+            const int64_t pad = axis ? plane : NX, phys = axis ? pny * pnx : pnx;
+            const int64_t up = at + q < len ? q : 0, dn = at - q >= 0 ? q : 0;
+            const REAL *restrict ya = ym + up * pad, *restrict wa = wm + up * pad, *restrict ua = um + up * phys;
+            const REAL *restrict yb = ym - dn * pad, *restrict wb = wm - dn * pad, *restrict ub = um - dn * phys;
+            for (int64_t j = 0; j < pnx; j++)
+                gb[j] += h * ((mu[j] - ya[j] * wa[j]) * (ua[j] - um[j])) + h * ((mu[j] - yb[j] * wb[j]) * (ub[j] - um[j]));
         }
     }
     const REAL *const wav = (const REAL *)P->wavelet;
     const int64_t row = (sh * P->nz + i) * NY + k;
     for (int64_t t = P->src_ptr[row]; t < P->src_ptr[row + 1]; t++) {
         const int64_t q = P->src_order[t], j = P->src_x[q] - left;
-        if (j >= 0 && j < pnx) gb[j] += ym[j] * wm[j] * wav[q * P->nt + n] * K->inv_src;
+        if (j >= 0 && j < pnx) gb[j] += mu[j] * wav[q * P->nt + n] * K->inv_src;
     }
 }
 
@@ -392,7 +394,7 @@ static void SFX(a3_plane_c)(const SFX(a3_job) *J, const SFX(a3_rings) *g, REAL *
             const REAL *restrict sk = kp + sh * pvol + prow * pnx;
             const REAL *restrict y = Y + c + left;
             for (int64_t j = 0; j < pnx; j++) gw[j] += y[j] * sk[j];
-            if (C3_VRZ) SFX(a3_image_beta)(J, Y, sh, i, k, n, kp);
+            if (C3_VRZ) SFX(a3_image_beta)(J, Y, sh, i, k, n, kp, g->bb); /* bb: free after the row */
         }
         if (J->grad_wavelet)
             for (int64_t t = P->src_ptr[row]; t < P->src_ptr[row + 1]; t++) {

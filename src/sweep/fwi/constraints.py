@@ -102,7 +102,7 @@ class VelocityConstraints:
         lo, hi = float(free.min()), float(free.max())
         if lo < self.lower or hi > self.upper:
             raise ValueError(f"the starting {self.quantity} spans {lo:g}-{hi:g} {self.unit} on the updated cells, "
-                             f"outside the bounds [{self.lower:g}, {self.upper:g}] {self.unit}")
+                             f"outside the {self.quantity} bounds [{self.lower:g}, {self.upper:g}] {self.unit}")
 
     def mask_gradient(self, grad: torch.Tensor) -> None:
         """Zero ``grad`` (the model's shape) in place where the model is held fixed."""

@@ -53,3 +53,4 @@ for _ndim in (2, 3):
 register("acoustic", 2, "c", "sweep.propagator.c.acoustic2d:CAcousticStepper")
 register("acoustic_vrz", 2, "c", "sweep.propagator.c.acoustic_vrz2d:CAcousticVRZStepper")
 register("acoustic", 3, "c", "sweep.propagator.c.acoustic3d:CAcoustic3DStepper")
+register("acoustic_vrz", 3, "c", "sweep.propagator.c.acoustic_vrz3d:CAcousticVRZ3DStepper")

@@ -64,6 +64,24 @@
 DECLARE(avx512)
 DECLARE(avx2)
 DECLARE(baseline)
+/* The variable-density 3-D kernels (the 3-D templates with SWEEP_VRZ, acoustic3d_instance.h). */
+#define DECLARE_VRZ3(p)                                                                                    \
+    int sweep_acoustic3d_vrz_forward_f32_##p(const sweep_problem3d *, float *, int64_t, int64_t, float *,   \
+                                             float *, float *, int, sweep_run_stats *);                     \
+    int sweep_acoustic3d_vrz_forward_f64_##p(const sweep_problem3d *, double *, int64_t, int64_t, double *, \
+                                             double *, double *, int, sweep_run_stats *);                   \
+    int sweep_acoustic3d_vrz_adjoint_f32_##p(const sweep_problem3d *, float *, const float *, int64_t,      \
+                                             int64_t, const float *, float *, float *, int, sweep_run_stats *); \
+    int sweep_acoustic3d_vrz_adjoint_f64_##p(const sweep_problem3d *, double *, const double *, int64_t,    \
+                                             int64_t, const double *, double *, double *, int,              \
+                                             sweep_run_stats *);                                            \
+    int sweep_acoustic3d_vrz_retreat_f32_##p(const sweep_problem3d *, float *, const float *, int64_t,      \
+                                             int64_t, float *, int, sweep_run_stats *);                     \
+    int sweep_acoustic3d_vrz_retreat_f64_##p(const sweep_problem3d *, double *, const double *, int64_t,    \
+                                             int64_t, double *, int, sweep_run_stats *);
+DECLARE_VRZ3(avx512)
+DECLARE_VRZ3(avx2)
+DECLARE_VRZ3(baseline)
 
 enum { SWEEP_BASELINE = 0, SWEEP_AVX2 = 1, SWEEP_AVX512 = 2 };
 
@@ -134,6 +152,16 @@ DISPATCH(sweep_acoustic3d_adjoint_f64, ADJ3_PARAMS(double),
          (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
 DISPATCH(sweep_acoustic3d_retreat_f32, BACK3_PARAMS(float), (P, fields, strips, n0, n1, keep, nthreads, stats))
 DISPATCH(sweep_acoustic3d_retreat_f64, BACK3_PARAMS(double), (P, fields, strips, n0, n1, keep, nthreads, stats))
+DISPATCH(sweep_acoustic3d_vrz_forward_f32, FWD3_PARAMS(float),
+         (P, state, n0, n1, record, keep, strips, nthreads, stats))
+DISPATCH(sweep_acoustic3d_vrz_forward_f64, FWD3_PARAMS(double),
+         (P, state, n0, n1, record, keep, strips, nthreads, stats))
+DISPATCH(sweep_acoustic3d_vrz_adjoint_f32, ADJ3_PARAMS(float),
+         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
+DISPATCH(sweep_acoustic3d_vrz_adjoint_f64, ADJ3_PARAMS(double),
+         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
+DISPATCH(sweep_acoustic3d_vrz_retreat_f32, BACK3_PARAMS(float), (P, fields, strips, n0, n1, keep, nthreads, stats))
+DISPATCH(sweep_acoustic3d_vrz_retreat_f64, BACK3_PARAMS(double), (P, fields, strips, n0, n1, keep, nthreads, stats))
 
 double sweep_fma_peak(int nthreads, int64_t iters) {
     switch (sweep_isa()) {

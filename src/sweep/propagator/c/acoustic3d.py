@@ -37,6 +37,7 @@ class _Problem3D(ctypes.Structure):
         ("src_ptr", _ptr), ("src_order", _ptr), ("rec_ptr", _ptr), ("rec_order", _ptr),
         ("strip_idx", _ptr), ("nstrip", _i64), ("wave", _i64), ("tile_y", _i64),
         ("image_every", _i64),
+        ("b", _ptr),  # the buoyancy of the variable-density kernels (acoustic_vrz3d.py); NULL here
     ]
 
 

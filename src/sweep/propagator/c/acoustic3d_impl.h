@@ -44,40 +44,47 @@
  * wait scheme). Every cell's arithmetic is the same whatever the split or the wave, and no sum is split
  * across threads, so results do not depend on them. The adjoint and the rebuild split shots or bands of
  * z-planes as in 2-D (acoustic_common.h).
+ *
+ * VRZ (SWEEP_VRZ, see acoustic3d_common.h): the same schedule and rows, with the buoyancy's rows beside u's
+ * (c3_beta), beta in psi' and the source, w = K; the snapshot (S_n, u_n), u_n copied from the row a task reads.
  */
 
 /* ---- forward ------------------------------------------------------------------------------------- */
 
-/* p <- b p + a D1(t) / dh on [0, nx): psi_y' or psi_z' of one row, in place (t: the u rows across it). */
+/* p <- b p + a D1(t) / dh on [0, nx): psi_y' or psi_z' of one row, in place (t: the u rows across it; VRZ: beta
+ * the buoyancy's row). */
 ALWAYS_INLINE void SFX(fw3_psi_span)(const SFX(k3) *K_, const REAL *const *t_, REAL *restrict p, REAL a, REAL b,
-                                     const int R) {
+                                     const REAL *restrict beta, const int R) {
     const SFX(k3) Kl = *K_, *const K = &Kl; /* local copies: loop invariants kept in registers */
     const REAL *ta[9];
     for (int q = -R; q <= R; q++) ta[R + q] = t_[q];
     const REAL *const *const t = ta + R;
     const REAL inv_dh = K->inv_dh;
-    for (int64_t j = 0; j < K->nx; j++) p[j] = SFX(c3_psi)(b, p[j], a, SFX(c3_d1t)(K->c1, t, j, R), inv_dh);
+    for (int64_t j = 0; j < K->nx; j++)
+        p[j] = SFX(c3_psi)(b, p[j], a, SFX(c3_d1t)(K->c1, t, j, R), inv_dh, C3_VRZ ? beta[j] : 0);
 }
 
 /* psi_x' = b_x psi_x + a_x D1x u on [j0, j1): x taps from the padded row ux; psi_x' over psi_x (the row px) and
- * into the padded row pxn. */
+ * into the padded row pxn (VRZ: beta the buoyancy's row). */
 ALWAYS_INLINE void SFX(fw3_psi_x)(const SFX(k3) *K_, const REAL *restrict ux, REAL *restrict px, REAL *restrict pxn,
-                                  int64_t j0, int64_t j1, const int R) {
+                                  const REAL *restrict beta, int64_t j0, int64_t j1, const int R) {
     const SFX(k3) Kl = *K_, *const K = &Kl;
     const REAL inv_dh = K->inv_dh;
     const REAL *restrict ax = K->ax, *restrict bx = K->bx;
     for (int64_t j = j0; j < j1; j++) {
-        const REAL p = SFX(c3_psi)(bx[j], px[j], ax[j], SFX(c3_d1x)(K->c1, ux, j, R), inv_dh);
+        const REAL p = SFX(c3_psi)(bx[j], px[j], ax[j], SFX(c3_d1x)(K->c1, ux, j, R), inv_dh, C3_VRZ ? beta[j] : 0);
         px[j] = p;
         pxn[j] = p;
     }
 }
 
 /* A row's inputs and outputs: x taps from ux (a zero-padded copy of the row), psi_x' from pxn (likewise), y and z
- * taps from the tables (pointing at their centre); u_prev and the zetas updated in place; S into srow. */
+ * taps from the tables (pointing at their centre); u_prev and the zetas updated in place; S into srow. VRZ: the
+ * buoyancy's rows B. */
 typedef struct {
     const REAL *ux, *pxn, *w;
     const REAL *const *uy, *const *uz, *const *py, *const *pz;
+    const REAL *bx, *ly, *lz; /* VRZ: the buoyancy's padded row; Bdiv_y u / dh^2, Bdiv_z u / dh^2 (c3_bdiv_yz) */
     REAL *up, *zx, *zy, *zz, *srow;
     REAL by, ay, bz, az;
 } SFX(c3_io);
@@ -98,11 +105,12 @@ ALWAYS_INLINE void SFX(fw3_span_r)(const SFX(k3) *K, const SFX(c3_io) *io, int64
     }
     const REAL *const *const uy = uy_a + R, *const *const uz = uz_a + R;
     const REAL *const *const py = py_a + R, *const *const pz = pz_a + R;
+    const REAL *restrict bx = io->bx, *restrict ly = io->ly, *restrict lz = io->lz;
 #pragma GCC ivdep
     for (int64_t j = j0; j < j1; j++) {
         REAL zxn = 0, zyn = 0, zzn = 0;
-        const REAL s = SFX(c3_rhs)(K, ux, uy, uz, pxn, py, pz, zx, zy, zz, by, ay, bz, az, j, &zxn, &zyn, &zzn, DOX,
-                                   DOY, DOZ, R);
+        const REAL s = SFX(c3_rhs)(K, ux, uy, uz, bx, ly, lz, pxn, py, pz, zx, zy, zz, by, ay, bz, az, j, &zxn,
+                                   &zyn, &zzn, DOX, DOY, DOZ, R);
         if (DOX) zx[j] = zxn;
         if (DOY) zy[j] = zyn;
         if (DOZ) zz[j] = zzn;
@@ -149,10 +157,32 @@ ALWAYS_INLINE void SFX(fw3_row_r)(const SFX(k3) *K_, const SFX(c3_fields) *F, in
     if (DOZ) SFX(c3_taps_z)(K, F->pz, i, k, pz, R);
     REAL *const ux = S->ub + SWEEP_XPAD, *const pxn = S->pb + SWEEP_XPAD;
     memcpy(ux, F->u + c, (size_t)nx * sizeof(REAL));
-    SFX(fw3_psi_x)(K, ux, F->px + c, pxn, 0, X.pl, R);
-    SFX(fw3_psi_x)(K, ux, F->px + c, pxn, X.pr, nx, R);
-    const SFX(c3_io) io = {ux, pxn, K->w + c, uy, uz, py, pz, F->up + c, F->zx + c, F->zy + c, F->zz + c, S->srow,
-                           K->by[k], K->ay[k], K->bz[i], K->az[i]};
+    SFX(c3_beta) B;
+    if (C3_VRZ) {
+        SFX(c3_beta_taps)(K, i, k, S->bb, &B, R);
+        SFX(c3_bdiv_yz)(K, uy, uz, &B, S->ly, S->lz, R);
+    }
+    const REAL *const beta = C3_VRZ ? K->b + c : 0;
+    SFX(fw3_psi_x)(K, ux, F->px + c, pxn, beta, 0, X.pl, R);
+    SFX(fw3_psi_x)(K, ux, F->px + c, pxn, beta, X.pr, nx, R);
+    const SFX(c3_io) io = {ux, pxn, K->w + c, uy, uz, py, pz, C3_VRZ ? B.x : 0, S->ly, S->lz, F->up + c, F->zx + c, F->zy + c, F->zz + c,
+                           S->srow, K->by[k], K->ay[k], K->bz[i], K->az[i]};
+    if (C3_VRZ && k + 2 < K->ny) {
+        /* VRZ: prefetch the x-layer spans of psi_x and zeta_x two rows ahead. They are short runs at both ends of
+         * each row, which the hardware prefetchers do not follow, and their loads stalled about a quarter of a
+         * row's time (perf), more than the constant-density rows' shorter loops could hide. */
+        const int64_t cn = c + 2 * nx, line = 64 / (int64_t)sizeof(REAL);
+        for (int64_t j = 0; j < X.a; j += line) {
+            __builtin_prefetch(F->px + cn + j, 1, 3);
+            __builtin_prefetch(F->zx + cn + j, 1, 3);
+        }
+        for (int64_t j = X.b; j < nx; j += line) {
+            __builtin_prefetch(F->px + cn + j, 1, 3);
+            __builtin_prefetch(F->zx + cn + j, 1, 3);
+        }
+        __builtin_prefetch(F->px + cn + nx - 1, 1, 3);
+        __builtin_prefetch(F->zx + cn + nx - 1, 1, 3);
+    }
     SFX(fw3_span_r)(K, &io, 0, X.a, 1, DOY, DOZ, R);
     SFX(fw3_span_r)(K, &io, X.a, X.b, 0, DOY, DOZ, R);
     SFX(fw3_span_r)(K, &io, X.b, nx, 1, DOY, DOZ, R);
@@ -167,15 +197,17 @@ ALWAYS_INLINE void SFX(fw3_row_r)(const SFX(k3) *K_, const SFX(c3_fields) *F, in
     }
 #define DEF(RR)                                                                                            \
     DEF2(RR, 0, 0) DEF2(RR, 0, 1) DEF2(RR, 1, 0) DEF2(RR, 1, 1)                                            \
-    SWEEP_NOINLINE void SFX(fw3_psi_row##RR)(const SFX(k3) *K, const REAL *const *t, REAL *p, REAL a, REAL b) { \
-        SFX(fw3_psi_span)(K, t, p, a, b, RR);                                                                \
+    SWEEP_NOINLINE void SFX(fw3_psi_row##RR)(const SFX(k3) *K, const REAL *const *t, REAL *p, REAL a, REAL b, \
+                                             const REAL *beta) {                                               \
+        SFX(fw3_psi_span)(K, t, p, a, b, beta, RR);                                                          \
     }
 SWEEP_PER_RADIUS(DEF)
 #undef DEF
 #undef DEF2
 
-static void SFX(fw3_psi_row)(const SFX(k3) *K, int r, const REAL *const *t, REAL *p, REAL a, REAL b) {
-#define CALL(RR) SFX(fw3_psi_row##RR)(K, t, p, a, b)
+static void SFX(fw3_psi_row)(const SFX(k3) *K, int r, const REAL *const *t, REAL *p, REAL a, REAL b,
+                             const REAL *beta) {
+#define CALL(RR) SFX(fw3_psi_row##RR)(K, t, p, a, b, beta)
     SWEEP_RADIUS_DISPATCH(r, CALL)
 #undef CALL
 }
@@ -203,7 +235,8 @@ static void SFX(fw3_psi_z_plane)(const SFX(k3) *K, int r, const SFX(c3_fields) *
     const REAL *t_a[9], **t = t_a + 4;
     for (int64_t k = y0; k < y1; k++) {
         SFX(c3_taps_z)(K, F->u, m, k, t, r);
-        SFX(fw3_psi_row)(K, r, t, F->pz + m * K->plane + k * K->nx, K->az[m], K->bz[m]);
+        SFX(fw3_psi_row)(K, r, t, F->pz + m * K->plane + k * K->nx, K->az[m], K->bz[m],
+                         C3_VRZ ? K->b + m * K->plane + k * K->nx : 0);
     }
 }
 
@@ -214,7 +247,8 @@ static void SFX(fw3_psi_y_rows)(const SFX(k3) *K, int r, const SFX(c3_fields) *F
     for (int64_t k = y0; k < y1; k++) {
         if (k >= ya && k < yb) continue;
         SFX(c3_taps_y)(K, F->u, i, k, t, r);
-        SFX(fw3_psi_row)(K, r, t, F->py + i * K->plane + k * K->nx, K->ay[k], K->by[k]);
+        SFX(fw3_psi_row)(K, r, t, F->py + i * K->plane + k * K->nx, K->ay[k], K->by[k],
+                         C3_VRZ ? K->b + i * K->plane + k * K->nx : 0);
     }
 }
 
@@ -287,7 +321,7 @@ static void SFX(fw3_task)(const SFX(fw3_job) *J, const SFX(c3_scratch) *T, int64
     REAL *const up = ((n - J->n0) & 1) ? J->s1 : J->s0;
     const REAL *const u = ((n - J->n0) & 1) ? J->s0 : J->s1;
     const REAL *const wav = (const REAL *)P->wavelet, *const w = K->w;
-    REAL *const kp = SFX(slot)(J->keep, imaged_slot(n, J->n0, P->image_every), P->nshots * pvol);
+    REAL *const kp = SFX(slot)(J->keep, imaged_slot(n, J->n0, P->image_every), C3_SNAPS * P->nshots * pvol);
     REAL *const sp = J->strips ? J->strips + (n - J->n0) * P->nshots * nstrip : 0;
     REAL *const record = J->record;
     const SFX(c3_fields) F = {u + o, up + o, J->px + o, J->py + o, J->pz + o, J->zx + o, J->zy + o, J->zz + o};
@@ -312,11 +346,14 @@ static void SFX(fw3_task)(const SFX(fw3_job) *J, const SFX(c3_scratch) *T, int64
         if (q0 < q1) memcpy(uold, F.up + c, (size_t)NX * sizeof(REAL));
         SFX(fw3_row)(K, r, &F, i, k, doy, doz, J->X, T);
         if (q0 < q1) {
-            /* Sources in a fixed order (several may share a cell): S += f / dh^3, then redo u_next there from
-             * the saved u_prev. */
+            /* Sources in a fixed order (several may share a cell): S += f / dh^3 (VRZ: beta f / dh^3), then redo
+             * u_next there from the saved u_prev. */
             for (int64_t t = q0; t < q1; t++) {
-                const int64_t q = P->src_order[t];
-                srow[P->src_x[q]] += wav[q * nt + n] * K->inv_src;
+                const int64_t q = P->src_order[t], j = P->src_x[q];
+                if (C3_VRZ)
+                    srow[j] += K->b[c + j] * wav[q * nt + n] * K->inv_src;
+                else
+                    srow[j] += wav[q * nt + n] * K->inv_src;
             }
             for (int64_t t = q0; t < q1; t++) {
                 const int64_t j = P->src_x[P->src_order[t]];
@@ -324,6 +361,8 @@ static void SFX(fw3_task)(const SFX(fw3_job) *J, const SFX(c3_scratch) *T, int64
             }
         }
         if (kp && phys) memcpy(kp + sh * pvol + prow * pnx, srow + left, (size_t)pnx * sizeof(REAL));
+        if (C3_VRZ && kp && phys) /* u_n, which this step only reads */
+            memcpy(kp + (P->nshots + sh) * pvol + prow * pnx, F.u + c + left, (size_t)pnx * sizeof(REAL));
         if (record && n + 1 < J->n1)
             for (int64_t t = P->rec_ptr[row]; t < P->rec_ptr[row + 1]; t++) {
                 const int64_t q = P->rec_order[t];
@@ -426,10 +465,10 @@ static int64_t SFX(c3_tile)(const sweep_problem3d *P) {
 
 /* Steps n0 -> n1 in place on `state` (8, nshots, NZ, NY, NX). `record` (nshots, nt, nrec), if not NULL, gets
  * u at the receivers at the start of each step; `keep` (n1 - n0, nshots, nz, ny, nx), if not NULL, each step's
- * snapshot S on the physical grid; `strips` (n1 - n0, nshots, nstrip), if not NULL, u_prev at the start of each
+ * snapshot S on the physical grid (VRZ: (n1 - n0, 2, nshots, nz, ny, nx), (S, u_n)); `strips` (n1 - n0, nshots, nstrip), if not NULL, u_prev at the start of each
  * step on the strip cells. `stats`, if not NULL, gets what the run measured (pool.h). Returns 0, or 1 if out of
  * memory (nothing is then changed). */
-int SFX(sweep_acoustic3d_forward)(const sweep_problem3d *P, REAL *state, int64_t n0, int64_t n1, REAL *record,
+int SWEEP3_NAME(forward)(const sweep_problem3d *P, REAL *state, int64_t n0, int64_t n1, REAL *record,
                                   REAL *keep, REAL *strips, int nthreads, sweep_run_stats *stats) {
     SFX(k3) K;
     SFX(k3_load)(P, &K);

@@ -67,6 +67,9 @@ typedef struct {
     int64_t wave;                    /* steps per thread of a wave of the forward (acoustic3d_impl.h); 0: from the cache */
     int64_t tile_y;                  /* rows per y-tile of the forward's waves; 0: from the cache */
     int64_t image_every;             /* gradient sampling: snapshots of the steps n % image_every == 0 only */
+    /* The variable-density kernels (sweep_acoustic3d_vrz_*, SWEEP_VRZ): the buoyancy (NZ, NY, NX), which w then
+     * multiplies as K = kappa dt^2; NULL (unused) for constant density. */
+    const void *b;
 } sweep_problem3d;
 
 /* ---- helpers of every kernel template -------------------------------------------------------------- */

@@ -1,8 +1,9 @@
 /* One instance of every kernel, 2-D and 3-D, in float32 and float64, with the names ISA(name_f32) /
- * ISA(name_f64); included by acoustic.c once per code path (see "Code paths" there). The 2-D templates are
- * instantiated twice per precision: the constant-density acoustic kernels (SWEEP_VRZ 0, sweep_acoustic_*)
- * and the variable-density ones (SWEEP_VRZ 1, sweep_acoustic_vrz_*; their static helpers end in _vrz_f32 /
- * _vrz_f64). KNAME(x) names an exported 2-D kernel. */
+ * ISA(name_f64); included by acoustic.c once per code path (see "Code paths" there). Every template is
+ * instantiated twice per precision: the constant-density acoustic kernels (SWEEP_VRZ 0: sweep_acoustic_*,
+ * sweep_acoustic3d_*) and the variable-density ones (SWEEP_VRZ 1: sweep_acoustic_vrz_*,
+ * sweep_acoustic3d_vrz_*; their static helpers end in _vrz_f32 / _vrz_f64). KNAME(x) names an exported
+ * 2-D kernel, SWEEP3_NAME(op) a 3-D one. */
 #define REAL float
 #define SFX(name) ISA(name##_f32)
 #define SWEEP_VRZ 0
@@ -23,18 +24,20 @@
 #undef SWEEP_VRZ
 #undef KNAME
 #define SFX(name) ISA(name##_f32)
-/* The 3-D kernels without FMA contraction (see c3_x in acoustic3d_impl.h) and with 256-bit vectors (measured a
- * little faster than 512-bit ones on Zen 4, and the C-PML spans are rounded to fewer cells). */
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
-#pragma GCC target("prefer-vector-width=256")
-#include "acoustic3d_common.h"
-#include "acoustic3d_impl.h"
-#include "acoustic3d_adjoint.h"
-#include "acoustic3d_retreat.h"
-#pragma GCC pop_options
-#undef REAL
+#define SWEEP_VRZ 0
+#define SWEEP3_NAME(op) ISA(sweep_acoustic3d_##op##_f32)
+#include "acoustic3d_instance.h"
+#undef SWEEP3_NAME
 #undef SFX
+#undef SWEEP_VRZ
+#define SFX(name) ISA(name##_vrz_f32)
+#define SWEEP_VRZ 1
+#define SWEEP3_NAME(op) ISA(sweep_acoustic3d_vrz_##op##_f32)
+#include "acoustic3d_instance.h"
+#undef SWEEP3_NAME
+#undef SFX
+#undef SWEEP_VRZ
+#undef REAL
 
 #define REAL double
 #define SFX(name) ISA(name##_f64)
@@ -56,18 +59,20 @@
 #undef SWEEP_VRZ
 #undef KNAME
 #define SFX(name) ISA(name##_f64)
-/* The 3-D kernels without FMA contraction (see c3_x in acoustic3d_impl.h) and with 256-bit vectors (measured a
- * little faster than 512-bit ones on Zen 4, and the C-PML spans are rounded to fewer cells). */
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
-#pragma GCC target("prefer-vector-width=256")
-#include "acoustic3d_common.h"
-#include "acoustic3d_impl.h"
-#include "acoustic3d_adjoint.h"
-#include "acoustic3d_retreat.h"
-#pragma GCC pop_options
-#undef REAL
+#define SWEEP_VRZ 0
+#define SWEEP3_NAME(op) ISA(sweep_acoustic3d_##op##_f64)
+#include "acoustic3d_instance.h"
+#undef SWEEP3_NAME
 #undef SFX
+#undef SWEEP_VRZ
+#define SFX(name) ISA(name##_vrz_f64)
+#define SWEEP_VRZ 1
+#define SWEEP3_NAME(op) ISA(sweep_acoustic3d_vrz_##op##_f64)
+#include "acoustic3d_instance.h"
+#undef SWEEP3_NAME
+#undef SFX
+#undef SWEEP_VRZ
+#undef REAL
 
 /* Peak single-precision FMA throughput of this code path: `nthreads` threads each run `iters` rounds of
  * 12 independent vector FMA chains (enough to cover the FMA latency on two pipes). Returns flop/s. */

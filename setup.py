@@ -20,13 +20,14 @@ native = [] if portable else ["-march=native", "-mprefer-vector-width=512"]
 dispatch = [("SWEEP_DISPATCH", "1")] if portable and platform.machine().lower() in ("x86_64", "amd64") else []
 
 C = "src/sweep/propagator/c/"
-sources = [C + "acoustic.c", C + "pool.c"]
-if dispatch:  # one translation unit per code path, compiled in parallel
-    sources += [C + "acoustic_avx512.c", C + "acoustic_avx2.c", C + "acoustic_baseline.c"]
+# The 2-D and the 3-D kernels are translation units of their own, compiled in parallel.
+sources = [C + "acoustic.c", C + "acoustic3d.c", C + "pool.c"]
+if dispatch:  # two translation units per code path
+    sources += [C + f"acoustic{dim}_{path}.c" for path in ("avx512", "avx2", "baseline") for dim in ("", "3d")]
 
 
 class ParallelBuildExt(build_ext):
-    """Compiles an extension's sources in parallel (the portable build has one per code path)."""
+    """Compiles an extension's sources in parallel (2-D and 3-D kernels; the portable build has two per code path)."""
 
     def build_extension(self, ext):
         compiler = self.compiler
@@ -55,10 +56,11 @@ setup(
             depends=[C + name for name in ("acoustic_common.h", "acoustic_impl.h", "acoustic_adjoint.h",
                                            "acoustic_retreat.h", "acoustic_cell.h", "acoustic3d_common.h",
                                            "acoustic3d_impl.h", "acoustic3d_adjoint.h", "acoustic3d_retreat.h",
-                                           "acoustic3d_instance.h", "acoustic_instance.h",
+                                           "acoustic3d_instance.h", "acoustic_instance.h", "acoustic_instance3d.h",
                                            "pool.h")],
             define_macros=dispatch,
-            extra_compile_args=["-O3", "-funroll-loops", "-pthread", "-std=gnu11", *native],
+            # -g0: no debug information (Python's flags ask for it), a fifth less compile time.
+            extra_compile_args=["-O3", "-funroll-loops", "-pthread", "-std=gnu11", "-g0", *native],
             extra_link_args=["-pthread"],
             optional=True,
         )

@@ -78,8 +78,12 @@ static void SFX(k3_load)(const sweep_problem3d *P, SFX(k3) *K) {
     K->boz = K->boy = K->box = 0;
 }
 
-/* SFX(slot) / SFX(cslot) (snapshot slots) are acoustic_impl.h's: acoustic_instance.h instantiates the 2-D
- * templates under the same SFX names first, constant and variable density alike. */
+/* Slot `slot` (imaged_slot's, -1: none) of a snapshot buffer of `size` values per slot, or NULL (as acoustic_impl.h's,
+ * which lives in the 2-D translation unit). */
+static inline REAL *SFX(slot)(REAL *buf, int64_t slot, int64_t size) { return buf && slot >= 0 ? buf + slot * size : 0; }
+static inline const REAL *SFX(cslot)(const REAL *buf, int64_t slot, int64_t size) {
+    return buf && slot >= 0 ? buf + slot * size : 0;
+}
 
 /* ---- per-cell arithmetic (scalar functions of a cell's values: a CUDA build can share them) ---------- */
 

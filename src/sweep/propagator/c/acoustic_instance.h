@@ -1,9 +1,9 @@
-/* One instance of every kernel, 2-D and 3-D, in float32 and float64, with the names ISA(name_f32) /
- * ISA(name_f64); included by acoustic.c once per code path (see "Code paths" there). Every template is
- * instantiated twice per precision: the constant-density acoustic kernels (SWEEP_VRZ 0: sweep_acoustic_*,
- * sweep_acoustic3d_*) and the variable-density ones (SWEEP_VRZ 1: sweep_acoustic_vrz_*,
- * sweep_acoustic3d_vrz_*; their static helpers end in _vrz_f32 / _vrz_f64). KNAME(x) names an exported
- * 2-D kernel, SWEEP3_NAME(op) a 3-D one. */
+/* One instance of the 2-D kernels in float32 and float64, with the names ISA(name_f32) / ISA(name_f64), and of
+ * the FMA peak probe; included by acoustic.c (native build) or acoustic_<path>.c (one code path of a portable
+ * build: see "Code paths" in acoustic.c). Every template is instantiated twice per precision: constant density
+ * (SWEEP_VRZ 0: sweep_acoustic_*) and variable density (SWEEP_VRZ 1: sweep_acoustic_vrz_*, static helpers
+ * ending in _vrz_f32 / _vrz_f64). KNAME(x) names an exported kernel. The 3-D kernels are another translation
+ * unit (acoustic_instance3d.h), so that a build compiles the two in parallel. */
 #define REAL float
 #define SFX(name) ISA(name##_f32)
 #define SWEEP_VRZ 0
@@ -23,20 +23,6 @@
 #undef SFX
 #undef SWEEP_VRZ
 #undef KNAME
-#define SFX(name) ISA(name##_f32)
-#define SWEEP_VRZ 0
-#define SWEEP3_NAME(op) ISA(sweep_acoustic3d_##op##_f32)
-#include "acoustic3d_instance.h"
-#undef SWEEP3_NAME
-#undef SFX
-#undef SWEEP_VRZ
-#define SFX(name) ISA(name##_vrz_f32)
-#define SWEEP_VRZ 1
-#define SWEEP3_NAME(op) ISA(sweep_acoustic3d_vrz_##op##_f32)
-#include "acoustic3d_instance.h"
-#undef SWEEP3_NAME
-#undef SFX
-#undef SWEEP_VRZ
 #undef REAL
 
 #define REAL double
@@ -58,20 +44,6 @@
 #undef SFX
 #undef SWEEP_VRZ
 #undef KNAME
-#define SFX(name) ISA(name##_f64)
-#define SWEEP_VRZ 0
-#define SWEEP3_NAME(op) ISA(sweep_acoustic3d_##op##_f64)
-#include "acoustic3d_instance.h"
-#undef SWEEP3_NAME
-#undef SFX
-#undef SWEEP_VRZ
-#define SFX(name) ISA(name##_vrz_f64)
-#define SWEEP_VRZ 1
-#define SWEEP3_NAME(op) ISA(sweep_acoustic3d_vrz_##op##_f64)
-#include "acoustic3d_instance.h"
-#undef SWEEP3_NAME
-#undef SFX
-#undef SWEEP_VRZ
 #undef REAL
 
 /* Peak single-precision FMA throughput of this code path: `nthreads` threads each run `iters` rounds of

@@ -22,66 +22,32 @@
  * The forward and the rebuild always run the same instance, so the rebuild repeats the forward's rounding;
  * the paths differ from each other by FMA contraction and vector width only (rounding, not arithmetic). */
 #if defined(SWEEP_DISPATCH) && defined(__x86_64__) && defined(__GNUC__)
-/* The instances live in acoustic_avx512.c, acoustic_avx2.c and acoustic_baseline.c (compiled in parallel). */
+/* The instances live in acoustic{,3d}_avx512.c, acoustic{,3d}_avx2.c and acoustic{,3d}_baseline.c (2-D and 3-D
+ * kernels of each code path, compiled in parallel). */
+/* The six kernels of one family (name prefix `name`, problem struct `PT`) on code path `p`. */
+#define DECLARE_FAMILY(name, PT, p)                                                                        \
+    int name##_forward_f32_##p(const PT *, float *, int64_t, int64_t, float *, float *, float *, int,       \
+                               sweep_run_stats *);                                                         \
+    int name##_forward_f64_##p(const PT *, double *, int64_t, int64_t, double *, double *, double *, int,   \
+                               sweep_run_stats *);                                                         \
+    int name##_adjoint_f32_##p(const PT *, float *, const float *, int64_t, int64_t, const float *, float *, \
+                               float *, int, sweep_run_stats *);                                           \
+    int name##_adjoint_f64_##p(const PT *, double *, const double *, int64_t, int64_t, const double *,      \
+                               double *, double *, int, sweep_run_stats *);                                \
+    int name##_retreat_f32_##p(const PT *, float *, const float *, int64_t, int64_t, float *, int,          \
+                               sweep_run_stats *);                                                         \
+    int name##_retreat_f64_##p(const PT *, double *, const double *, int64_t, int64_t, double *, int,       \
+                               sweep_run_stats *);
+/* Every kernel family, constant and variable density in 2-D and 3-D, and the FMA probe of code path `p`. */
 #define DECLARE(p)                                                                                         \
-    int sweep_acoustic_forward_f32_##p(const sweep_problem *, float *, int64_t, int64_t, float *, float *,  \
-                                       float *, int, sweep_run_stats *);                                   \
-    int sweep_acoustic_forward_f64_##p(const sweep_problem *, double *, int64_t, int64_t, double *, double *, \
-                                       double *, int, sweep_run_stats *);                                  \
-    int sweep_acoustic_adjoint_f32_##p(const sweep_problem *, float *, const float *, int64_t, int64_t,     \
-                                       const float *, float *, float *, int, sweep_run_stats *);           \
-    int sweep_acoustic_adjoint_f64_##p(const sweep_problem *, double *, const double *, int64_t, int64_t,   \
-                                       const double *, double *, double *, int, sweep_run_stats *);        \
-    int sweep_acoustic_retreat_f32_##p(const sweep_problem *, float *, const float *, int64_t, int64_t,     \
-                                       float *, int, sweep_run_stats *);                                   \
-    int sweep_acoustic_retreat_f64_##p(const sweep_problem *, double *, const double *, int64_t, int64_t,   \
-                                       double *, int, sweep_run_stats *);                                  \
-    int sweep_acoustic_vrz_forward_f32_##p(const sweep_problem *, float *, int64_t, int64_t, float *, float *, \
-                                           float *, int, sweep_run_stats *);                               \
-    int sweep_acoustic_vrz_forward_f64_##p(const sweep_problem *, double *, int64_t, int64_t, double *,      \
-                                           double *, double *, int, sweep_run_stats *);                    \
-    int sweep_acoustic_vrz_adjoint_f32_##p(const sweep_problem *, float *, const float *, int64_t, int64_t, \
-                                           const float *, float *, float *, int, sweep_run_stats *);       \
-    int sweep_acoustic_vrz_adjoint_f64_##p(const sweep_problem *, double *, const double *, int64_t, int64_t, \
-                                           const double *, double *, double *, int, sweep_run_stats *);    \
-    int sweep_acoustic_vrz_retreat_f32_##p(const sweep_problem *, float *, const float *, int64_t, int64_t, \
-                                           float *, int, sweep_run_stats *);                               \
-    int sweep_acoustic_vrz_retreat_f64_##p(const sweep_problem *, double *, const double *, int64_t, int64_t, \
-                                           double *, int, sweep_run_stats *);                              \
-    int sweep_acoustic3d_forward_f32_##p(const sweep_problem3d *, float *, int64_t, int64_t, float *, float *, \
-                                         float *, int, sweep_run_stats *);                                 \
-    int sweep_acoustic3d_forward_f64_##p(const sweep_problem3d *, double *, int64_t, int64_t, double *,      \
-                                         double *, double *, int, sweep_run_stats *);                      \
-    int sweep_acoustic3d_adjoint_f32_##p(const sweep_problem3d *, float *, const float *, int64_t, int64_t, \
-                                         const float *, float *, float *, int, sweep_run_stats *);         \
-    int sweep_acoustic3d_adjoint_f64_##p(const sweep_problem3d *, double *, const double *, int64_t, int64_t, \
-                                         const double *, double *, double *, int, sweep_run_stats *);      \
-    int sweep_acoustic3d_retreat_f32_##p(const sweep_problem3d *, float *, const float *, int64_t, int64_t, \
-                                         float *, int, sweep_run_stats *);                                 \
-    int sweep_acoustic3d_retreat_f64_##p(const sweep_problem3d *, double *, const double *, int64_t, int64_t, \
-                                         double *, int, sweep_run_stats *);                                \
+    DECLARE_FAMILY(sweep_acoustic, sweep_problem, p)                                                       \
+    DECLARE_FAMILY(sweep_acoustic_vrz, sweep_problem, p)                                                   \
+    DECLARE_FAMILY(sweep_acoustic3d, sweep_problem3d, p)                                                   \
+    DECLARE_FAMILY(sweep_acoustic3d_vrz, sweep_problem3d, p)                                               \
     double sweep_fma_peak_##p(int, int64_t);
 DECLARE(avx512)
 DECLARE(avx2)
 DECLARE(baseline)
-/* The variable-density 3-D kernels (the 3-D templates with SWEEP_VRZ, acoustic3d_instance.h). */
-#define DECLARE_VRZ3(p)                                                                                    \
-    int sweep_acoustic3d_vrz_forward_f32_##p(const sweep_problem3d *, float *, int64_t, int64_t, float *,   \
-                                             float *, float *, int, sweep_run_stats *);                     \
-    int sweep_acoustic3d_vrz_forward_f64_##p(const sweep_problem3d *, double *, int64_t, int64_t, double *, \
-                                             double *, double *, int, sweep_run_stats *);                   \
-    int sweep_acoustic3d_vrz_adjoint_f32_##p(const sweep_problem3d *, float *, const float *, int64_t,      \
-                                             int64_t, const float *, float *, float *, int, sweep_run_stats *); \
-    int sweep_acoustic3d_vrz_adjoint_f64_##p(const sweep_problem3d *, double *, const double *, int64_t,    \
-                                             int64_t, const double *, double *, double *, int,              \
-                                             sweep_run_stats *);                                            \
-    int sweep_acoustic3d_vrz_retreat_f32_##p(const sweep_problem3d *, float *, const float *, int64_t,      \
-                                             int64_t, float *, int, sweep_run_stats *);                     \
-    int sweep_acoustic3d_vrz_retreat_f64_##p(const sweep_problem3d *, double *, const double *, int64_t,    \
-                                             int64_t, double *, int, sweep_run_stats *);
-DECLARE_VRZ3(avx512)
-DECLARE_VRZ3(avx2)
-DECLARE_VRZ3(baseline)
 
 enum { SWEEP_BASELINE = 0, SWEEP_AVX2 = 1, SWEEP_AVX512 = 2 };
 
@@ -116,52 +82,27 @@ const char *sweep_code_path(void) {
         default: return name##_baseline args;                                                             \
         }                                                                                                 \
     }
-#define FWD_PARAMS(R) (const sweep_problem *P, R *state, int64_t n0, int64_t n1, R *record, R *keep, R *strips, \
-                       int nthreads, sweep_run_stats *stats)
-#define ADJ_PARAMS(R) (const sweep_problem *P, R *adj, const R *kept, int64_t n0, int64_t n1, const R *grad_rec, \
-                       R *grad_w, R *grad_wavelet, int nthreads, sweep_run_stats *stats)
-#define BACK_PARAMS(R) (const sweep_problem *P, R *fields, const R *strips, int64_t n0, int64_t n1, R *keep, \
-                        int nthreads, sweep_run_stats *stats)
-DISPATCH(sweep_acoustic_forward_f32, FWD_PARAMS(float), (P, state, n0, n1, record, keep, strips, nthreads, stats))
-DISPATCH(sweep_acoustic_forward_f64, FWD_PARAMS(double), (P, state, n0, n1, record, keep, strips, nthreads, stats))
-DISPATCH(sweep_acoustic_adjoint_f32, ADJ_PARAMS(float),
-         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
-DISPATCH(sweep_acoustic_adjoint_f64, ADJ_PARAMS(double),
-         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
-DISPATCH(sweep_acoustic_retreat_f32, BACK_PARAMS(float), (P, fields, strips, n0, n1, keep, nthreads, stats))
-DISPATCH(sweep_acoustic_retreat_f64, BACK_PARAMS(double), (P, fields, strips, n0, n1, keep, nthreads, stats))
-DISPATCH(sweep_acoustic_vrz_forward_f32, FWD_PARAMS(float), (P, state, n0, n1, record, keep, strips, nthreads, stats))
-DISPATCH(sweep_acoustic_vrz_forward_f64, FWD_PARAMS(double), (P, state, n0, n1, record, keep, strips, nthreads, stats))
-DISPATCH(sweep_acoustic_vrz_adjoint_f32, ADJ_PARAMS(float),
-         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
-DISPATCH(sweep_acoustic_vrz_adjoint_f64, ADJ_PARAMS(double),
-         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
-DISPATCH(sweep_acoustic_vrz_retreat_f32, BACK_PARAMS(float), (P, fields, strips, n0, n1, keep, nthreads, stats))
-DISPATCH(sweep_acoustic_vrz_retreat_f64, BACK_PARAMS(double), (P, fields, strips, n0, n1, keep, nthreads, stats))
-#define FWD3_PARAMS(R) (const sweep_problem3d *P, R *state, int64_t n0, int64_t n1, R *record, R *keep, R *strips, \
-                        int nthreads, sweep_run_stats *stats)
-#define ADJ3_PARAMS(R) (const sweep_problem3d *P, R *adj, const R *kept, int64_t n0, int64_t n1, const R *grad_rec, \
-                        R *grad_w, R *grad_wavelet, int nthreads, sweep_run_stats *stats)
-#define BACK3_PARAMS(R) (const sweep_problem3d *P, R *fields, const R *strips, int64_t n0, int64_t n1, R *keep, \
-                         int nthreads, sweep_run_stats *stats)
-DISPATCH(sweep_acoustic3d_forward_f32, FWD3_PARAMS(float), (P, state, n0, n1, record, keep, strips, nthreads, stats))
-DISPATCH(sweep_acoustic3d_forward_f64, FWD3_PARAMS(double), (P, state, n0, n1, record, keep, strips, nthreads, stats))
-DISPATCH(sweep_acoustic3d_adjoint_f32, ADJ3_PARAMS(float),
-         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
-DISPATCH(sweep_acoustic3d_adjoint_f64, ADJ3_PARAMS(double),
-         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
-DISPATCH(sweep_acoustic3d_retreat_f32, BACK3_PARAMS(float), (P, fields, strips, n0, n1, keep, nthreads, stats))
-DISPATCH(sweep_acoustic3d_retreat_f64, BACK3_PARAMS(double), (P, fields, strips, n0, n1, keep, nthreads, stats))
-DISPATCH(sweep_acoustic3d_vrz_forward_f32, FWD3_PARAMS(float),
-         (P, state, n0, n1, record, keep, strips, nthreads, stats))
-DISPATCH(sweep_acoustic3d_vrz_forward_f64, FWD3_PARAMS(double),
-         (P, state, n0, n1, record, keep, strips, nthreads, stats))
-DISPATCH(sweep_acoustic3d_vrz_adjoint_f32, ADJ3_PARAMS(float),
-         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
-DISPATCH(sweep_acoustic3d_vrz_adjoint_f64, ADJ3_PARAMS(double),
-         (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats))
-DISPATCH(sweep_acoustic3d_vrz_retreat_f32, BACK3_PARAMS(float), (P, fields, strips, n0, n1, keep, nthreads, stats))
-DISPATCH(sweep_acoustic3d_vrz_retreat_f64, BACK3_PARAMS(double), (P, fields, strips, n0, n1, keep, nthreads, stats))
+#define FWD_PARAMS(PT, R) (const PT *P, R *state, int64_t n0, int64_t n1, R *record, R *keep, R *strips, \
+                           int nthreads, sweep_run_stats *stats)
+#define ADJ_PARAMS(PT, R) (const PT *P, R *adj, const R *kept, int64_t n0, int64_t n1, const R *grad_rec, \
+                           R *grad_w, R *grad_wavelet, int nthreads, sweep_run_stats *stats)
+#define BACK_PARAMS(PT, R) (const PT *P, R *fields, const R *strips, int64_t n0, int64_t n1, R *keep, \
+                            int nthreads, sweep_run_stats *stats)
+#define FWD_ARGS (P, state, n0, n1, record, keep, strips, nthreads, stats)
+#define ADJ_ARGS (P, adj, kept, n0, n1, grad_rec, grad_w, grad_wavelet, nthreads, stats)
+#define BACK_ARGS (P, fields, strips, n0, n1, keep, nthreads, stats)
+/* The six dispatching entry points of one kernel family (see DECLARE_FAMILY). */
+#define DISPATCH_FAMILY(name, PT)                                                                          \
+    DISPATCH(name##_forward_f32, FWD_PARAMS(PT, float), FWD_ARGS)                                          \
+    DISPATCH(name##_forward_f64, FWD_PARAMS(PT, double), FWD_ARGS)                                         \
+    DISPATCH(name##_adjoint_f32, ADJ_PARAMS(PT, float), ADJ_ARGS)                                          \
+    DISPATCH(name##_adjoint_f64, ADJ_PARAMS(PT, double), ADJ_ARGS)                                         \
+    DISPATCH(name##_retreat_f32, BACK_PARAMS(PT, float), BACK_ARGS)                                        \
+    DISPATCH(name##_retreat_f64, BACK_PARAMS(PT, double), BACK_ARGS)
+DISPATCH_FAMILY(sweep_acoustic, sweep_problem)
+DISPATCH_FAMILY(sweep_acoustic_vrz, sweep_problem)
+DISPATCH_FAMILY(sweep_acoustic3d, sweep_problem3d)
+DISPATCH_FAMILY(sweep_acoustic3d_vrz, sweep_problem3d)
 
 double sweep_fma_peak(int nthreads, int64_t iters) {
     switch (sweep_isa()) {

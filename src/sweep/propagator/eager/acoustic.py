@@ -185,10 +185,12 @@ class EagerAcousticStepper(AcousticLayout):
         return self.problem.grid.shape
 
     def _operator(self, u: torch.Tensor) -> torch.Tensor:
-        """The Laplacian of ``u`` (nshots, *shape) as the forward computes it away from the layers."""
-        out = self._d2(u, self.dims[0])
-        for dim in self.dims[1:]:
-            out = out + self._d2(u, dim)
+        """The sum of the axes' second-derivative terms of ``u`` (nshots, *shape) on the physical grid, as the
+        forward computes them away from the layers (the Laplacian here)."""
+        out = None
+        for axis, dim in enumerate(self.dims):
+            term = self._second(u, dim, axis, physical=True)
+            out = term if out is None else out + term
         return out
 
     def _source(self, f_n: torch.Tensor) -> torch.Tensor:
@@ -229,8 +231,9 @@ class EagerAcousticStepper(AcousticLayout):
         """What the C-PML memory psi of axis ``dim`` convolves: du/da."""
         return self._d1(u, dim)
 
-    def _second(self, u: torch.Tensor, dim: int, axis: int) -> torch.Tensor:
-        """The second-derivative term of the ``axis``-th visited axis (tensor dim ``dim``) on the padded grid."""
+    def _second(self, u: torch.Tensor, dim: int, axis: int, physical: bool = False) -> torch.Tensor:
+        """The second-derivative term of the ``axis``-th visited axis (tensor dim ``dim``) of ``u`` on the padded
+        grid, or on the physical grid when ``physical``."""
         return self._d2(u, dim)
 
     def step(self, state: torch.Tensor, w: torch.Tensor,

@@ -42,7 +42,6 @@ class EagerAcousticVRZStepper(AcousticVRZLayout, EagerAcousticStepper):
 
     def __init__(self, problem, models, use_compile: bool = False, image_interval: int = 1) -> None:
         super().__init__(problem, models, use_compile=use_compile, image_interval=image_interval)
-        self.buoyancy = self.b_padded
         self._pairs = self._pair_coefficients(self.b_padded)  # the forward's, on the padded grid
         self._pairs_physical = self._pair_coefficients(self.physical(self.b_padded))  # the rebuild's
         self._buoyancy_src = self.b_padded[self._src_at[1:]]  # (nshots, nsrc)
@@ -78,14 +77,6 @@ class EagerAcousticVRZStepper(AcousticVRZLayout, EagerAcousticStepper):
         """Of the model gradient's accumulator: (d/dK, d/dbeta) on the physical grid."""
         return (2, *self.problem.grid.shape)
 
-    def _operator(self, u: torch.Tensor) -> torch.Tensor:
-        """``div(beta grad u)`` of ``u`` (nshots, *shape) as the forward computes it away from the layers."""
-        out = None
-        for dim, pairs in zip(self.dims, self._pairs_physical):
-            term = self._div_b(u, dim, pairs)
-            out = term if out is None else out + term
-        return out
-
     def _source(self, f_n: torch.Tensor) -> torch.Tensor:
         """What the sources add to S at step n: beta f / dh^ndim."""
         return self._buoyancy_src * f_n * self.inv_source
@@ -113,8 +104,8 @@ class EagerAcousticVRZStepper(AcousticVRZLayout, EagerAcousticStepper):
     # -- one time step (EagerAcousticStepper.step with these terms) -----------------------------------
     def _flux(self, u: torch.Tensor, dim: int) -> torch.Tensor:
         """What psi of axis ``dim`` convolves: beta du/da."""
-        return self.buoyancy * self._d1(u, dim)
+        return self.b_padded * self._d1(u, dim)
 
-    def _second(self, u: torch.Tensor, dim: int, axis: int) -> torch.Tensor:
-        """d/da (beta du/da) of the ``axis``-th visited axis on the padded grid."""
-        return self._div_b(u, dim, self._pairs[axis])
+    def _second(self, u: torch.Tensor, dim: int, axis: int, physical: bool = False) -> torch.Tensor:
+        """d/da (beta du/da) of the ``axis``-th visited axis on the padded grid (or the physical one)."""
+        return self._div_b(u, dim, (self._pairs_physical if physical else self._pairs)[axis])

@@ -271,6 +271,13 @@ def build_problem(args: argparse.Namespace, **propagator_options) -> Problem:
                             **common)
 
 
+def _record(history: list[float], index: int, value: float) -> None:
+    """Set ``history[index]`` to ``value``, NaN-filling entries not recorded (those a resumed run made)."""
+    del history[index:]
+    history.extend([float("nan")] * (index - len(history)))
+    history.append(value)
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Parse ``argv``, invert, write the outputs (rank 0); returns a summary dict."""
     return invert(parser().parse_args(argv))
@@ -310,7 +317,7 @@ def invert(args: argparse.Namespace) -> dict:
         inversion = Inversion(prop, problem.survey, starts, parameters=parameters, misfit=args.misfit, batches=batches,
                               encoding=args.encoding, constraints=constraints, bands=args.bands, lr=lrs,
                               seed=args.seed, group=group, state_path=state)
-        constraints = constraints[0]
+        constraints = inversion.constraints  # the velocity's, which the summary line names
         if group.is_main:
             args.out.mkdir(parents=True, exist_ok=True)
             first = inversion.calls(0, 0)[0]
@@ -330,26 +337,21 @@ def invert(args: argparse.Namespace) -> dict:
         def track(iteration: int, model, loss: float) -> None:
             if group.is_main:
                 vp = model[0] if isinstance(model, list) else model
-                for found, value in ((errors, model_error(vp, problem.true)),
-                                     (density_errors, model_error(model[1] / vp, problem.true_density)
-                                      if density_errors else None)):
-                    if value is not None:
-                        found.extend([float("nan")] * (iteration + 1 - len(found)))
-                        found.append(value)
+                _record(errors, iteration + 1, model_error(vp, problem.true))
+                if density_errors:
+                    _record(density_errors, iteration + 1, model_error(model[1] / vp, problem.true_density))
 
         began = time.perf_counter()
         result = inversion.run(progress=not args.no_progress, callback=track)
         seconds = time.perf_counter() - began
-        errors.extend([float("nan")] * (len(result.losses) + 1 - len(errors)))
-        errors[-1] = model_error(result.model, problem.true)
+        _record(errors, len(result.losses), model_error(result.model, problem.true))
         summary = {"model": args.model, "iterations": len(result.losses), "resumed_from": result.resumed_from,
                    "seconds": seconds, "losses": result.losses, "start_error": errors[0], "final_error": errors[-1],
                    "errors": errors, "figure": str(args.out / "fwi.png"), "state": str(state)}
         inverted_density = None
         if density_errors:
             inverted_density = result.parameters[1] / result.model
-            density_errors.extend([float("nan")] * (len(result.losses) + 1 - len(density_errors)))
-            density_errors[-1] = model_error(inverted_density, problem.true_density)
+            _record(density_errors, len(result.losses), model_error(inverted_density, problem.true_density))
             summary.update(density_start_error=density_errors[0], density_final_error=density_errors[-1],
                            density_errors=density_errors)
         if group.is_main:

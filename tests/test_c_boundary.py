@@ -42,12 +42,14 @@ def c_stepper(*args, **kw) -> CAcousticStepper:
     return CAcousticStepper(*make_problem(*args, **kw))
 
 
-def forward(st, blocks=((0, NT),)):
-    """(final state, kept snapshots, strips, max |u| at the block ends) of a forward run in blocks."""
-    dtype = st.problem.dtype
+def forward(st, blocks=None):
+    """(final state, kept snapshots, strips, max |u| at the block ends) of a forward run of all ``st``'s steps in
+    ``blocks`` (default one)."""
+    dtype, nt = st.problem.dtype, st.nt
+    blocks = blocks or ((0, nt),)
     state = st.initial()
-    keep = torch.empty((NT, *st.snapshot_shape), dtype=dtype)
-    strips = torch.empty((NT, *st.strip_shape), dtype=dtype)
+    keep = torch.empty((nt, *st.snapshot_shape), dtype=dtype)
+    strips = torch.empty((nt, *st.strip_shape), dtype=dtype)
     peak = 0.0
     for n0, n1 in blocks:
         st.advance(state, n0, n1, keep=keep[n0:n1], strips=strips[n0:n1])

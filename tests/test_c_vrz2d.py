@@ -26,6 +26,7 @@ from sweep.propagator.registry import stepper_class
 from sweep.propagator.setup import build_problem
 from sweep.propagator.torch import PropTorch
 from sweep.signal import ricker
+from test_conformance import acoustic_subspace, checked_adjoint_block
 
 pytestmark = [pytest.mark.skipif(not library_available(), reason=f"impl='c' not built: {load_error()}"),
               pytest.mark.filterwarnings("ignore:only .* grid points per shortest wavelength")]
@@ -94,43 +95,13 @@ def make_stepper(dtype=torch.float64, free_surface=False, ms=None, wav=None, spa
     return stepper_class("acoustic_vrz", 2, "c")(problem, ms)
 
 
-def subspace(st) -> torch.Tensor:
-    """0/1 of a state's shape: psi/zeta of an axis zero outside that axis's absorbing layers."""
-    p = st.problem
-    shape = p.grid.padded_shape
-    inside = [(~((p.pml[f"a{a}"] == 0) & (p.pml[f"b{a}"] == 1))).double() for a in ("x", "z")]
-    lx, lz = inside[0].view(1, -1).expand(shape), inside[1].view(-1, 1).expand(shape)
-    ones = torch.ones(shape, dtype=torch.float64)
-    return torch.stack([ones, ones, lx, lz, lx, lz]).unsqueeze(1).expand(st.state_shape)
-
-
 @pytest.mark.parametrize("space_order", [2, 8])
 @pytest.mark.parametrize("free_surface", [False, True])
 def test_adjoint_dot_product(free_surface, space_order):
     st = make_stepper(free_surface=free_surface, space_order=space_order)
     p = st.problem
     gen = torch.Generator().manual_seed(11)
-    n0, n1 = 5, 11
-    mask = subspace(st)
-    x = torch.randn(st.state_shape, dtype=torch.float64, generator=gen) * mask
-    y = torch.randn(st.state_shape, dtype=torch.float64, generator=gen) * mask
-    g = torch.randn((p.nshots, p.nt, p.nrec), dtype=torch.float64, generator=gen)
-
-    def forward(stepper, keep=None):
-        state, record = x.clone(), torch.zeros_like(g)
-        stepper.advance(state, n0, n1, record=record, keep=keep)
-        return float((state * y).sum() + (record[:, n0:n1] * g[:, n0:n1]).sum())
-
-    kept = torch.empty((n1 - n0, *st.snapshot_shape), dtype=torch.float64)
-    lhs = forward(st, kept)
-    st.begin_adjoint(need_wavelet=True, need_model=True)
-    adj = y.clone()
-    st.adjoint(adj, kept, n0, n1, g)
-    grad_wavelet, grads = st.end_adjoint()
-    rhs = float((x * adj).sum() + (p.wavelet * grad_wavelet).sum())
-    assert abs(lhs) > 0
-    assert abs(lhs - rhs) <= 1e-12 * abs(lhs), (lhs, rhs)
-    assert grad_wavelet[:, :, :n0].abs().max() == 0 and grad_wavelet[:, :, n1:].abs().max() == 0
+    forward, grads = checked_adjoint_block(st, acoustic_subspace(st), gen)
 
     # The model gradient: central differences in vp and z; the perturbations are zero within r cells of every
     # face, whose pairs with cells past the physical grid (the fixed padding, or beyond a free surface) the

@@ -17,6 +17,8 @@ from sweep.propagator.registry import stepper_class
 from sweep.propagator.setup import build_problem
 from sweep.propagator.torch import PropTorch
 from sweep.signal import ricker
+from test_c_boundary import forward
+from test_conformance import acoustic_subspace, checked_adjoint_block
 
 SHAPE, DH, DT, NT, ABCN, PML_FREQ = (10, 11, 12), 10.0, 0.001, 40, 3, 30.0
 pytestmark = [
@@ -119,19 +121,6 @@ def test_snapshots_and_strips_match_eager(dtype, tol):
         assert rel(a, b) < tol
 
 
-def layer_mask(st) -> torch.Tensor:
-    """(8, 1, *padded) 0/1: the subspace the kernels act on (auxiliaries only inside their axis's layers)."""
-    pml, shape = st.problem.pml, st.problem.grid.padded_shape
-    masks = {}
-    for axis, dim in (("z", 0), ("y", 1), ("x", 2)):
-        inside = (~((pml[f"a{axis}"] == 0) & (pml[f"b{axis}"] == 1))).double()
-        view = [1, 1, 1]
-        view[dim] = -1
-        masks[axis] = inside.view(view).expand(shape)
-    ones = torch.ones(shape, dtype=torch.float64)
-    return torch.stack([ones, ones, masks["x"], masks["y"], masks["z"], masks["x"], masks["y"], masks["z"]]).unsqueeze(1)
-
-
 @pytest.mark.parametrize("free_surface", [False, True])
 @pytest.mark.parametrize("space_order", [2, 8])
 def test_adjoint_dot_product(space_order, free_surface):
@@ -141,26 +130,7 @@ def test_adjoint_dot_product(space_order, free_surface):
     st = stepper(torch.float64, space_order, free_surface)
     p = st.problem
     gen = torch.Generator().manual_seed(3)
-    mask = layer_mask(st)
-    x = torch.randn(st.state_shape, dtype=torch.float64, generator=gen) * mask
-    y = torch.randn(st.state_shape, dtype=torch.float64, generator=gen) * mask
-    g = torch.randn((2, NT, RECEIVERS.shape[1]), dtype=torch.float64, generator=gen)
-    n0, n1 = 5, 11
-
-    def forward(s, keep=None) -> float:
-        state, record = x.clone(), torch.zeros_like(g)
-        s.advance(state, n0, n1, record=record, keep=keep)
-        return float((state * y).sum() + (record[:, n0:n1] * g[:, n0:n1]).sum())
-
-    kept = torch.empty((n1 - n0, *st.snapshot_shape), dtype=torch.float64)
-    lhs = forward(st, kept)
-    st.begin_adjoint(need_wavelet=True, need_model=True)
-    adj = y.clone()
-    st.adjoint(adj, kept, n0, n1, g)
-    grad_wavelet, (grad_vp, grad_z) = st.end_adjoint()
-    rhs = float((x * adj).sum() + (p.wavelet * grad_wavelet).sum())
-    assert abs(lhs) > 0 and abs(lhs - rhs) <= 1e-12 * abs(lhs), (lhs, rhs)
-    assert grad_wavelet[:, :, :n0].abs().max() == 0 and grad_wavelet[:, :, n1:].abs().max() == 0
+    forward, (grad_vp, grad_z) = checked_adjoint_block(st, acoustic_subspace(st), gen)
 
     vp, z = models(torch.float64)
     # Away from the faces by the stencil's reach: the pairs reaching past the physical grid are held fixed (the
@@ -180,19 +150,6 @@ def test_adjoint_dot_product(space_order, free_surface):
         fd = (8 * (values[0] - values[1]) - (values[2] - values[3])) / (12 * scale)
         got = float((d * grad).sum())
         assert abs(fd) > 0 and abs(got - fd) <= 1e-7 * abs(fd), (which, got, fd)
-
-
-def forward(st, blocks=((0, NT),)):
-    """(final state, kept snapshots, strips, peak |u|) of a forward run in blocks."""
-    dtype = st.problem.dtype
-    state = st.initial()
-    keep = torch.empty((NT, *st.snapshot_shape), dtype=dtype)
-    strips = torch.empty((NT, *st.strip_shape), dtype=dtype)
-    peak = 0.0
-    for n0, n1 in blocks:
-        st.advance(state, n0, n1, keep=keep[n0:n1], strips=strips[n0:n1])
-        peak = max(peak, float(state[1].abs().max()))
-    return state, keep, strips, peak
 
 
 @pytest.mark.parametrize("free_surface", [False, True])

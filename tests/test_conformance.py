@@ -188,26 +188,18 @@ def physical_perturbation(key, gen: torch.Generator) -> torch.Tensor:
     return dv
 
 
-@pytest.mark.parametrize("free_surface", [False, True])
-@pytest.mark.parametrize("key", KEYS)
-def test_adjoint_dot_product(key, free_surface):
-    """A block of steps n0 -> n1 from a random state: <F(x, f), (y, g)> = <x, F^T(y, g)> + <f, grad_f>
-    (F is linear in the state and the wavelet together), and <dv, grad_v> from the kept snapshots equals
-    the central difference of <F_{v + h dv}(x, f), (y, g)> (a polynomial in h of degree 2 (n1 - n0)).
-    With h = 0.05 m/s on ~2000 m/s both the truncation error (h^2) and the rounding (float64 eps times
-    |<F, (y, g)>| / h, the objective being ~1e5 times its derivative here) are near 1e-9 relative
-    (measured in 3-D: 6.7e-9 at h = 0.1, 1.8e-9 at 0.01, 2.7e-7 at 1e-4); tolerance 1e-7."""
-    st = make_stepper(key, free_surface=free_surface)
+def checked_adjoint_block(st, mask: torch.Tensor, gen: torch.Generator, n0: int = 5, n1: int = 11):
+    """The dot-product test of the block of steps n0 -> n1 of the float64 stepper ``st``, from random states x, y
+    in ``mask`` (drawn from ``gen`` in that order, then the data adjoint g): <F(x, f), (y, g)> = <x, F^T(y, g)> +
+    <f, grad_f> to 1e-12, and wavelet samples outside the block get no gradient. Returns ``(forward,
+    grad_models)``: ``forward(stepper)`` is <F(x, f), (y, g)> through another stepper of the same problem (for
+    finite differences of the model gradients ``grad_models``, which ``st`` accumulated from its snapshots)."""
     p = st.problem
-    gen = torch.Generator().manual_seed(11)
-    n0, n1 = 5, 11
-    mask = subspace(key, st)
     x = torch.randn(st.state_shape, dtype=torch.float64, generator=gen) * mask
     y = torch.randn(st.state_shape, dtype=torch.float64, generator=gen) * mask
     g = torch.randn((p.nshots, p.nt, p.nrec), dtype=torch.float64, generator=gen)
-    dv = physical_perturbation(key, gen)
 
-    def forward(stepper, keep=None):
+    def forward(stepper, keep=None) -> float:
         state, record = x.clone(), torch.zeros_like(g)
         stepper.advance(state, n0, n1, record=record, keep=keep)
         return float((state * y).sum() + (record[:, n0:n1] * g[:, n0:n1]).sum())
@@ -223,6 +215,23 @@ def test_adjoint_dot_product(key, free_surface):
     assert abs(lhs - rhs) <= 1e-12 * abs(lhs), (lhs, rhs)
     # Wavelet samples outside the block do not enter it.
     assert grad_wavelet[:, :, :n0].abs().max() == 0 and grad_wavelet[:, :, n1:].abs().max() == 0
+    return forward, grad_models
+
+
+@pytest.mark.parametrize("free_surface", [False, True])
+@pytest.mark.parametrize("key", KEYS)
+def test_adjoint_dot_product(key, free_surface):
+    """A block of steps n0 -> n1 from a random state: <F(x, f), (y, g)> = <x, F^T(y, g)> + <f, grad_f>
+    (F is linear in the state and the wavelet together), and <dv, grad_v> from the kept snapshots equals
+    the central difference of <F_{v + h dv}(x, f), (y, g)> (a polynomial in h of degree 2 (n1 - n0)).
+    With h = 0.05 m/s on ~2000 m/s both the truncation error (h^2) and the rounding (float64 eps times
+    |<F, (y, g)>| / h, the objective being ~1e5 times its derivative here) are near 1e-9 relative
+    (measured in 3-D: 6.7e-9 at h = 0.1, 1.8e-9 at 0.01, 2.7e-7 at 1e-4); tolerance 1e-7."""
+    st = make_stepper(key, free_surface=free_surface)
+    p = st.problem
+    gen = torch.Generator().manual_seed(11)
+    forward, grad_models = checked_adjoint_block(st, subspace(key, st), gen)
+    dv = physical_perturbation(key, gen)
 
     # Each model in turn, by a step of the same relative size (0.05 m/s on vp).
     base = models(key)
